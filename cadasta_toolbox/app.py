@@ -1,0 +1,62 @@
+"""Set-up a Cadasta worker (or producer) runs before it handles tasks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_init
+
+__all__ = ["setup_app"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHORD_UNLOCK_MAX_RETRIES = 43200
+
+
+def setup_app(app: Any, throw: bool = True) -> bool:
+    """Declare the exchange and queues, and bound ``celery.chord_unlock`` retries.
+
+    Returns whether set-up succeeded and records it as ``app.cadasta_setup_ok``.
+    With ``throw=False`` a failure is logged and set-up goes on with the rest.
+    """
+    ok = True
+    try:
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            for queue in app.amqp.queues.values():
+                queue(channel).declare()
+    except Exception:
+        ok = False
+        if throw:
+            app.cadasta_setup_ok = False
+            raise
+        logger.exception("Cadasta set-up: declaring the exchange and queues failed")
+
+    try:
+        limit = app.conf.get("CHORD_UNLOCK_MAX_RETRIES")
+        unlock = app.tasks["celery.chord_unlock"]
+        if unlock.max_retries is None:
+            unlock.max_retries = int(
+                DEFAULT_CHORD_UNLOCK_MAX_RETRIES if limit is None else limit)
+    except Exception:
+        ok = False
+        if throw:
+            app.cadasta_setup_ok = False
+            raise
+        logger.exception("Cadasta set-up: limiting celery.chord_unlock retries failed")
+
+    app.cadasta_setup_ok = ok
+    return ok
+
+
+@worker_init.connect(weak=False)
+def _setup_on_worker_init(sender: Any = None, **kwargs: Any) -> None:
+    """Run ``setup_app`` in every worker whose app was configured by ``Config``."""
+    from cadasta_toolbox.config import TaskRouter
+
+    app = getattr(sender, "app", None)
+    routes = app.conf.get("task_routes") if app is not None else None
+    if isinstance(routes, (list, tuple)) and any(
+            isinstance(route, TaskRouter) for route in routes):
+        setup_app(app, throw=False)

@@ -1,0 +1,230 @@
+"""The Celery configuration a Cadasta worker (or producer) needs.
+
+``Config`` supplies the difference between Celery's defaults and what the
+platform's asynchronous architecture needs: an SQS broker, a topic exchange that
+copies every task message to the ``platform.fifo`` monitor queue, routing by
+task-name prefix, and results in the platform's PostgreSQL result table::
+
+    app = Celery('worker')
+    app.config_from_object(Config(QUEUES=('export',)))
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from cadasta_toolbox import app as _app  # noqa: F401  (runs setup_app on worker start)
+from cadasta_toolbox.secrets import mask_secrets
+
+__all__ = ["DEFAULT_QUEUES", "Config", "TaskRouter", "routing_key_for"]
+
+DEFAULT_QUEUES = ("msg", "export")
+
+#: Internal variables: UPPERCASE, each from a keyword, else the environment
+#: variable of the same name, else this default.
+INTERNAL_DEFAULTS: dict[str, Any] = {
+    "QUEUES": DEFAULT_QUEUES,
+    "PLATFORM_QUEUE_NAME": "platform.fifo",
+    "QUEUE_PREFIX": "dev",
+    "RESULT_DB_USER": "cadasta",
+    "RESULT_DB_PASS": "cadasta",
+    "RESULT_DB_HOST": "localhost",
+    "RESULT_DB_PORT": "5432",
+    "RESULT_DB_NAME": "cadasta",
+    # Six hours at Celery's one-second retry delay (celery/celery#2725).
+    "CHORD_UNLOCK_MAX_RETRIES": 43200,
+}
+
+RESULT_BACKEND_TEMPLATE = (
+    "db+postgresql://{0.RESULT_DB_USER}:{0.RESULT_DB_PASS}"
+    "@{0.RESULT_DB_HOST}:{0.RESULT_DB_PORT}/{0.RESULT_DB_NAME}"
+)
+
+#: Long polling keeps an idle worker cheap; the visibility timeout outlasts
+#: an export task.
+POLLING_OPTIONS = {
+    "polling_interval": 1,
+    "wait_time_seconds": 10,
+    "visibility_timeout": 3600,
+}
+
+ENV_PREFIX = "CELERY_"
+
+
+def routing_key_for(task_name: str) -> str:
+    """The routing key of a task: its name up to the first dot."""
+    return task_name.split(".", 1)[0]
+
+
+class TaskRouter:
+    """Route each task to the queue named by its prefix, on the topic exchange.
+
+    SQS has no exchanges: kombu emulates them in memory, per connection, so a
+    producer whose connection never declared the bindings delivers to nothing,
+    silently. Every route therefore carries ``declare``: kombu declares (once
+    per connection) the work queue and the platform queue with their bindings
+    on whichever connection publishes. The route names the ``queue`` too:
+    Celery's database backend reads it to dispatch ``celery.chord_unlock``.
+    """
+
+    def __init__(self, exchange: Exchange, platform_queue: Queue) -> None:
+        self.exchange = exchange
+        self.platform_queue = platform_queue
+
+    def queue_for(self, task_name: str) -> Queue:
+        key = routing_key_for(task_name)
+        return Queue(key, self.exchange, routing_key=key)
+
+    def __call__(self, name: str, args: Any = None, kwargs: Any = None,
+                 options: Any = None, task: Any = None, **kw: Any) -> dict:
+        queue = self.queue_for(name)
+        return {
+            "queue": queue,
+            "exchange": self.exchange.name,
+            "routing_key": queue.routing_key,
+            "declare": [queue, self.platform_queue],
+        }
+
+    def __repr__(self) -> str:
+        return f"<TaskRouter exchange={self.exchange.name!r}>"
+
+
+def _celery_option_types() -> dict[str, str]:
+    from celery.app.defaults import NAMESPACES, flatten
+
+    return {key: option.type for key, option in flatten(NAMESPACES)}
+
+
+def _from_environment(variable: str, raw: str, as_literal: bool,
+                      strict: bool = True) -> Any:
+    if not as_literal:
+        return raw
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError) as exc:
+        if not strict:
+            return raw
+        raise ValueError(
+            f"environment variable {variable}={raw!r} is not a Python literal"
+            f" ({exc.__class__.__name__}); write it as one, e.g. "
+            f"{variable}=\"('msg', 'export')\" or {variable}=10"
+        ) from None
+
+
+class Config(Mapping):
+    """Celery settings for a Cadasta worker; pass it to ``config_from_object``.
+
+    Lowercase keywords are Celery settings; UPPERCASE keywords are the internal
+    variables in ``INTERNAL_DEFAULTS``. Precedence: keyword, then environment
+    (``NAME`` for internal variables, ``CELERY_<SETTING>`` for settings), then
+    the default.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        environ = os.environ
+        unknown = [k for k in settings if k.isupper() and k not in INTERNAL_DEFAULTS]
+        if unknown:
+            raise TypeError(
+                f"unknown internal variable(s) {', '.join(sorted(unknown))}; "
+                f"expected one of {', '.join(INTERNAL_DEFAULTS)} or a lowercase "
+                "Celery setting"
+            )
+        internal: dict[str, Any] = {}
+        for name, default in INTERNAL_DEFAULTS.items():
+            if name in settings:
+                internal[name] = settings.pop(name)
+            elif name in environ:
+                internal[name] = _from_environment(
+                    name, environ[name], not isinstance(default, str))
+            else:
+                internal[name] = default
+        internal["QUEUES"] = tuple(internal["QUEUES"])
+        for name, value in internal.items():
+            object.__setattr__(self, name, value)
+
+        defaults = self._defaults()
+        types = _celery_option_types()
+        values = dict(defaults)
+        for variable, raw in environ.items():
+            if not variable.startswith(ENV_PREFIX):
+                continue
+            setting = variable[len(ENV_PREFIX):].lower()
+            if setting in defaults:
+                as_literal, strict = not isinstance(defaults[setting], str), True
+            elif setting in types:
+                as_literal = types[setting] != "string"
+                strict = types[setting] != "any"
+            else:
+                continue
+            values[setting] = _from_environment(variable, raw, as_literal, strict)
+        values.update(settings)
+
+        backend = values.get("result_backend")
+        if isinstance(backend, str):
+            values["result_backend"] = self._render(backend)
+        object.__setattr__(self, "_settings", values)
+
+    def _defaults(self) -> dict[str, Any]:
+        exchange = Exchange("task_exchange", type="topic")
+        platform_queue = Queue(self.PLATFORM_QUEUE_NAME, exchange, routing_key="#")
+        work_queues = [Queue(name, exchange, routing_key=name)
+                       for name in self.QUEUES if name != "celery"]
+        return {
+            "broker_transport": "sqs",
+            "broker_transport_options": {
+                "region": "us-west-2",
+                "queue_name_prefix": f"{self.QUEUE_PREFIX}-",
+                **POLLING_OPTIONS,
+            },
+            "result_backend": RESULT_BACKEND_TEMPLATE,
+            "task_default_exchange": exchange.name,
+            "task_default_exchange_type": exchange.type,
+            "task_queues": [Queue("celery", exchange, routing_key="celery"),
+                            platform_queue, *work_queues],
+            "task_routes": (TaskRouter(exchange, platform_queue),),
+            "task_track_started": True,
+        }
+
+    def _render(self, template: str) -> str:
+        try:
+            return template.format(self)
+        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"result_backend template {template!r} cannot be rendered: "
+                f"{exc.__class__.__name__}: {exc}; placeholders take the form "
+                "{0.RESULT_DB_USER}"
+            ) from None
+
+    # Mapping protocol, so Celery reads exactly these keys.
+    def __getitem__(self, key: str) -> Any:
+        if key in self._settings:
+            return self._settings[key]
+        if key in INTERNAL_DEFAULTS:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._settings
+        yield from INTERNAL_DEFAULTS
+
+    def __len__(self) -> int:
+        return len(self._settings) + len(INTERNAL_DEFAULTS)
+
+    def __getattr__(self, name: str) -> Any:
+        settings = self.__dict__.get("_settings", {})
+        if name in settings:
+            return settings[name]
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Config is read-only; pass settings as keywords")
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{key}={mask_secrets(key, value)!r}"
+                         for key, value in sorted(self._settings.items()))
+        return f"Config({body})"

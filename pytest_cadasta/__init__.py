@@ -1,0 +1,1 @@
+"""pytest-cadasta: conformance checks for Cadasta platform Celery workers."""
