@@ -1,1 +1,110 @@
-"""pytest hooks and fixtures of pytest-cadasta."""
+"""pytest-cadasta's hooks and fixtures. The work lives in the modules named for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_cadasta.settings import Settings, add_options, read_settings
+
+settings_key = pytest.StashKey[Settings]()
+app_key = pytest.StashKey[Any]()
+
+NOISE = (
+    "ignore:IOCTLFUNCTION is deprecated:DeprecationWarning",
+    "ignore:socket_all is deprecated:DeprecationWarning",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cadasta: a Cadasta conformance check (pytest-cadasta)")
+    for noise in NOISE:  # raised inside kombu's HTTP client, not the user's code
+        config.addinivalue_line("filterwarnings", noise)
+    settings = read_settings(config)
+    config.stash[settings_key] = settings
+    if settings.app is not None:
+        from pytest_cadasta.loader import load_app
+
+        config.stash[app_key] = load_app(settings.app, config.rootpath)
+        if settings.result_db is None:
+            from pytest_cadasta.postgres import find_pg_ctl
+
+            find_pg_ctl(settings.pg_ctl)  # a missing PostgreSQL is a usage error now
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    settings = config.stash.get(settings_key, None)
+    app = config.stash.get(app_key, None)
+    if settings is None or app is None:
+        return None
+    from pytest_cadasta.report import header_lines
+
+    return header_lines(settings, app)
+
+
+@pytest.fixture(scope="session")
+def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Any]:
+    from pytest_cadasta.harness import Harness
+
+    harness = Harness(pytestconfig.stash[settings_key],
+                      pytestconfig.stash.get(app_key, None))
+    try:
+        yield harness
+    finally:
+        harness.close()
+
+
+def _use(harness: Any, part: str) -> Any:
+    __tracebackhide__ = True
+    from pytest_cadasta.errors import InfrastructureError
+
+    try:
+        return getattr(harness, part)()
+    except (InfrastructureError, LookupError, pytest.UsageError) as exc:
+        pytest.fail(f"pytest-cadasta could not provide {part}: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def cadasta_sqs(_cadasta_harness: Any) -> Any:
+    """The moto SQS server every client is pinned to; emptied before each test."""
+    sqs = _use(_cadasta_harness, "sqs")
+    sqs.purge()
+    return sqs
+
+
+@pytest.fixture(scope="session")
+def cadasta_result_db(_cadasta_harness: Any) -> Any:
+    """The throwaway PostgreSQL database holding the result schema."""
+    return _use(_cadasta_harness, "result_db")
+
+
+@pytest.fixture(scope="session")
+def _cadasta_wired_app(_cadasta_harness: Any) -> Any:
+    return _use(_cadasta_harness, "app")
+
+
+@pytest.fixture
+def cadasta_app(_cadasta_wired_app: Any, cadasta_sqs: Any) -> Any:
+    """The user's app, wired to the mocked SQS and the result database."""
+    return _cadasta_wired_app
+
+
+@pytest.fixture(scope="session")
+def _cadasta_session_worker(_cadasta_harness: Any, pytestconfig: pytest.Config) -> Any:
+    if pytestconfig.stash[settings_key].producer_only:
+        pytest.skip("--cadasta-producer-only: the app runs no worker")
+    return _use(_cadasta_harness, "worker")
+
+
+@pytest.fixture
+def cadasta_worker(_cadasta_session_worker: Any, cadasta_app: Any) -> Any:
+    """An in-process worker consuming the app's work queues (not the monitor)."""
+    return _cadasta_session_worker

@@ -1,0 +1,189 @@
+"""Where PostgreSQL comes from: an ephemeral server, or the user's own.
+
+The ephemeral server is pytest-postgresql's executor around ``pg_ctl``.
+PostgreSQL refuses to run as root, and CI and containers often are root: then
+the server runs as an unprivileged system user, through a small wrapper.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SUPERUSER = "postgres"
+UNPRIVILEGED_USERS = ("postgres", "nobody")
+PG_CTL_GLOBS = ("/usr/lib/postgresql/*/bin/pg_ctl", "/usr/local/pgsql/bin/pg_ctl",
+                "/usr/pgsql-*/bin/pg_ctl", "/opt/homebrew/bin/pg_ctl")
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where to reach a PostgreSQL server as a role that may create databases."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    maintenance_db: str
+
+
+def find_pg_ctl(configured: str | None) -> str:
+    """The pg_ctl to use: the setting, else PATH, else the usual install places."""
+    if configured is not None:
+        if os.access(configured, os.X_OK) and os.path.isfile(configured):
+            return configured
+        raise pytest.UsageError(
+            f"--cadasta-pg-ctl={configured!r}: not an executable file")
+    found = shutil.which("pg_ctl")
+    if found:
+        return found
+    candidates = []
+    for pattern in PG_CTL_GLOBS:
+        candidates += glob.glob(pattern)
+    if candidates:
+        return max(candidates, key=_version_key)
+    raise pytest.UsageError(
+        "pytest-cadasta needs PostgreSQL for the result database, but pg_ctl was "
+        f"not found on PATH nor in {', '.join(PG_CTL_GLOBS)}. Install PostgreSQL "
+        "(e.g. apt-get install postgresql), point at it with "
+        "--cadasta-pg-ctl=/path/to/pg_ctl (ini: cadasta_pg_ctl), or use a server "
+        "you already run with --cadasta-result-db=postgresql://user:pw@host:5432/postgres")
+
+
+def _version_key(path: str) -> tuple:
+    parts = [p for p in Path(path).parts if p.replace(".", "").isdigit()]
+    return tuple(int(x) for x in parts[0].split(".")) if parts else (0,)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _unprivileged_user() -> pwd.struct_passwd:
+    for name in UNPRIVILEGED_USERS:
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise pytest.UsageError(
+        "pytest runs as root and PostgreSQL refuses to; none of the users "
+        f"{', '.join(UNPRIVILEGED_USERS)} exists to run it as. Run pytest as another "
+        "user, or use --cadasta-result-db=postgresql://user:pw@host:5432/postgres")
+
+
+def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
+                 user: pwd.struct_passwd) -> str:
+    """A pg_ctl that drops root for ``user`` before running the real one."""
+    wrapper = workdir / "pg_ctl"
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "os.setgroups([])\n"
+        f"os.setgid({user.pw_gid})\n"
+        f"os.setuid({user.pw_uid})\n"
+        f"os.environ['HOME'] = {str(home)!r}\n"
+        f"os.execv({pg_ctl!r}, [{pg_ctl!r}] + sys.argv[1:])\n")
+    wrapper.chmod(stat.S_IRWXU)
+    return str(wrapper)
+
+
+class EphemeralPostgres:
+    """initdb + pg_ctl start in a temporary directory; stop removes it all."""
+
+    def __init__(self, pg_ctl: str) -> None:
+        self.pg_ctl = pg_ctl
+        self.workdir: Path | None = None
+        self.executor = None
+        self.server: Server | None = None
+
+    def start(self) -> Server:
+        from pytest_postgresql.executors import PostgreSQLExecutor
+
+        self.workdir = Path(tempfile.mkdtemp(prefix="pytest-cadasta-pg-"))
+        self.workdir.chmod(0o711)  # the unprivileged user must reach run/ inside
+        datadir = self.workdir / "data"
+        executable = self.pg_ctl
+        if os.geteuid() == 0:
+            user = _unprivileged_user()
+            run_dir = self.workdir / "run"
+            run_dir.mkdir()
+            os.chown(run_dir, user.pw_uid, user.pw_gid)
+            executable = _wrap_pg_ctl(self.pg_ctl, self.workdir, run_dir, user)
+            datadir = run_dir / "data"
+            socketdir = logdir = run_dir
+        else:
+            socketdir = logdir = self.workdir
+        port = free_port()
+        self.executor = PostgreSQLExecutor(
+            executable=executable, host="127.0.0.1", port=port,
+            datadir=str(datadir), unixsocketdir=str(socketdir),
+            logfile=str(logdir / "postgresql.log"), startparams="-w",
+            dbname="postgres", user=SUPERUSER,
+            postgres_options="-c fsync=off -c synchronous_commit=off "
+                             "-c full_page_writes=off")
+        try:
+            self.executor.init_directory()
+            _require_passwords(datadir)
+            self.executor.start()
+        except BaseException as exc:
+            log = self._log_tail()
+            self.stop()
+            if isinstance(exc, Exception):
+                raise RuntimeError(
+                    f"the ephemeral PostgreSQL ({self.pg_ctl}) did not start: "
+                    f"{exc}\n{log}") from None
+            raise
+        self.server = Server("127.0.0.1", port, SUPERUSER, None, "postgres")
+        return self.server
+
+    def _log_tail(self) -> str:
+        if self.workdir is None:
+            return ""
+        logs = list(self.workdir.rglob("postgresql.log"))
+        if not logs:
+            return ""
+        return "PostgreSQL log:\n" + "\n".join(
+            logs[0].read_text(errors="replace").splitlines()[-15:])
+
+    def stop(self) -> None:
+        executor, self.executor = self.executor, None
+        try:
+            if executor is not None and executor.running():
+                executor.stop()
+        finally:
+            if self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                self.workdir = None
+
+
+def _require_passwords(datadir: Path) -> None:
+    """Trust only the superuser on loopback; every other role needs its password,
+    so the worker role is really checked (initdb ran with --auth=trust)."""
+    hba = datadir / "pg_hba.conf"
+    hba.write_text(
+        f"local all {SUPERUSER} trust\n"
+        f"host all {SUPERUSER} 127.0.0.1/32 trust\n"
+        "host all all 127.0.0.1/32 scram-sha-256\n"
+        "local all all scram-sha-256\n")
+
+
+def server_from_url(url: str) -> Server:
+    """A ``Server`` from --cadasta-result-db's URL."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return Server(parsed.host or "localhost", parsed.port or 5432,
+                  parsed.username or os.environ.get("PGUSER", "postgres"),
+                  parsed.password, parsed.database or "postgres")

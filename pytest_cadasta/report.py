@@ -1,0 +1,26 @@
+"""What the plugin tells the user about the run: header lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_cadasta import topology
+from pytest_cadasta.settings import Settings
+
+
+def header_lines(settings: Settings, app: Any) -> list[str]:
+    from cadasta_toolbox.secrets import mask_url
+
+    role = "producer only (worker checks skipped)" if settings.producer_only else "worker"
+    if settings.result_db is not None:
+        database = mask_url(settings.result_db) + " (a throwaway database on it)"
+    else:
+        database = "ephemeral PostgreSQL (pytest-postgresql), started on first use"
+    return [
+        f"cadasta: app {settings.app} ({app.main or 'unnamed'}), role: {role}",
+        f"cadasta: work queues {', '.join(topology.work_queue_names(app))}; "
+        f"platform queue {topology.platform_queue_name(app)}",
+        "cadasta: SQS: moto server on 127.0.0.1 (random port, fake credentials), "
+        "started on first use",
+        f"cadasta: result database: {database}",
+    ]

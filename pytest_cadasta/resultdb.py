@@ -1,0 +1,111 @@
+"""The throwaway result database: the platform's result schema, a worker role
+that may touch only the result tables, and helpers to read result rows."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
+from cadasta_toolbox.secrets import mask_url
+from pytest_cadasta.postgres import Server
+
+RESULT_COLUMNS = ("task_id", "status", "result", "traceback", "date_done", "name")
+
+
+class ResultDatabase:
+    """One throwaway database holding the result tables, dropped on ``drop()``."""
+
+    def __init__(self, server: Server, schema_file: Path | None = None) -> None:
+        token = secrets.token_hex(4)
+        self.server = server
+        self.dbname = f"cadasta_results_{token}"
+        self.role = f"cadasta_worker_{token}"
+        self.password = secrets.token_urlsafe(18)
+        self.schema_file = schema_file
+        self._janitor: Any = None
+
+    def create(self) -> ResultDatabase:
+        from pytest_postgresql.janitor import DatabaseJanitor
+
+        server = self.server
+        self._janitor = DatabaseJanitor(
+            user=server.user, host=server.host, port=server.port,
+            password=server.password, dbname=self.dbname,
+            maintenance_dbname=server.maintenance_db, connection_timeout=10)
+        self._janitor.init()
+        schema = SCHEMA_SQL if self.schema_file is None else self.schema_file.read_text()
+        with self.admin_connection() as connection:
+            apply_result_schema(connection, self.role, self.password, schema)
+        return self
+
+    def drop(self) -> None:
+        janitor, self._janitor = self._janitor, None
+        if janitor is None:
+            return
+        janitor.drop()
+        # Roles belong to the server, not the database: drop ours too.
+        with janitor.cursor() as cursor:
+            cursor.execute(f"DROP ROLE IF EXISTS {self.role}")
+
+    @contextmanager
+    def admin_connection(self) -> Iterator[Any]:
+        import psycopg
+
+        server = self.server
+        connection = psycopg.connect(
+            host=server.host, port=server.port, user=server.user,
+            password=server.password, dbname=self.dbname, connect_timeout=10)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def worker_url(self, driver: str = "psycopg2") -> str:
+        """The SQLAlchemy URL a worker writes results with (the restricted role)."""
+        return (f"postgresql+{driver}://{self.role}:{quote(self.password, safe='')}"
+                f"@{self.server.host}:{self.server.port}/{self.dbname}")
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.worker_url())
+
+    def rows(self, task_id: str | None = None) -> list[dict]:
+        """Rows of ``celery_taskmeta`` (all, or the one of ``task_id``), oldest first;
+        ``result`` and ``traceback`` as stored."""
+        query = f"SELECT {', '.join(RESULT_COLUMNS)} FROM celery_taskmeta"
+        params: tuple = ()
+        if task_id is not None:
+            query += " WHERE task_id = %s"
+            params = (task_id,)
+        with self.admin_connection() as connection:
+            cursor = connection.execute(query + " ORDER BY id", params)
+            return [dict(zip(RESULT_COLUMNS, row)) for row in cursor.fetchall()]
+
+    def wait_for_row(self, task_id: str, statuses: tuple[str, ...] = ("SUCCESS", "FAILURE"),
+                     timeout: float = 10.0) -> dict | None:
+        """The row of ``task_id`` once its status is one of ``statuses``, or the last
+        row seen (None if none) when ``timeout`` runs out."""
+        deadline = time.monotonic() + timeout
+        row = None
+        while True:
+            rows = self.rows(task_id)
+            row = rows[0] if rows else None
+            if row is not None and row["status"] in statuses:
+                return row
+            if time.monotonic() >= deadline:
+                return row
+            time.sleep(0.05)
+
+    def role_privileges(self) -> set[tuple[str, str]]:
+        """(object, privilege) pairs the worker role holds, for the audit."""
+        with self.admin_connection() as connection:
+            cursor = connection.execute(
+                "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+                "WHERE grantee = %s", (self.role,))
+            return {(table, privilege) for table, privilege in cursor.fetchall()}

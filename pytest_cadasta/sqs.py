@@ -1,0 +1,182 @@
+"""Where SQS comes from: moto in server mode on 127.0.0.1, and nothing else.
+
+A real worker's consumer talks to SQS through kombu's own HTTP client, which
+moto's in-process mock does not intercept; so the plugin runs moto's server
+and points every client at it, with fake credentials pinned in the
+environment so nothing can reach real AWS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from pytest_cadasta.messages import TaskMessage, decode
+from pytest_cadasta.topology import DEFAULT_REGION
+
+FAKE_ACCESS_KEY = "cadasta-test-key"
+FAKE_SECRET_KEY = "cadasta-test-secret"
+
+#: Variables that could send a client elsewhere or sign with real credentials.
+AWS_VARIABLES_CLEARED = (
+    "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+    "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+)
+
+
+def sqs_queue_name(prefix: str, name: str) -> str:
+    """The SQS name kombu gives a queue: prefixed, dots to dashes but '.fifo'."""
+    full = prefix + name
+    suffix = ".fifo" if full.endswith(".fifo") else ""
+    stem = full[: len(full) - len(suffix)]
+    table = {ord(c): "_" for c in "!\"#$%&'()*+,/:;<=>?@[\\]^`{|}~"}
+    table[ord(".")] = "-"
+    return stem.translate(table) + suffix
+
+
+@contextmanager
+def pinned_aws_environment(endpoint: str) -> Iterator[None]:
+    """Fake credentials, SQS pinned to ``endpoint``; the environment restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in AWS_VARIABLES_CLEARED:
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
+        patch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
+        patch.setenv("AWS_DEFAULT_REGION", DEFAULT_REGION)
+        patch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)
+        patch.setenv("AWS_CONFIG_FILE", os.devnull)
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        yield
+
+
+class MockSQS:
+    """A moto server speaking SQS on 127.0.0.1, with helpers to look inside it."""
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self.port: int | None = None
+        self.region = DEFAULT_REGION
+        self.queue_name_prefix = ""
+        self._clients: dict[str, Any] = {}
+
+    def start(self) -> MockSQS:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        return self
+
+    def stop(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def broker_url(self) -> str:
+        """A kombu URL that reaches this server and only this server."""
+        return f"sqs://{FAKE_ACCESS_KEY}:{FAKE_SECRET_KEY}@127.0.0.1:{self.port}"
+
+    def client(self, region: str | None = None) -> Any:
+        """A boto3 SQS client bound to this server."""
+        region = region or self.region
+        if region not in self._clients:
+            import boto3
+
+            self._clients[region] = boto3.session.Session().client(
+                "sqs", region_name=region, endpoint_url=self.endpoint,
+                aws_access_key_id=FAKE_ACCESS_KEY,
+                aws_secret_access_key=FAKE_SECRET_KEY)
+        return self._clients[region]
+
+    def reset(self) -> None:
+        """Forget every queue and message (and kombu's cached queue URLs)."""
+        import kombu.pools
+
+        request = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        kombu.pools.reset()
+
+    def purge(self) -> None:
+        """Empty every queue in every region the plugin has looked at; the queues
+        (and a running worker's hold on them) stay."""
+        for region in {self.region, *self._clients}:
+            client = self.client(region)
+            for url in self.queues(region).values():
+                client.purge_queue(QueueUrl=url)
+
+    def queues(self, region: str | None = None) -> dict[str, str]:
+        """SQS queue name -> URL, for every queue in ``region``."""
+        urls = self.client(region).list_queues().get("QueueUrls", [])
+        return {url.rsplit("/", 1)[1]: url for url in urls}
+
+    def sqs_name(self, queue: str) -> str:
+        return sqs_queue_name(self.queue_name_prefix, queue)
+
+    def url(self, queue: str, region: str | None = None) -> str | None:
+        """The URL of the app's queue ``queue`` (a kombu name), or None."""
+        return self.queues(region).get(self.sqs_name(queue))
+
+    def attributes(self, queue: str, region: str | None = None) -> dict[str, str]:
+        url = self.url(queue, region)
+        if url is None:
+            return {}
+        reply = self.client(region).get_queue_attributes(
+            QueueUrl=url, AttributeNames=["All"])
+        return reply.get("Attributes", {})
+
+    def messages(self, queue: str, region: str | None = None,
+                 delete: bool = True) -> list[TaskMessage]:
+        """Every message now in the app's queue ``queue``, decoded.
+
+        Reads in batches of ten; deletes what it read unless ``delete=False``
+        (then a FIFO queue's group stays blocked until the visibility timeout).
+        """
+        url = self.url(queue, region)
+        if url is None:
+            return []
+        client = self.client(region)
+        found: list[TaskMessage] = []
+        while True:
+            reply = client.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                VisibilityTimeout=0 if not delete else 30)
+            batch = reply.get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(decode(queue, message["Body"]))
+                if delete:
+                    client.delete_message(QueueUrl=url,
+                                          ReceiptHandle=message["ReceiptHandle"])
+            if not delete:
+                return found
+
+
+@contextmanager
+def quiet_moto_logs() -> Iterator[None]:
+    """moto's server logs every request; keep that out of the user's report."""
+    logger = logging.getLogger("werkzeug")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
