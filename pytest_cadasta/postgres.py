@@ -83,6 +83,19 @@ def _unprivileged_user() -> pwd.struct_passwd:
         "user, or use --cadasta-result-db=postgresql://user:pw@host:5432/postgres")
 
 
+def _reachable_temp_dir() -> str:
+    """A temporary directory every user can traverse to (pytest's own, and a
+    TMPDIR under a 0700 home, are not), for the unprivileged server."""
+    for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        path = Path(candidate).resolve()
+        if path.is_dir() and all(os.stat(p).st_mode & stat.S_IXOTH
+                                 for p in (path, *path.parents)):
+            return str(path)
+    raise pytest.UsageError(
+        "pytest runs as root and PostgreSQL must run as an unprivileged user, but "
+        "no temporary directory is reachable by other users; set TMPDIR to one")
+
+
 def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
                  user: pwd.struct_passwd) -> str:
     """A pg_ctl that drops root for ``user`` before running the real one."""
@@ -111,12 +124,14 @@ class EphemeralPostgres:
     def start(self) -> Server:
         from pytest_postgresql.executors import PostgreSQLExecutor
 
-        self.workdir = Path(tempfile.mkdtemp(prefix="pytest-cadasta-pg-"))
-        self.workdir.chmod(0o711)  # the unprivileged user must reach run/ inside
+        as_root = os.geteuid() == 0
+        user = _unprivileged_user() if as_root else None
+        base = _reachable_temp_dir() if as_root else None
+        self.workdir = Path(tempfile.mkdtemp(prefix="pytest-cadasta-pg-", dir=base))
         datadir = self.workdir / "data"
         executable = self.pg_ctl
-        if os.geteuid() == 0:
-            user = _unprivileged_user()
+        if user is not None:
+            self.workdir.chmod(0o711)  # the unprivileged user must reach run/ inside
             run_dir = self.workdir / "run"
             run_dir.mkdir()
             os.chown(run_dir, user.pw_uid, user.pw_gid)

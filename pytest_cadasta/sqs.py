@@ -116,11 +116,20 @@ class MockSQS:
 
     def purge(self) -> None:
         """Empty every queue in every region the plugin has looked at; the queues
-        (and a running worker's hold on them) stay."""
+        (and a running worker's hold on them) stay. Reads and deletes, since SQS
+        (and moto) allow one PurgeQueue a minute."""
         for region in {self.region, *self._clients}:
             client = self.client(region)
             for url in self.queues(region).values():
-                client.purge_queue(QueueUrl=url)
+                while True:
+                    batch = client.receive_message(
+                        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                    ).get("Messages", [])
+                    if not batch:
+                        break
+                    client.delete_message_batch(QueueUrl=url, Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(batch)])
 
     def queues(self, region: str | None = None) -> dict[str, str]:
         """SQS queue name -> URL, for every queue in ``region``."""

@@ -1,0 +1,82 @@
+"""The four fixtures, used the way a worker's team uses them in its own tests."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+APP = "--cadasta-app=toolbox_app:app"
+TOOLBOX_APP = "apps/toolbox_app.py"
+
+
+def pg_leftovers(tmpdir):
+    """Data directories of ours under ``tmpdir`` and PostgreSQL processes using them."""
+    dirs = [p for p in os.listdir(tmpdir) if p.startswith("pytest-cadasta-pg-")]
+    procs = subprocess.run(["pgrep", "-af", str(tmpdir)], capture_output=True,
+                           text=True).stdout.strip()
+    return dirs, procs
+
+
+def test_round_trip_through_worker_queue_monitor_and_result_table(run_inner):
+    result = run_inner(APP, examples=[TOOLBOX_APP, "inner/test_roundtrip.py"])
+    result.assert_outcomes(passed=2)
+
+
+@pytest.fixture
+def open_tmpdir():
+    """A TMPDIR every user can reach (the unprivileged PostgreSQL must)."""
+    path = tempfile.mkdtemp(prefix="cadasta-test-tmp-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("outcome", ["passing", "failing"])
+def test_own_postgres_leaves_nothing_behind(run_inner, pytester, open_tmpdir, outcome):
+    tmpdir = open_tmpdir
+    pytester.copy_example(TOOLBOX_APP)
+    pytester.makepyfile(test_own=f"""
+        def test_uses_the_database(cadasta_result_db, cadasta_app):
+            assert cadasta_result_db.rows() == []
+            assert {outcome == "passing"}
+    """)
+    result = run_inner(APP, own_db=True, env={"TMPDIR": str(tmpdir)})
+    result.assert_outcomes(**{"passed" if outcome == "passing" else "failed": 1})
+    assert pg_leftovers(tmpdir) == ([], "")
+
+
+def test_queues_are_empty_at_the_start_of_each_test(run_inner):
+    result = run_inner(APP, examples=[TOOLBOX_APP, "inner/test_isolation.py"])
+    result.assert_outcomes(passed=2)
+
+
+def test_nothing_reaches_aws_and_the_environment_is_restored(run_inner, pytester):
+    outside = {
+        "AWS_ACCESS_KEY_ID": "AKIAREALLOOKINGKEY01",
+        "AWS_SECRET_ACCESS_KEY": "real/looking/secret/key/0123456789abcdef",
+        "AWS_SESSION_TOKEN": "real-looking-session-token",
+        "AWS_DEFAULT_REGION": "eu-central-1",
+    }
+    result = run_inner(APP, examples=[TOOLBOX_APP, "inner_env"], env=outside)
+    result.assert_outcomes(passed=1)
+    after = json.loads((pytester.path / "env_after.json").read_text())
+    assert after == {k: v for k, v in {**os.environ, **outside}.items()
+                     if k.startswith("AWS_")}
+
+
+def test_plugin_without_app_imports_nothing_heavy(run_inner):
+    result = run_inner(examples=["inner/test_lightweight.py"])
+    result.assert_outcomes(passed=1)
+
+
+def test_fixture_without_app_says_how_to_give_one(run_inner, pytester):
+    pytester.makepyfile(test_needs_app="""
+        def test_it(cadasta_app):
+            pass
+    """)
+    result = run_inner()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no app: give --cadasta-app=module:attribute*"])

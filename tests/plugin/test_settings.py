@@ -1,0 +1,109 @@
+"""Both spellings of each setting, their precedence, and bad values."""
+
+import pytest
+
+from pytest_cadasta import postgres
+
+USAGE_ERROR = 4
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.makepyfile(test_nothing="def test_nothing(): pass")
+    return pytester
+
+
+def run(pytester, *args):
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.parametrize("spelling", ["option", "ini"])
+def test_producer_only_in_both_spellings(project, spelling):
+    args = ["--cadasta-app=toolbox_app:app", "--cadasta-result-db=postgresql://u@h/p"]
+    if spelling == "option":
+        args.append("--cadasta-producer-only")
+    else:
+        project.makeini("[pytest]\ncadasta_producer_only = true\n")
+    result = run(project, *args)
+    result.stdout.fnmatch_lines(["*role: producer only (worker checks skipped)"])
+
+
+def test_header_names_queues_and_masks_the_database_password(project):
+    result = run(project, "--cadasta-app=toolbox_app:app",
+                 "--cadasta-result-db=postgresql://admin:hunter2@db.example:5432/postgres")
+    result.stdout.fnmatch_lines([
+        "cadasta: app toolbox_app:app (toolbox_app), role: worker",
+        "cadasta: work queues celery, msg, export; platform queue platform.fifo",
+        "cadasta: SQS: moto server on 127.0.0.1*",
+        "cadasta: result database: postgresql://admin:**@db.example:5432/postgres*",
+    ])
+    assert "hunter2" not in result.stdout.str()
+
+
+def test_no_header_and_no_checks_without_an_app(project):
+    result = run(project)
+    assert "cadasta:" not in result.stdout.str()
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--cadasta-result-db=mysql://root:pw@db/x"],
+     "ERROR: --cadasta-result-db='mysql://root:**@db/x': expected a PostgreSQL URL*"),
+    (["--cadasta-result-schema=nowhere.sql"],
+     "ERROR: --cadasta-result-schema='nowhere.sql': no such file*"),
+    (["--cadasta-app=toolbox_app:app", "--cadasta-pg-ctl=/nonexistent/pg_ctl"],
+     "ERROR: --cadasta-pg-ctl='/nonexistent/pg_ctl': not an executable file"),
+])
+def test_bad_values_are_usage_errors(project, args, expected):
+    result = run(project, *args)
+    assert result.ret == USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "pw@" not in result.stderr.str()
+
+
+def test_schema_file_from_the_ini_is_relative_to_the_ini(project, run_inner):
+    sub = project.mkdir("platform")
+    (sub / "results.sql").write_text(
+        _platform_ddl())
+    project.makeini("[pytest]\ncadasta_result_schema = platform/results.sql\n")
+    project.makepyfile(test_schema="""
+        def test_platform_ddl_is_used(cadasta_result_db):
+            with cadasta_result_db.admin_connection() as c:
+                cols = [r[0] for r in c.execute(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_name = 'celery_taskmeta'")]
+            assert "platform_note" in cols
+    """)
+    result = run_inner("--cadasta-app=toolbox_app:app")
+    result.assert_outcomes(passed=2)
+
+
+def _platform_ddl():
+    from cadasta_toolbox.schema import SCHEMA_SQL
+
+    return SCHEMA_SQL + (
+        "\nALTER TABLE celery_taskmeta ADD COLUMN IF NOT EXISTS platform_note TEXT;\n")
+
+
+def test_missing_pg_ctl_says_where_it_looked_and_what_to_do(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(postgres, "PG_CTL_GLOBS", ("/nonexistent/*/pg_ctl",))
+    with pytest.raises(pytest.UsageError) as excinfo:
+        postgres.find_pg_ctl(None)
+    message = str(excinfo.value)
+    assert "/nonexistent/*/pg_ctl" in message
+    assert "--cadasta-pg-ctl" in message and "--cadasta-result-db" in message
+
+
+def test_pg_ctl_prefers_path_then_the_newest_install(monkeypatch, tmp_path):
+    for version in ("9.6", "15", "13"):
+        binary = tmp_path / version / "bin" / "pg_ctl"
+        binary.parent.mkdir(parents=True)
+        binary.write_text("")
+        binary.chmod(0o755)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(postgres, "PG_CTL_GLOBS", (str(tmp_path / "*/bin/pg_ctl"),))
+    assert postgres.find_pg_ctl(None) == str(tmp_path / "15/bin/pg_ctl")
+    monkeypatch.setenv("PATH", str(tmp_path / "9.6" / "bin"))
+    assert postgres.find_pg_ctl(None) == str(tmp_path / "9.6/bin/pg_ctl")
