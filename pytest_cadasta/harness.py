@@ -109,6 +109,10 @@ class Harness:
     def worker_started(self) -> bool:
         return self._worker is not None
 
+    def on_close(self, callback: Any, *args: Any) -> None:
+        """Run ``callback(*args)`` when the harness closes (last in, first out)."""
+        self._stack.callback(callback, *args)
+
     def close(self) -> None:
         self._stack.close()
         self._sqs = self._database = self._worker = None

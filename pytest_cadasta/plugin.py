@@ -38,6 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
             from pytest_cadasta.postgres import find_pg_ctl
 
             find_pg_ctl(settings.pg_ctl)  # a missing PostgreSQL is a usage error now
+        from pytest_cadasta.summary import Summary
+
+        config.pluginmanager.register(Summary(), "cadasta-summary")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -48,6 +51,18 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     from pytest_cadasta.report import header_lines
 
     return header_lines(settings, app)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """Put the conformance checks first (before -k/-m deselection runs)."""
+    app = config.stash.get(app_key, None)
+    if app is None:
+        return
+    from pytest_cadasta.collection import build_items
+
+    items[:0] = build_items(session, app, config.stash[settings_key].producer_only)
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +123,16 @@ def _cadasta_session_worker(_cadasta_harness: Any, pytestconfig: pytest.Config) 
 def cadasta_worker(_cadasta_session_worker: Any, cadasta_app: Any) -> Any:
     """An in-process worker consuming the app's work queues (not the monitor)."""
     return _cadasta_session_worker
+
+
+@pytest.fixture(scope="session")
+def _cadasta_conformance(_cadasta_harness: Any, pytestconfig: pytest.Config) -> Any:
+    __tracebackhide__ = True
+    from pytest_cadasta.conformance import Conformance
+    from pytest_cadasta.errors import InfrastructureError
+
+    try:
+        return Conformance(_cadasta_harness,
+                           is_worker=not pytestconfig.stash[settings_key].producer_only)
+    except (InfrastructureError, LookupError, pytest.UsageError) as exc:
+        pytest.fail(f"pytest-cadasta could not set up the checks: {exc}", pytrace=False)

@@ -1,0 +1,113 @@
+"""What every check stands on: the wired app, its probes, and ways to see what
+really happened (messages in SQS, rows in the result table)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, NoReturn
+
+from pytest_cadasta import topology
+from pytest_cadasta.probes import HideProbeFailures, Probes
+
+ROUND_TRIP_TIMEOUT = 15.0
+
+
+class CheckFailed(AssertionError):
+    """A conformance check failed; the message is the review comment."""
+
+
+class CheckSkipped(Exception):
+    """A check that does not apply (e.g. it needs a worker, and there is none)."""
+
+
+def fail(saw: str, needs: str, fix: str) -> NoReturn:
+    """Fail a check the way a reviewer would: what was seen, what is needed, the fix."""
+    __tracebackhide__ = True
+    raise CheckFailed(f"\n  saw:   {saw}\n  needs: {needs}\n  fix:   {fix}")
+
+
+class Conformance:
+    """The state shared by the checks of one run."""
+
+    def __init__(self, harness: Any, is_worker: bool = True) -> None:
+        self.harness = harness
+        self.is_worker = is_worker
+        raw = harness.raw_app
+        self.work_queues = tuple(topology.work_queue_names(raw))
+        self.platform_queue = topology.platform_queue_name(raw)
+        self.probes = Probes(self.work_queues)
+        self.probes.install(raw)
+        from celery.signals import task_received
+
+        task_received.connect(self.probes.on_task_received, weak=False)
+        harness.on_close(task_received.disconnect, self.probes.on_task_received)
+        trace_log = logging.getLogger("celery.app.trace")
+        hide = HideProbeFailures()
+        trace_log.addFilter(hide)
+        harness.on_close(trace_log.removeFilter, hide)
+        self.app = harness.app()
+        self.original = harness.original
+        self.sqs = harness.sqs()
+        self.result_db = harness.result_db()
+
+    # -- infrastructure on demand ------------------------------------------
+    def require_worker(self) -> Any:
+        if not self.is_worker:
+            raise CheckSkipped("--cadasta-producer-only: the app runs no worker")
+        return self.harness.worker()
+
+    def fresh_start(self) -> None:
+        """Empty the queues, so a check counts only its own messages."""
+        self.sqs.purge()
+
+    # -- sending --------------------------------------------------------------
+    def send_fresh(self, name: str, args: tuple = (), **options: Any) -> Any:
+        """Send ``name`` as the app would, from a connection never used before
+        (kombu's exchange bindings live per connection)."""
+        with self.app.connection_for_write() as connection:
+            return self.app.send_task(name, args=args, connection=connection, **options)
+
+    def route(self, name: str) -> dict:
+        """The route the app's own router gives ``name`` (Celery's Router)."""
+        return self.app.amqp.router.route({}, name)
+
+    # -- observing ------------------------------------------------------------
+    def wait_for_messages(self, queue: str, predicate: Any, count: int = 1,
+                          timeout: float = 3.0) -> list:
+        """Messages of ``queue`` matching ``predicate``, read (and deleted) until
+        ``count`` are seen or ``timeout`` passes."""
+        seen: list = []
+        deadline = time.monotonic() + timeout
+        while True:
+            seen += [m for m in self.sqs.messages(queue) if predicate(m)]
+            if len(seen) >= count or time.monotonic() >= deadline:
+                return seen
+            time.sleep(0.05)
+
+    def wait_for_row(self, task_id: str, statuses: tuple = ("SUCCESS", "FAILURE"),
+                     timeout: float = ROUND_TRIP_TIMEOUT) -> dict | None:
+        return self.result_db.wait_for_row(task_id, statuses, timeout)
+
+    def consumptions(self, task_id: str, queue: str, timeout: float = 5.0) -> list[str]:
+        """Times the in-process worker consumed the probe ``task_id`` from ``queue``'s
+        SQS queue (waits for the first, then a moment for duplicates)."""
+        deadline = time.monotonic() + timeout
+        while not self.probes.consumed_from(task_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        sqs_name = self.sqs.sqs_name(queue)
+        return [q for q in self.probes.consumed_from(task_id) if q == sqs_name]
+
+    def where_is(self, task_id: str) -> dict[str, int]:
+        """SQS queue name -> how many copies of ``task_id`` it holds (read and deleted)."""
+        found: dict[str, int] = {}
+        prefix = self.sqs.queue_name_prefix
+        for sqs_name in self.sqs.queues():
+            name = sqs_name[len(prefix):] if sqs_name.startswith(prefix) else sqs_name
+            found[sqs_name] = sum(1 for m in self.sqs.messages(name) if m.id == task_id)
+        return found
+
+    def counts(self, queues: list[str]) -> dict[str, int]:
+        """How many messages sit in each queue now (read without deleting)."""
+        return {q: len(self.sqs.messages(q, delete=False)) for q in queues}

@@ -1,0 +1,123 @@
+"""The plugin's own probe tasks, registered on the user's app in each work
+queue's namespace, so the checks never run a user task with side effects."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBE = "cadasta_probe"
+FAILING = "cadasta_probe_fails"
+STARTED = "cadasta_probe_started"
+SCHEDULER = "cadasta_probe_schedules"
+#: An errback for a task that lives in another worker: registered nowhere here.
+ELSEWHERE_ERRBACK = "cadasta_elsewhere.cadasta_probe_errback"
+
+PROBE_FAILURE_MESSAGE = "cadasta probe failed on purpose"
+
+
+class ProbeFailure(Exception):
+    """Raised by the failing probe."""
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Names of the probe tasks; ``install`` registers them on the app."""
+
+    queues: tuple[str, ...]
+    #: task id -> SQS queue names the in-process worker received it from.
+    executions: dict[str, list[str]] = field(default_factory=dict, compare=False)
+    _lock: Any = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    def probe(self, queue: str) -> str:
+        return f"{queue}.{PROBE}"
+
+    def failing(self, queue: str) -> str:
+        return f"{queue}.{FAILING}"
+
+    def started(self, queue: str) -> str:
+        return f"{queue}.{STARTED}"
+
+    def scheduler(self, queue: str) -> str:
+        return f"{queue}.{SCHEDULER}"
+
+    @property
+    def home(self) -> str:
+        """The queue the worker-side probes run in: the first work queue of the app's own."""
+        own = [q for q in self.queues if q != "celery"]
+        return own[0] if own else "celery"
+
+    def names(self) -> set[str]:
+        return {name for q in self.queues
+                for name in (self.probe(q), self.failing(q), self.started(q),
+                             self.scheduler(q))}
+
+    def record(self, task_id: str, sqs_queue: str) -> None:
+        with self._lock:
+            self.executions.setdefault(task_id, []).append(sqs_queue)
+
+    def consumed_from(self, task_id: str) -> list[str]:
+        with self._lock:
+            return list(self.executions.get(task_id, ()))
+
+    def on_task_received(self, sender: Any = None, request: Any = None,
+                         **kwargs: Any) -> None:
+        """``task_received`` handler: the worker runs in this process, so every
+        message it takes is seen here, with the SQS queue it came from."""
+        message = getattr(request, "message", None)
+        info = getattr(message, "delivery_info", None) or {}
+        url = info.get("sqs_queue") or ""
+        self.record(request.id, url.rsplit("/", 1)[-1])
+
+    def install(self, app: Any) -> None:
+        for queue in self.queues:
+            _register(app, self.probe(queue), _probe)
+            _register(app, self.failing(queue), _fails)
+            _register(app, self.started(queue), _started)
+            _register(app, self.scheduler(queue), _make_scheduler(self, queue))
+
+
+def _register(app: Any, name: str, fun: Any) -> None:
+    if name not in app.tasks:
+        app.task(name=name, bind=True, shared=False, lazy=False)(fun)
+
+
+def _probe(self: Any, *args: Any, **kwargs: Any) -> dict:
+    """Return what it was called with."""
+    info = self.request.delivery_info or {}
+    return {"args": list(args), "kwargs": kwargs,
+            "routing_key": info.get("routing_key"), "exchange": info.get("exchange")}
+
+
+def _fails(self: Any, *args: Any, **kwargs: Any) -> None:
+    raise ProbeFailure(PROBE_FAILURE_MESSAGE)
+
+
+def _started(self: Any) -> str | None:
+    """Report the state the result backend holds for this task while it runs."""
+    return self.backend.get_task_meta(self.request.id).get("status")
+
+
+def _make_scheduler(probes: Probes, queue: str) -> Any:
+    def _schedules(self: Any) -> dict:
+        """Schedule, from inside the worker, a follow-up task and a chord."""
+        from celery import chord, signature
+
+        app = self.app
+        probe = probes.probe(queue)
+        followup = app.send_task(probe, args=("follow-up",))
+        body = signature(probe, args=("chord body",), app=app)
+        header = [signature(probe, args=(f"chord part {i}",), app=app) for i in range(2)]
+        joined = chord(header, app=app)(body)
+        return {"followup": followup.id, "chord": joined.id}
+
+    return _schedules
+
+
+class HideProbeFailures:
+    """A logging filter dropping the worker's error log for the probe that fails
+    on purpose, so it does not read like a problem in the report."""
+
+    def filter(self, record: Any) -> bool:
+        return FAILING not in record.getMessage()

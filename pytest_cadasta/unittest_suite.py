@@ -1,0 +1,86 @@
+"""The conformance checks as a ``unittest.TestCase``, for projects on unittest."""
+
+from __future__ import annotations
+
+import os
+import unittest
+import warnings
+from typing import Any
+
+from pytest_cadasta import topology
+from pytest_cadasta.checks import Check, iter_checks
+from pytest_cadasta.conformance import CheckFailed, CheckSkipped
+from pytest_cadasta.settings import Settings
+
+RESULT_DB_VARIABLE = "CADASTA_RESULT_DB"
+NOISE = ("IOCTLFUNCTION is deprecated", "socket_all is deprecated")
+
+
+def _restore_filters(saved: list) -> None:
+    warnings.filters[:] = saved
+
+
+def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.TestCase]:
+    """A TestCase class running every conformance check against ``app``.
+
+    It starts its own infrastructure in ``setUpClass`` (moto's SQS server, an
+    ephemeral PostgreSQL, or the server named by $CADASTA_RESULT_DB, and a worker
+    when ``is_worker``) and tears it down in ``tearDownClass``.
+    """
+    settings = Settings(app=None, producer_only=not is_worker,
+                        result_db=os.environ.get(RESULT_DB_VARIABLE) or None,
+                        result_schema=None, pg_ctl=None)
+
+    class CadastaFunctionalTests(unittest.TestCase):
+        harness: Any = None
+        conformance: Any = None
+
+        @classmethod
+        def setUpClass(cls) -> None:
+            from pytest_cadasta.conformance import Conformance
+            from pytest_cadasta.harness import Harness
+
+            cls.harness = Harness(settings, app)
+            saved_filters = warnings.filters[:]
+            for message in NOISE:  # raised inside kombu's HTTP client
+                warnings.filterwarnings("ignore", message=message,
+                                        category=DeprecationWarning)
+            cls.harness.on_close(_restore_filters, saved_filters)
+            try:
+                cls.conformance = Conformance(cls.harness, is_worker=is_worker)
+            except BaseException:
+                cls.harness.close()
+                raise
+
+        @classmethod
+        def tearDownClass(cls) -> None:
+            if cls.harness is not None:
+                cls.harness.close()
+
+    checks = list(iter_checks(tuple(topology.work_queue_names(app))))
+    for number, (check, queue) in enumerate(checks, start=1):
+        # Numbered, so unittest's alphabetical order is the running order.
+        name = f"test_{number:02d}_{check.group}_{check.name}" + (f"_{queue}" if queue else "")
+        method = _method(check, queue)
+        if check.needs_worker and not is_worker:
+            method = unittest.skip("is_worker=False: the app runs no worker")(method)
+        setattr(CadastaFunctionalTests, name.replace(".", "_"), method)
+    return CadastaFunctionalTests
+
+
+def _method(check: Check, queue: str | None) -> Any:
+    def test(self: unittest.TestCase) -> None:
+        failure = skipped = None
+        try:
+            check.func(self.conformance, queue)
+        except CheckFailed as exc:
+            failure = f"{check.doc}{exc}"
+        except CheckSkipped as exc:
+            skipped = str(exc)
+        if failure is not None:
+            self.fail(failure)
+        if skipped is not None:
+            self.skipTest(skipped)
+
+    test.__doc__ = check.doc
+    return test

@@ -1,0 +1,58 @@
+"""A worker configured by hand with plain Celery settings, conforming unless a
+keyword introduces one specific defect. The sample apps next to it each call
+``make_app`` with one defect."""
+
+from celery import Celery
+from celery.signals import worker_init
+from kombu import Exchange, Queue
+
+RESULTS = "db+postgresql+psycopg2://cadasta:cadasta@localhost:5432/cadasta"
+
+
+def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
+             router="declaring", result_backend=RESULTS, track_started=True):
+    exchange = Exchange("tasks", type=exchange_type)
+    platform = Queue("platform.fifo", exchange, routing_key=platform_key)
+    queues = [Queue(q, exchange, routing_key=q) for q in ("celery", "export", "msg")]
+    if with_platform:
+        queues.append(platform)
+
+    def declaring_router(task_name, args, kwargs, options, task=None, **kw):
+        key = task_name.split(".", 1)[0]
+        queue = Queue(key, exchange, routing_key=key)
+        return {"queue": queue, "exchange": exchange.name, "routing_key": key,
+                "declare": [queue, platform]}
+
+    def forgetful_router(task_name, args, kwargs, options, task=None, **kw):
+        key = task_name.split(".", 1)[0]
+        return {"queue": Queue(key, exchange, routing_key=key),
+                "exchange": exchange.name, "routing_key": key}
+
+    routers = {"declaring": (declaring_router,), "forgetful": (forgetful_router,),
+               None: None}
+    app = Celery(name)
+    app.conf.update(
+        broker_url="sqs://",
+        broker_transport_options={"region": "us-west-2", "queue_name_prefix": "hand-"},
+        result_backend=result_backend,
+        task_default_exchange=exchange.name,
+        task_default_exchange_type=exchange_type,
+        task_queues=queues,
+        task_routes=routers[router],
+        task_track_started=track_started,
+    )
+
+    @app.task(name="export.project")
+    def export_project(project_id):
+        return {"project": project_id}
+
+    @app.task(name="msg.email")
+    def email(to):
+        return {"to": to}
+
+    @worker_init.connect(weak=False)
+    def bound_chord_unlock(sender=None, **kwargs):
+        if sender.app is app:
+            app.tasks["celery.chord_unlock"].max_retries = 3600
+
+    return app

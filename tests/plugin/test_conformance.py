@@ -1,0 +1,156 @@
+"""The conformance suite as users run it: right apps pass, each wrong app fails
+the group that guards against its defect, saying why and what to change."""
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLE_WORKER = Path(__file__).parents[2] / "examples" / "worker"
+ALL_GROUPS = ["exchange  2 passed", "monitor   6 passed", "routing   3 passed",
+              "result    4 passed", "chord     2 passed"]
+
+
+def summary_lines(result):
+    out = result.stdout.str()
+    return out[out.index("cadasta conformance"):].splitlines()[1:]
+
+
+@pytest.mark.parametrize("app", ["toolbox_app", "handwritten_ok"])
+def test_a_conforming_app_passes_every_check_in_an_empty_directory(run_inner, pytester, app):
+    pytester.copy_example(f"apps/{app}.py")
+    pytester.copy_example("apps/handwritten.py")
+    result = run_inner(f"--cadasta-app={app}:app")
+    result.assert_outcomes(passed=17)
+    result.stdout.fnmatch_lines(["*= cadasta conformance =*", *ALL_GROUPS, "verdict: conforms"])
+
+
+def test_the_example_worker_conforms_and_its_own_tests_pass(run_inner, pytester):
+    shutil.copytree(EXAMPLE_WORKER, pytester.path, dirs_exist_ok=True)
+    result = run_inner("--cadasta-app=worker.celery:app")
+    result.assert_outcomes(passed=20)
+    result.stdout.fnmatch_lines(["cadasta *", "tests/test_worker.py ...*", "verdict: conforms"])
+
+
+def test_producer_only_skips_the_worker_checks_saying_why(run_inner, pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    result = run_inner("--cadasta-app=toolbox_app:app", "--cadasta-producer-only", "-rs")
+    result.assert_outcomes(passed=10, skipped=7)
+    result.stdout.fnmatch_lines([
+        "chord     2 skipped",
+        "verdict: conforms",
+        "SKIPPED [[]7] cadasta: --cadasta-producer-only: the app runs no worker"])
+
+
+FAILURES = {
+    "direct_exchange": (["exchange", "monitor"], [
+        "*saw:   the default exchange 'tasks' is a 'direct' exchange*",
+        "*saw:   platform.fifo received 0 messages of 1; export received 1 message*",
+        "*fix:   task_default_exchange_type = 'topic'*"]),
+    "no_monitor_queue": (["monitor"], [
+        "*saw:   no queue 'platform.fifo' among the app's queues (celery, export, msg)",
+        "*fix:   task_queues += [[]Queue('platform.fifo', *routing_key='#')]*"]),
+    "monitor_wrong_key": (["monitor"], [
+        "*saw:   'platform.fifo' is bound to exchange 'tasks' with key 'platform'",
+        "*needs: 'platform.fifo' bound to the default exchange 'tasks' with '#'*"]),
+    "no_router": (["routing"], [
+        "*saw:   'export.cadasta_any_task' goes to exchange 'tasks' with routing key "
+        "'celery' (queue 'celery'); 'msg.cadasta_any_task' goes to*",
+        "*fix:   task_routes = *"]),
+    "unroutable_task": (["routing"], [
+        "*saw:   task 'report.generate' -> 'report': no such queue in this app "
+        "(its queues: celery, export, msg)",
+        "*fix:   add the queue to QUEUES*"]),
+    "redis_backend": (["result"], [
+        "*saw:   result_backend = 'redis://:**@cache.internal:6379/0'",
+        "*fix:   result_backend = 'db+postgresql://*"]),
+    "forgetful_router": (["monitor"], [
+        "*saw:   platform.fifo received 0 messages of 1; export received 1 message*",
+        "*fix:   make the router return 'declare': *"]),
+}
+
+
+@pytest.mark.parametrize("app", sorted(FAILURES))
+def test_each_defect_fails_its_group_and_says_why(run_inner, pytester, app):
+    groups, messages = FAILURES[app]
+    pytester.copy_example("apps/handwritten.py")
+    pytester.copy_example(f"apps/{app}.py")
+    result = run_inner(f"--cadasta-app={app}:app", "-k", " or ".join(groups))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(messages, consecutive=False)
+    lines = summary_lines(result)
+    for group in groups:
+        assert any(line.startswith(group) and "failed" in line for line in lines), lines
+    assert any(line.startswith("verdict: does not conform: ") for line in lines), lines
+    assert "s3cret" not in result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_checks_are_items_with_group_ids_and_the_cadasta_marker(run_inner, pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    result = run_inner("--cadasta-app=toolbox_app:app", "--collect-only", "-q")
+    result.stdout.fnmatch_lines([
+        "cadasta::exchange::default_exchange_is_topic",
+        "cadasta::exchange::queues_are_bound_to_the_default_exchange",
+        "cadasta::monitor::platform_queue_is_a_fifo_queue_bound_with_hash",
+        "cadasta::monitor::task_lands_once_in_its_queue_and_once_in_the_monitor[[]celery]",
+        "cadasta::monitor::task_lands_once_in_its_queue_and_once_in_the_monitor[[]msg]",
+        "cadasta::monitor::task_lands_once_in_its_queue_and_once_in_the_monitor[[]export]",
+        "cadasta::routing::task_names_route_by_their_first_segment",
+        "cadasta::routing::every_registered_task_routes_to_an_existing_queue",
+        "cadasta::routing::celery_own_tasks_go_to_the_celery_queue",
+        "cadasta::result::backend_is_postgresql_through_the_database_backend",
+        "cadasta::result::success_leaves_a_success_row",
+        "cadasta::result::failure_leaves_a_failure_row_with_traceback",
+        "cadasta::result::started_state_is_tracked",
+        "cadasta::monitor::followups_scheduled_in_the_worker_reach_the_monitor",
+        "cadasta::monitor::errback_for_another_worker_is_forwarded",
+        "cadasta::chord::chord_unlock_retries_are_bounded",
+        "cadasta::chord::chord_completes",
+        "17 tests collected*",
+    ])
+
+
+def test_checks_run_once_beside_the_users_tests_with_several_paths(run_inner, pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    for sub in ("a", "b"):
+        pytester.mkpydir(sub)
+        (pytester.path / sub / f"test_{sub}.py").write_text("def test_it():\n    pass\n")
+    result = run_inner("--cadasta-app=toolbox_app:app", "a", "b", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["a/test_a.py::test_it", "b/test_b.py::test_it",
+                                 "19 tests collected*"])
+    assert result.stdout.str().count("cadasta::exchange::default_exchange_is_topic") == 1
+
+
+@pytest.mark.parametrize(("selection", "expected"), [
+    (["-k", "routing"], "3/17 tests collected (14 deselected)*"),
+    (["-m", "cadasta"], "17 tests collected*"),
+    (["-m", "not cadasta"], "no tests collected (17 deselected)*"),
+    (["-k", "chord_unlock"], "1/17 tests collected (16 deselected)*"),
+])
+def test_checks_are_selectable(run_inner, pytester, selection, expected):
+    pytester.copy_example("apps/toolbox_app.py")
+    result = run_inner("--cadasta-app=toolbox_app:app", "--collect-only", "-q", *selection)
+    result.stdout.fnmatch_lines([expected])
+
+
+@pytest.mark.parametrize(("is_worker", "expected"), [(True, "OK"), (False, "OK (skipped=7)")])
+def test_unittest_flavour_runs_the_same_checks(pytester, shared_pg_url, is_worker, expected):
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.makepyfile(test_functional=f"""
+        from pytest_cadasta import build_functional_tests
+        from toolbox_app import app
+
+        CadastaChecks = build_functional_tests(app, is_worker={is_worker})
+    """)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CADASTA_RESULT_DB", shared_pg_url)
+        result = pytester.run(sys.executable, "-m", "unittest", "-v", "test_functional",
+                              timeout=240)
+    assert result.ret == 0, result.stderr.str()
+    result.stderr.fnmatch_lines([
+        "test_01_exchange_default_exchange_is_topic (*",
+        "Without a topic exchange the monitor queue's '#' binding matches nothing*... ok",
+        "Ran 17 tests in *", expected])
+    assert "DeprecationWarning" not in result.stderr.str()
