@@ -400,7 +400,7 @@ def followups_scheduled_in_the_worker_reach_the_monitor(c: Conformance, _: Any) 
              fix=monitor_fix(c, c.probes.home))
     children = c.wait_for_messages(
         c.platform_queue, lambda m: m.headers.get("parent_id") == result.id, count=3,
-        timeout=3.0)
+        timeout=1.0)  # published before the probe's SUCCESS row was written
     names = sorted(m.task for m in children)
     if len(children) < 3:
         fail(saw=f"{c.platform_queue} received {describe(children)} scheduled by the "
@@ -427,7 +427,7 @@ def errback_for_another_worker_is_forwarded(c: Conformance, _: Any) -> None:
     def is_errback(message: Any) -> bool:
         return message.task == ELSEWHERE_ERRBACK
 
-    in_monitor = c.wait_for_messages(c.platform_queue, is_errback, timeout=3.0)
+    in_monitor = c.wait_for_messages(c.platform_queue, is_errback, timeout=1.5)
     if target in c.work_queues:
         fail(saw=f"the errback {ELSEWHERE_ERRBACK!r} routes to {target!r}, a queue this "
                  "worker consumes: it is run here, where it is not registered",

@@ -47,7 +47,8 @@ def test_bad_app_is_a_usage_error(apps, value, expected):
 def test_good_app_from_the_ini_file(apps):
     apps.makeini("[pytest]\ncadasta_app = no_app_here:worker_app\n")
     apps.makepyfile(test_header="def test_nothing(): pass")
-    result = run(apps, "--cadasta-result-db=postgresql://u@localhost/postgres")
+    result = run(apps, "--cadasta-result-db=postgresql://u@localhost/postgres",
+                 "--collect-only")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["cadasta: app no_app_here:worker_app (one), role: worker"])
 
@@ -56,7 +57,7 @@ def test_command_line_beats_the_ini_file(apps):
     apps.makeini("[pytest]\ncadasta_app = no_app_here:not_an_app\n")
     apps.makepyfile(test_header="def test_nothing(): pass")
     result = run(apps, "--cadasta-app=no_app_here:other_app",
-                 "--cadasta-result-db=postgresql://u@localhost/postgres")
+                 "--cadasta-result-db=postgresql://u@localhost/postgres", "--collect-only")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["cadasta: app no_app_here:other_app (two)*"])
 

@@ -1,0 +1,36 @@
+"""The README stays true: every check, every Config variable, the quick start."""
+
+from pathlib import Path
+
+from cadasta_toolbox.config import INTERNAL_DEFAULTS
+from pytest_cadasta.checks import CHECKS
+
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.rst").read_text()
+
+
+def test_every_check_is_documented_with_what_it_protects_against():
+    for check in CHECKS:
+        name = f"``{check.group}::{check.name}"
+        assert name in README, name
+        entry = README[README.index(name):].split("\n\n", 1)[0]
+        assert "Protects against:" in entry, name
+
+
+def test_every_internal_variable_is_documented_with_its_default():
+    for name, default in INTERNAL_DEFAULTS.items():
+        assert f"``{name}``" in README
+        assert f"``{default!r}``" in README, (name, default)
+
+
+def test_quick_start_test_command_is_what_ci_runs():
+    assert "bash .ci/install && .venv/bin/python -m pytest\n" in README
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash .ci/install\n" in ci
+    assert ci.rstrip().endswith(".venv/bin/python -m pytest")
+
+
+def test_quick_start_main_job_runs_the_example_worker():
+    assert ("bash .ci/install && cd examples/worker && ../../.venv/bin/python -m pytest "
+            "--cadasta-app=worker.celery:app") in README
+    assert (ROOT / "examples" / "worker" / "worker" / "celery.py").is_file()
