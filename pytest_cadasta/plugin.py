@@ -12,10 +12,6 @@ from pytest_cadasta.settings import Settings, add_options, read_settings
 settings_key = pytest.StashKey[Settings]()
 app_key = pytest.StashKey[Any]()
 
-NOISE = (
-    "ignore:IOCTLFUNCTION is deprecated:DeprecationWarning",
-    "ignore:socket_all is deprecated:DeprecationWarning",
-)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,8 +22,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "cadasta: a Cadasta conformance check (pytest-cadasta)")
-    for noise in NOISE:  # raised inside kombu's HTTP client, not the user's code
-        config.addinivalue_line("filterwarnings", noise)
+    from pytest_cadasta.worker import KOMBU_CURL_WARNINGS
+
+    for message in KOMBU_CURL_WARNINGS:
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
     settings = read_settings(config)
     config.stash[settings_key] = settings
     if settings.app is not None:

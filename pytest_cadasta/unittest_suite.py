@@ -11,9 +11,9 @@ from pytest_cadasta import topology
 from pytest_cadasta.checks import Check, iter_checks
 from pytest_cadasta.conformance import CheckFailed, CheckSkipped
 from pytest_cadasta.settings import Settings
+from pytest_cadasta.worker import KOMBU_CURL_WARNINGS
 
 RESULT_DB_VARIABLE = "CADASTA_RESULT_DB"
-NOISE = ("IOCTLFUNCTION is deprecated", "socket_all is deprecated")
 
 
 def _restore_filters(saved: list) -> None:
@@ -42,7 +42,7 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
 
             cls.harness = Harness(settings, app)
             saved_filters = warnings.filters[:]
-            for message in NOISE:  # raised inside kombu's HTTP client
+            for message in KOMBU_CURL_WARNINGS:
                 warnings.filterwarnings("ignore", message=message,
                                         category=DeprecationWarning)
             cls.harness.on_close(_restore_filters, saved_filters)

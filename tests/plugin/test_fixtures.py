@@ -35,17 +35,31 @@ def open_tmpdir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.mark.parametrize("outcome", ["passing", "failing"])
+OUTCOMES = {
+    "passing": ("assert True", {"passed": 1}),
+    "failing": ("assert False", {"failed": 1}),
+    # Ctrl-C while the database and the worker are up.
+    "interrupted": ("os.kill(os.getpid(), signal.SIGINT); time.sleep(5)", {}),
+}
+
+
+@pytest.mark.parametrize("outcome", sorted(OUTCOMES))
 def test_own_postgres_leaves_nothing_behind(run_inner, pytester, open_tmpdir, outcome):
+    body, expected = OUTCOMES[outcome]
     tmpdir = open_tmpdir
     pytester.copy_example(TOOLBOX_APP)
     pytester.makepyfile(test_own=f"""
-        def test_uses_the_database(cadasta_result_db, cadasta_app):
+        import os, signal, time
+
+        def test_uses_the_database(cadasta_result_db, cadasta_worker):
             assert cadasta_result_db.rows() == []
-            assert {outcome == "passing"}
+            {body}
     """)
     result = run_inner(APP, *ONLY_OWN, own_db=True, env={"TMPDIR": str(tmpdir)})
-    result.assert_outcomes(**{"passed" if outcome == "passing" else "failed": 1})
+    if expected:
+        result.assert_outcomes(**expected)
+    else:
+        assert result.ret == pytest.ExitCode.INTERRUPTED
     assert pg_leftovers(tmpdir) == ([], "")
 
 
