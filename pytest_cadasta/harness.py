@@ -55,10 +55,13 @@ class Harness:
             try:
                 database.create()
             except Exception as exc:
+                detail = str(exc).strip()
+                if server.password:
+                    detail = detail.replace(server.password, "**")
                 raise InfrastructureError(
                     f"could not create the result database on {server.host}:"
                     f"{server.port} as {server.user!r}: {type(exc).__name__}: "
-                    f"{str(exc).strip()}") from None
+                    f"{detail}; the role needs CREATEDB and CREATEROLE") from None
             self._database = database
         return self._database
 

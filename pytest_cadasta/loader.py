@@ -22,10 +22,11 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def load_app(spec: str, rootdir: Path) -> Any:
+def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
     """Import ``module:attribute`` with ``rootdir`` importable; return the app.
 
-    Every way this can go wrong is a ``pytest.UsageError`` naming what failed.
+    Every way this can go wrong is a ``pytest.UsageError`` naming what failed;
+    ``label`` says where the value came from (the option or the ini key).
     """
     module_name, _, attribute = spec.partition(":")
     root = str(rootdir)
@@ -37,14 +38,14 @@ def load_app(spec: str, rootdir: Path) -> Any:
         missing = exc.name or module_name
         if missing == module_name or module_name.startswith(missing + "."):
             raise pytest.UsageError(
-                f"--cadasta-app={spec!r}: no module named {missing!r} "
+                f"{label}={spec!r}: no module named {missing!r} "
                 f"(looked in {root} and sys.path); check the module path, "
                 "or run pytest from your project's root") from None
-        raise _import_failed(spec, module_name, exc) from None
+        raise _import_failed(label, spec, module_name, exc) from None
     except Exception as exc:
-        raise _import_failed(spec, module_name, exc) from None
+        raise _import_failed(label, spec, module_name, exc) from None
     except SystemExit as exc:
-        raise _import_failed(spec, module_name, exc) from None
+        raise _import_failed(label, spec, module_name, exc) from None
 
     try:
         app = getattr(module, attribute)
@@ -54,17 +55,18 @@ def load_app(spec: str, rootdir: Path) -> Any:
         hint = (f"Celery apps in {module_name}: {', '.join(apps)}" if apps
                 else f"{module_name} defines no Celery app")
         raise pytest.UsageError(
-            f"--cadasta-app={spec!r}: module {module_name!r} has no attribute "
+            f"{label}={spec!r}: module {module_name!r} has no attribute "
             f"{attribute!r}; {hint}") from None
     if not _is_celery_app(app):
         raise pytest.UsageError(
-            f"--cadasta-app={spec!r}: {attribute!r} is a {type(app).__name__}, "
+            f"{label}={spec!r}: {attribute!r} is a {type(app).__name__}, "
             "not a Celery app (expected celery.Celery)")
     return app
 
 
-def _import_failed(spec: str, module_name: str, exc: BaseException) -> pytest.UsageError:
+def _import_failed(label: str, spec: str, module_name: str,
+                   exc: BaseException) -> pytest.UsageError:
     command = f"python -c {shlex.quote('import ' + module_name)}"
     return pytest.UsageError(
-        f"--cadasta-app={spec!r}: importing {module_name!r} raised "
+        f"{label}={spec!r}: importing {module_name!r} raised "
         f"{_one_line(exc)}; reproduce with: {command}")

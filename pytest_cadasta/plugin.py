@@ -31,7 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.app is not None:
         from pytest_cadasta.loader import load_app
 
-        config.stash[app_key] = load_app(settings.app, config.rootpath)
+        config.stash[app_key] = load_app(settings.app, config.rootpath, settings.app_label)
         if settings.result_db is None:
             from pytest_cadasta.postgres import find_pg_ctl
 

@@ -34,11 +34,12 @@ class ResultDatabase:
         from pytest_postgresql.janitor import DatabaseJanitor
 
         server = self.server
-        self._janitor = DatabaseJanitor(
+        janitor = DatabaseJanitor(
             user=server.user, host=server.host, port=server.port,
             password=server.password, dbname=self.dbname,
-            maintenance_dbname=server.maintenance_db, connection_timeout=10)
-        self._janitor.init()
+            maintenance_dbname=server.maintenance_db, connection_timeout=5)
+        janitor.init()
+        self._janitor = janitor  # only now is there something to drop
         schema = SCHEMA_SQL if self.schema_file is None else self.schema_file.read_text()
         with self.admin_connection() as connection:
             apply_result_schema(connection, self.role, self.password, schema)

@@ -37,6 +37,8 @@ class Settings:
     result_db: str | None
     result_schema: Path | None
     pg_ctl: str | None
+    #: Where ``app`` came from, for messages: the option or the ini key.
+    app_label: str = "--cadasta-app"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -51,6 +53,13 @@ def add_options(parser: pytest.Parser) -> None:
                             dest=f"cadasta_{name}", metavar=name.upper(),
                             help=help_text)
         parser.addini(f"cadasta_{name}", help_text, type=ini_type, default=None)
+
+
+def label(config: pytest.Config, name: str) -> str:
+    """How the user spelled the setting ``name``: the option, or the ini key."""
+    if config.getoption(f"cadasta_{name}") is not None:
+        return "--cadasta-" + name.replace("_", "-")
+    return f"cadasta_{name} (ini)"
 
 
 def _value(config: pytest.Config, name: str) -> Any:
@@ -70,7 +79,7 @@ def read_settings(config: pytest.Config) -> Settings:
         module, sep, attribute = app.partition(":")
         if not sep or not module or not attribute or ":" in attribute:
             raise pytest.UsageError(
-                f"--cadasta-app={app!r}: expected 'module:attribute', "
+                f"{label(config, 'app')}={app!r}: expected 'module:attribute', "
                 "e.g. 'worker.celery:app'")
     result_db = _value(config, "result_db")
     if result_db is not None and not result_db.startswith(
@@ -78,7 +87,7 @@ def read_settings(config: pytest.Config) -> Settings:
         from cadasta_toolbox.secrets import mask_url
 
         raise pytest.UsageError(
-            f"--cadasta-result-db={mask_url(result_db)!r}: expected a PostgreSQL "
+            f"{label(config, 'result_db')}={mask_url(result_db)!r}: expected a PostgreSQL "
             "URL, e.g. 'postgresql://admin:secret@localhost:5432/postgres'")
     schema = _value(config, "result_schema")
     schema_path = None
@@ -91,7 +100,8 @@ def read_settings(config: pytest.Config) -> Settings:
         schema_path = Path(base, schema)
         if not schema_path.is_file():
             raise pytest.UsageError(
-                f"--cadasta-result-schema={schema!r}: no such file ({schema_path})")
+                f"{label(config, 'result_schema')}={schema!r}: no such file "
+                f"({schema_path})")
     producer_only = _value(config, "producer_only")
     return Settings(
         app=app,
@@ -99,4 +109,5 @@ def read_settings(config: pytest.Config) -> Settings:
         result_db=result_db,
         result_schema=schema_path,
         pg_ctl=_value(config, "pg_ctl"),
+        app_label=label(config, "app"),
     )

@@ -9,7 +9,8 @@ import pytest
 from pytest_cadasta.checks import GROUPS
 from pytest_cadasta.collection import SUITE
 
-RANK = {"passed": 0, "skipped": 1, "failed": 2}
+RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
+OUTCOME_ORDER = ("passed", "failed", "error", "skipped")
 
 
 class Summary:
@@ -22,6 +23,8 @@ class Summary:
         if not report.nodeid.startswith(SUITE + "::"):
             return
         outcome = report.outcome
+        if report.when != "call" and outcome == "failed":
+            outcome = "error"  # the check could not run: not a verdict on the app
         if report.when != "call" and outcome == "passed":
             outcome = self.outcomes.get(report.nodeid, "passed")
         previous = self.outcomes.get(report.nodeid)
@@ -37,14 +40,19 @@ class Summary:
         for group, by_outcome in counts.items():
             if not by_outcome:
                 continue
-            text = ", ".join(f"{by_outcome[o]} {o}" for o in ("passed", "failed", "skipped")
+            text = ", ".join(f"{by_outcome[o]} {o}" for o in OUTCOME_ORDER
                              if by_outcome.get(o))
-            rows.append((f"{group:<9} {text}", {"red": bool(by_outcome.get("failed"))}))
+            bad = by_outcome.get("failed") or by_outcome.get("error")
+            rows.append((f"{group:<9} {text}", {"red": bool(bad)}))
         return rows
 
     def verdict(self) -> tuple[str, dict]:
         failed = sum(1 for o in self.outcomes.values() if o == "failed")
         passed = sum(1 for o in self.outcomes.values() if o == "passed")
+        errors = sum(1 for o in self.outcomes.values() if o == "error")
+        if errors:
+            return (f"verdict: not judged: {errors} check{'s' if errors > 1 else ''} could "
+                    "not run (see the errors above)", {"yellow": True, "bold": True})
         if failed:
             return (f"verdict: does not conform: {failed} check{'s' if failed > 1 else ''} "
                     "failed", {"red": True, "bold": True})

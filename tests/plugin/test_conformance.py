@@ -154,3 +154,18 @@ def test_unittest_flavour_runs_the_same_checks(pytester, shared_pg_url, is_worke
         "Without a topic exchange the monitor queue's '#' binding matches nothing*... ok",
         "Ran 17 tests in *", expected])
     assert "DeprecationWarning" not in result.stderr.str()
+
+
+def test_an_unreachable_result_database_is_an_error_not_a_verdict(pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--cadasta-app=toolbox_app:app", "-k", "result",
+        "--cadasta-result-db=postgresql://admin:pw-9f3e@127.0.0.1:1/postgres", timeout=120)
+    result.assert_outcomes(passed=0, errors=4)
+    result.stdout.fnmatch_lines([
+        "*could not set up the checks: could not create the result database on "
+        "127.0.0.1:1 as 'admin': *",
+        "result    4 error",
+        "verdict: not judged: 4 checks could not run (see the errors above)"],
+        consecutive=False)
+    assert "pw-9f3e" not in result.stdout.str() + result.stderr.str()

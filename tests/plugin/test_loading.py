@@ -66,4 +66,11 @@ def test_ini_value_is_checked_like_the_option(apps):
     apps.makeini("[pytest]\ncadasta_app = toolbox_app\n")
     result = run(apps)
     assert result.ret == USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --cadasta-app='toolbox_app': expected*"])
+    result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='toolbox_app': expected*"])
+
+
+def test_an_ini_app_that_fails_says_it_came_from_the_ini(apps):
+    apps.makeini("[pytest]\ncadasta_app = no_app_here:missing\n")
+    result = run(apps)
+    assert result.ret == USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='no_app_here:missing': module*"])
