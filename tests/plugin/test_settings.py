@@ -109,3 +109,34 @@ def test_pg_ctl_prefers_path_then_the_newest_install(monkeypatch, tmp_path):
     assert postgres.find_pg_ctl(None) == str(tmp_path / "15/bin/pg_ctl")
     monkeypatch.setenv("PATH", str(tmp_path / "9.6" / "bin"))
     assert postgres.find_pg_ctl(None) == str(tmp_path / "9.6/bin/pg_ctl")
+
+
+@pytest.mark.parametrize(("ini", "expected"), [
+    ("cadasta_result_db = mysql://root:pw@db/x",
+     "ERROR: cadasta_result_db (ini)='mysql://root:**@db/x': expected a PostgreSQL URL*"),
+    ("cadasta_result_schema = nowhere.sql",
+     "ERROR: cadasta_result_schema (ini)='nowhere.sql': no such file*"),
+    ("cadasta_app = toolbox_app:app\ncadasta_pg_ctl = /nonexistent/pg_ctl",
+     "ERROR: --cadasta-pg-ctl='/nonexistent/pg_ctl': not an executable file"),
+])
+def test_ini_spellings_are_checked_too(project, ini, expected):
+    project.makeini(f"[pytest]\n{ini}\n")
+    result = run(project)
+    assert result.ret == USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+
+
+def test_schema_option_is_relative_to_the_invocation_directory(project):
+    sql = project.mkdir("ddl") / "results.sql"
+    sql.write_text(_platform_ddl())
+    sub = project.mkdir("elsewhere")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(sub)
+        ok = project.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only",
+                                          "--cadasta-result-schema=../ddl/results.sql",
+                                          str(project.path))
+        missing = project.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only",
+                                               "--cadasta-result-schema=ddl/results.sql",
+                                               str(project.path))
+    assert ok.ret == 0
+    assert missing.ret == USAGE_ERROR

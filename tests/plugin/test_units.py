@@ -1,0 +1,99 @@
+"""Pure logic, no infrastructure: names, envelopes, masking, queue topology."""
+
+import base64
+import json
+
+import pytest
+from celery import Celery
+from kombu import Exchange, Queue
+
+from cadasta_toolbox.config import Config
+from cadasta_toolbox.secrets import mask_secrets, mask_url
+from pytest_cadasta import topology
+from pytest_cadasta.messages import decode
+from pytest_cadasta.sqs import sqs_queue_name
+from pytest_cadasta.wiring import result_driver
+
+
+@pytest.mark.parametrize(("prefix", "name", "expected"), [
+    ("dev-", "platform.fifo", "dev-platform.fifo"),
+    ("dev-", "export", "dev-export"),
+    ("", "my.queue", "my-queue"),
+    ("x-", "a.b.fifo", "x-a-b.fifo"),
+    ("", "odd:name", "odd_name"),
+])
+def test_sqs_names_follow_kombu(prefix, name, expected):
+    assert sqs_queue_name(prefix, name) == expected
+
+
+def envelope(body, encode_outer=True, content_type="application/json"):
+    inner = json.dumps({
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-type": content_type, "content-encoding": "utf-8",
+        "headers": {"id": "t1", "task": "export.project", "root_id": "t1", "parent_id": None},
+        "properties": {"body_encoding": "base64"},
+    })
+    return base64.b64encode(inner.encode()).decode() if encode_outer else inner
+
+
+@pytest.mark.parametrize("encode_outer", [True, False])
+def test_decode_reads_celerys_protocol_2_envelope(encode_outer):
+    message = decode("export", envelope([[1], {"a": 2}, {"callbacks": None}], encode_outer))
+    assert (message.task, message.id, message.args, message.kwargs) == (
+        "export.project", "t1", [1], {"a": 2})
+    assert message.decode_error is None
+
+
+def test_decode_reports_what_it_could_not_read():
+    assert "not [args, kwargs, embed]" in decode("q", envelope({"x": 1})).decode_error
+    assert "is not application/json" in decode(
+        "q", envelope([[], {}, {}], content_type="application/x-python-serialize")).decode_error
+    assert "not a kombu envelope" in decode("q", "plain text").decode_error
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql://u:secret@h:5432/d", "postgresql://u:**@h:5432/d"),
+    ("redis://:secret@cache:6379/0", "redis://:**@cache:6379/0"),
+    ("sqs://", "sqs://"),
+    ("postgresql://u@h/d", "postgresql://u@h/d"),
+])
+def test_mask_url(url, expected):
+    assert mask_url(url) == expected
+
+
+def test_mask_secrets_masks_by_name_and_in_nested_urls():
+    shown = mask_secrets("opts", {"aws_secret_access_key": "k", "url": "db://u:p@h/d",
+                                  "region": "us-west-2"})
+    assert shown == {"aws_secret_access_key": "**", "url": "db://u:**@h/d",
+                     "region": "us-west-2"}
+
+
+@pytest.mark.parametrize(("backend", "driver"), [
+    ("db+postgresql+psycopg2://u:p@h/d", "psycopg2"),
+    ("db+postgresql+psycopg://u:p@h/d", "psycopg"),
+    ("db+postgresql://u:p@h/d", "psycopg"),
+    ("redis://h", "psycopg2"),
+    (None, "psycopg2"),
+])
+def test_result_driver_keeps_the_users_postgresql_driver(backend, driver):
+    assert result_driver(backend) == driver
+
+
+def test_topology_of_a_toolbox_app():
+    app = Celery("t", set_as_current=False)
+    app.config_from_object(Config(QUEUES=("export", "import"), QUEUE_PREFIX="prod",
+                                  PLATFORM_QUEUE_NAME="monitor.fifo"))
+    assert topology.work_queue_names(app) == ["celery", "export", "import"]
+    assert topology.platform_queue_name(app) == "monitor.fifo"
+    assert topology.queue_name_prefix(app) == "prod-"
+    assert topology.region(app) == "us-west-2"
+
+
+def test_topology_of_a_handwritten_app_reads_task_queues():
+    exchange = Exchange("tasks", type="topic")
+    app = Celery("t", set_as_current=False)
+    app.conf.task_queues = [Queue("platform.fifo", exchange, routing_key="#"),
+                            Queue("export", exchange, routing_key="export")]
+    assert topology.work_queue_names(app) == ["celery", "export"]
+    assert topology.platform_queue_name(app) == "platform.fifo"
+    assert topology.region(app) == "us-east-1"
