@@ -112,6 +112,10 @@ def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
     return str(wrapper)
 
 
+class _PortTaken(Exception):
+    """The chosen port was taken before PostgreSQL could bind it."""
+
+
 class EphemeralPostgres:
     """initdb + pg_ctl start in a temporary directory; stop removes it all."""
 
@@ -121,7 +125,21 @@ class EphemeralPostgres:
         self.executor = None
         self.server: Server | None = None
 
-    def start(self) -> Server:
+    def start(self, attempts: int = 3) -> Server:
+        """Start the server; a port taken between choosing and binding it costs
+        another try on another port."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once()
+            except _PortTaken:
+                if attempt == attempts:
+                    raise RuntimeError(
+                        f"the ephemeral PostgreSQL could not bind a free port in {attempts} "
+                        "tries (ports taken by other processes)") from None
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> Server:
+        from mirakuru.exceptions import AlreadyRunning
         from pytest_postgresql.executors import PostgreSQLExecutor
 
         as_root = os.geteuid() == 0
@@ -155,6 +173,9 @@ class EphemeralPostgres:
         except BaseException as exc:
             log = self._log_tail()
             self.stop()
+            if (isinstance(exc, AlreadyRunning)  # mirakuru: something answers there
+                    or "could not bind" in log or "already in use" in log):
+                raise _PortTaken() from None
             if isinstance(exc, Exception):
                 raise RuntimeError(
                     f"the ephemeral PostgreSQL ({self.pg_ctl}) did not start: "
