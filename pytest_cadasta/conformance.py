@@ -107,7 +107,3 @@ class Conformance:
             name = sqs_name[len(prefix):] if sqs_name.startswith(prefix) else sqs_name
             found[sqs_name] = sum(1 for m in self.sqs.messages(name) if m.id == task_id)
         return found
-
-    def counts(self, queues: list[str]) -> dict[str, int]:
-        """How many messages sit in each queue now (read without deleting)."""
-        return {q: len(self.sqs.messages(q, delete=False)) for q in queues}

@@ -17,6 +17,9 @@ from pytest_cadasta.wiring import OriginalSettings
 
 
 class Harness:
+    """Starts each part on first request, in dependency order; ``close()`` stops
+    everything it started, in reverse, and puts the environment back."""
+
     def __init__(self, settings: Settings, app: Any = None) -> None:
         self.settings = settings
         self._app = app

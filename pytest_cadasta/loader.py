@@ -22,16 +22,21 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
+def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app",
+             cleanups: list | None = None) -> Any:
     """Import ``module:attribute`` with ``rootdir`` importable; return the app.
 
     Every way this can go wrong is a ``pytest.UsageError`` naming what failed;
-    ``label`` says where the value came from (the option or the ini key).
+    ``label`` says where the value came from (the option or the ini key). The
+    rootdir stays on ``sys.path`` (the worker imports the app's modules later);
+    a callable that takes it off again is appended to ``cleanups``.
     """
     module_name, _, attribute = spec.partition(":")
     root = str(rootdir)
     if root not in sys.path:
         sys.path.insert(0, root)
+        if cleanups is not None:
+            cleanups.append(lambda: sys.path.remove(root) if root in sys.path else None)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

@@ -31,7 +31,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.app is not None:
         from pytest_cadasta.loader import load_app
 
-        config.stash[app_key] = load_app(settings.app, config.rootpath, settings.app_label)
+        cleanups: list = []
+        try:
+            config.stash[app_key] = load_app(settings.app, config.rootpath,
+                                             settings.app_label, cleanups)
+        finally:
+            for cleanup in cleanups:
+                config.add_cleanup(cleanup)
         if settings.result_db is None:
             from pytest_cadasta.postgres import find_pg_ctl
 
