@@ -9,10 +9,9 @@ import pytest
 
 from pytest_cadasta import topology
 from pytest_cadasta.checks import GROUPS, Check, iter_checks
-from pytest_cadasta.conformance import CheckFailed, CheckSkipped
+from pytest_cadasta.conformance import PRODUCER_ONLY_REASON, run_check
 
 SUITE = "cadasta"
-PRODUCER_ONLY_REASON = "--cadasta-producer-only: the app runs no worker"
 
 
 class CadastaSuite(pytest.Collector):
@@ -34,26 +33,14 @@ class CheckItem(pytest.Function):
         return SUITE, 0, self.nodeid
 
 
-def run_check(check: Check, conformance: Any, queue: str | None) -> None:
-    __tracebackhide__ = True
-    failure = skipped = None
-    try:
-        check.func(conformance, queue)
-    except CheckFailed as exc:
-        failure = f"{check.doc}{exc}"
-    except CheckSkipped as exc:
-        skipped = str(exc)
-    # Outside the except blocks, so the report shows no exception chain.
-    if failure is not None:
-        pytest.fail(failure, pytrace=False)
-    if skipped is not None:
-        pytest.skip(skipped)
-
-
 def _test_function(check: Check, queue: str | None) -> Any:
     def test(_cadasta_conformance: Any) -> None:
         __tracebackhide__ = True
-        run_check(check, _cadasta_conformance, queue)
+        failure, skipped = run_check(check, _cadasta_conformance, queue)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+        if skipped is not None:
+            pytest.skip(skipped)
 
     test.__doc__ = check.doc
     return test

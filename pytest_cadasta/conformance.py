@@ -11,6 +11,7 @@ from pytest_cadasta import topology
 from pytest_cadasta.probes import HideProbeFailures, Probes
 
 ROUND_TRIP_TIMEOUT = 15.0
+PRODUCER_ONLY_REASON = "--cadasta-producer-only: the app runs no worker"
 
 
 class CheckFailed(AssertionError):
@@ -19,6 +20,21 @@ class CheckFailed(AssertionError):
 
 class CheckSkipped(Exception):
     """A check that does not apply (e.g. it needs a worker, and there is none)."""
+
+
+def run_check(check: Any, conformance: Any, queue: str | None) -> tuple[str | None, str | None]:
+    """Run one check; return (failure message, skip reason), at most one set.
+
+    Both runners (pytest items, unittest methods) report from this, outside
+    any except block, so no exception chain reaches the report.
+    """
+    try:
+        check.func(conformance, queue)
+    except CheckFailed as exc:
+        return f"{check.doc}{exc}", None
+    except CheckSkipped as exc:
+        return None, str(exc)
+    return None, None
 
 
 def fail(saw: str, needs: str, fix: str) -> NoReturn:
@@ -54,7 +70,7 @@ class Conformance:
     # -- infrastructure on demand ------------------------------------------
     def require_worker(self) -> Any:
         if not self.is_worker:
-            raise CheckSkipped("--cadasta-producer-only: the app runs no worker")
+            raise CheckSkipped(PRODUCER_ONLY_REASON)
         return self.harness.worker()
 
     def fresh_start(self) -> None:

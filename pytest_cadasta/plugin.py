@@ -13,7 +13,6 @@ settings_key = pytest.StashKey[Settings]()
 app_key = pytest.StashKey[Any]()
 
 
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
@@ -81,14 +80,21 @@ def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Any]:
         harness.close()
 
 
-def _use(harness: Any, part: str) -> Any:
+def _provide(what: str, make: Any, *args: Any) -> Any:
+    """``make(*args)``; a failure of the plugin's own infrastructure fails the
+    test with the one-line reason, not a traceback."""
     __tracebackhide__ = True
     from pytest_cadasta.errors import InfrastructureError
 
     try:
-        return getattr(harness, part)()
+        return make(*args)
     except (InfrastructureError, LookupError, pytest.UsageError) as exc:
-        pytest.fail(f"pytest-cadasta could not provide {part}: {exc}", pytrace=False)
+        pytest.fail(f"pytest-cadasta could not {what}: {exc}", pytrace=False)
+
+
+def _use(harness: Any, part: str) -> Any:
+    __tracebackhide__ = True
+    return _provide(f"provide {part}", getattr(harness, part))
 
 
 @pytest.fixture
@@ -119,7 +125,9 @@ def cadasta_app(_cadasta_wired_app: Any, cadasta_sqs: Any) -> Any:
 @pytest.fixture(scope="session")
 def _cadasta_session_worker(_cadasta_harness: Any, pytestconfig: pytest.Config) -> Any:
     if pytestconfig.stash[settings_key].producer_only:
-        pytest.skip("--cadasta-producer-only: the app runs no worker")
+        from pytest_cadasta.conformance import PRODUCER_ONLY_REASON
+
+        pytest.skip(PRODUCER_ONLY_REASON)
     return _use(_cadasta_harness, "worker")
 
 
@@ -133,10 +141,6 @@ def cadasta_worker(_cadasta_session_worker: Any, cadasta_app: Any) -> Any:
 def _cadasta_conformance(_cadasta_harness: Any, pytestconfig: pytest.Config) -> Any:
     __tracebackhide__ = True
     from pytest_cadasta.conformance import Conformance
-    from pytest_cadasta.errors import InfrastructureError
 
-    try:
-        return Conformance(_cadasta_harness,
-                           is_worker=not pytestconfig.stash[settings_key].producer_only)
-    except (InfrastructureError, LookupError, pytest.UsageError) as exc:
-        pytest.fail(f"pytest-cadasta could not set up the checks: {exc}", pytrace=False)
+    return _provide("set up the checks", Conformance, _cadasta_harness,
+                    not pytestconfig.stash[settings_key].producer_only)

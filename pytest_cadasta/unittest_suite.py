@@ -9,7 +9,7 @@ from typing import Any
 
 from pytest_cadasta import topology
 from pytest_cadasta.checks import Check, iter_checks
-from pytest_cadasta.conformance import CheckFailed, CheckSkipped
+from pytest_cadasta.conformance import run_check
 from pytest_cadasta.settings import Settings
 from pytest_cadasta.worker import KOMBU_CURL_WARNINGS
 
@@ -70,13 +70,7 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
 
 def _method(check: Check, queue: str | None) -> Any:
     def test(self: unittest.TestCase) -> None:
-        failure = skipped = None
-        try:
-            check.func(self.conformance, queue)
-        except CheckFailed as exc:
-            failure = f"{check.doc}{exc}"
-        except CheckSkipped as exc:
-            skipped = str(exc)
+        failure, skipped = run_check(check, self.conformance, queue)
         if failure is not None:
             self.fail(failure)
         if skipped is not None:
