@@ -117,9 +117,5 @@ class Conformance:
 
     def where_is(self, task_id: str) -> dict[str, int]:
         """SQS queue name -> how many copies of ``task_id`` it holds (read and deleted)."""
-        found: dict[str, int] = {}
-        prefix = self.sqs.queue_name_prefix
-        for sqs_name in self.sqs.queues():
-            name = sqs_name[len(prefix):] if sqs_name.startswith(prefix) else sqs_name
-            found[sqs_name] = sum(1 for m in self.sqs.messages(name) if m.id == task_id)
-        return found
+        return {sqs_name: sum(1 for m in self.sqs.read(url, sqs_name) if m.id == task_id)
+                for sqs_name, url in self.sqs.queues().items()}

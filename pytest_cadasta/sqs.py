@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -105,31 +104,13 @@ class MockSQS:
                 aws_secret_access_key=FAKE_SECRET_KEY)
         return self._clients[region]
 
-    def reset(self) -> None:
-        """Forget every queue and message (and kombu's cached queue URLs)."""
-        import kombu.pools
-
-        request = urllib.request.Request(self.endpoint + "/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-        kombu.pools.reset()
-
     def purge(self) -> None:
         """Empty every queue in every region the plugin has looked at; the queues
         (and a running worker's hold on them) stay. Reads and deletes, since SQS
         (and moto) allow one PurgeQueue a minute."""
         for region in {self.region, *self._clients}:
-            client = self.client(region)
-            for url in self.queues(region).values():
-                while True:
-                    batch = client.receive_message(
-                        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-                    ).get("Messages", [])
-                    if not batch:
-                        break
-                    client.delete_message_batch(QueueUrl=url, Entries=[
-                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                        for i, m in enumerate(batch)])
+            for sqs_name, url in self.queues(region).items():
+                self.read(url, sqs_name, region)
 
     def queues(self, region: str | None = None) -> dict[str, str]:
         """SQS queue name -> URL, for every queue in ``region``."""
@@ -155,28 +136,30 @@ class MockSQS:
                  delete: bool = True) -> list[TaskMessage]:
         """Every message now in the app's queue ``queue``, decoded.
 
-        Reads in batches of ten; deletes what it read unless ``delete=False``
-        (then a FIFO queue's group stays blocked until the visibility timeout).
+        Deletes what it read unless ``delete=False`` (then it reads one batch and
+        leaves it visible, so a FIFO queue's group is not blocked).
         """
         url = self.url(queue, region)
-        if url is None:
-            return []
+        return [] if url is None else self.read(url, queue, region, delete)
+
+    def read(self, url: str, queue: str, region: str | None = None,
+             delete: bool = True) -> list[TaskMessage]:
+        """Every message now at the queue ``url``, decoded, read in batches of ten;
+        each batch deleted once read unless ``delete=False``."""
         client = self.client(region)
         found: list[TaskMessage] = []
         while True:
-            reply = client.receive_message(
+            batch = client.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                VisibilityTimeout=0 if not delete else 30)
-            batch = reply.get("Messages", [])
+                VisibilityTimeout=30 if delete else 0).get("Messages", [])
             if not batch:
                 return found
-            for message in batch:
-                found.append(decode(queue, message["Body"]))
-                if delete:
-                    client.delete_message(QueueUrl=url,
-                                          ReceiptHandle=message["ReceiptHandle"])
+            found += [decode(queue, message["Body"]) for message in batch]
             if not delete:
                 return found
+            client.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]}
+                for i, message in enumerate(batch)])
 
 
 @contextmanager
