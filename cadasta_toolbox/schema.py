@@ -52,6 +52,11 @@ CREATE INDEX IF NOT EXISTS ix_celery_tasksetmeta_date_done
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
+def _require_identifier(role: str) -> None:
+    if not IDENTIFIER.match(role):
+        raise ValueError(f"role name {role!r} is not a plain SQL identifier")
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -59,8 +64,7 @@ def _literal(text: str) -> str:
 def grant_sql(role: str) -> str:
     """SQL granting ``role`` SELECT/INSERT/UPDATE on the result tables, USAGE on
     their sequences, and nothing else."""
-    if not IDENTIFIER.match(role):
-        raise ValueError(f"role name {role!r} is not a plain SQL identifier")
+    _require_identifier(role)
     tables = ", ".join(RESULT_TABLES)
     sequences = ", ".join(RESULT_SEQUENCES)
     return (
@@ -78,8 +82,7 @@ def apply_result_schema(connection: Any, role: str, password: str,
     Idempotent: running it twice changes nothing but the role's password.
     Commits on success.
     """
-    if not IDENTIFIER.match(role):
-        raise ValueError(f"role name {role!r} is not a plain SQL identifier")
+    _require_identifier(role)
     cursor = connection.cursor()
     try:
         cursor.execute(schema_sql)

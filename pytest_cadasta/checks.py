@@ -94,15 +94,26 @@ def effective_route(c: Conformance, name: str) -> tuple[str | None, str | None, 
     return exchange, key, queue
 
 
+def routed_queue(c: Conformance, name: str) -> str | None:
+    """The queue a message of ``name`` goes to: the route's queue, else its key."""
+    _exchange, key, queue = effective_route(c, name)
+    return queue.name if queue is not None else key
+
+
+def add_platform_queue_fix(c: Conformance) -> str:
+    name, _kind = default_exchange(c)
+    return (f"task_queues += [Queue({c.platform_queue!r}, Exchange({name!r}, "
+            f"type='topic'), routing_key='#')] (or {TOOLBOX})")
+
+
 def monitor_fix(c: Conformance, queue: str) -> str:
     """The most likely one-line fix for a message that missed the monitor."""
-    name, kind = default_exchange(c)
+    _name, kind = default_exchange(c)
     platform = c.app.amqp.queues.get(c.platform_queue)
     if kind != "topic":
         return f"task_default_exchange_type = 'topic' (or configure with {TOOLBOX})"
     if platform is None or platform.routing_key != "#":
-        return (f"task_queues += [Queue({c.platform_queue!r}, Exchange({name!r}, "
-                f"type='topic'), routing_key='#')] (or {TOOLBOX})")
+        return add_platform_queue_fix(c)
     if not c.app.conf.task_routes:
         return (f"task_routes = (<a router routing by the name's first segment and "
                 f"declaring the task's queue and {c.platform_queue}>,) (the router of "
@@ -183,8 +194,7 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: Conformance, _: Any) -> No
     name, _kind = default_exchange(c)
     platform = c.platform_queue
     queue = c.app.amqp.queues.get(platform)
-    add = (f"task_queues += [Queue({platform!r}, Exchange({name!r}, type='topic'), "
-           f"routing_key='#')] (or {TOOLBOX})")
+    add = add_platform_queue_fix(c)
     if queue is None:
         fail(saw=f"no queue {platform!r} among the app's queues "
                  f"({', '.join(c.app.amqp.queues) or 'none'})",
@@ -289,8 +299,7 @@ def every_registered_task_routes_to_an_existing_queue(c: Conformance, _: Any) ->
     for name in sorted(c.app.tasks):
         if name.startswith("celery.") or name in probes:
             continue
-        _exchange, key, queue = effective_route(c, name)
-        target = queue.name if queue is not None else key
+        target = routed_queue(c, name)
         if target not in c.work_queues:
             lost.append(f"{name!r} -> {target!r}")
     if lost:
@@ -421,8 +430,7 @@ def errback_for_another_worker_is_forwarded(c: Conformance, _: Any) -> None:
     errback = signature(ELSEWHERE_ERRBACK, app=c.app)
     result = c.send_fresh(c.probes.failing(c.probes.home), link_error=errback)
     c.wait_for_row(result.id)
-    _exchange, key, queue = effective_route(c, ELSEWHERE_ERRBACK)
-    target = queue.name if queue is not None else key
+    target = routed_queue(c, ELSEWHERE_ERRBACK)
 
     def is_errback(message: Any) -> bool:
         return message.task == ELSEWHERE_ERRBACK

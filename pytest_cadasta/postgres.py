@@ -128,15 +128,14 @@ class EphemeralPostgres:
     def start(self, attempts: int = 3) -> Server:
         """Start the server; a port taken between choosing and binding it costs
         another try on another port."""
-        for attempt in range(1, attempts + 1):
+        for _attempt in range(attempts):
             try:
                 return self._start_once()
             except _PortTaken:
-                if attempt == attempts:
-                    raise RuntimeError(
-                        f"the ephemeral PostgreSQL could not bind a free port in {attempts} "
-                        "tries (ports taken by other processes)") from None
-        raise AssertionError("unreachable")
+                continue
+        raise RuntimeError(
+            f"the ephemeral PostgreSQL could not bind a free port in {attempts} tries "
+            "(ports taken by other processes)")
 
     def _start_once(self) -> Server:
         from mirakuru.exceptions import AlreadyRunning
