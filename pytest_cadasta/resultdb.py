@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote
 
 from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
-from cadasta_toolbox.secrets import mask_url
 from pytest_cadasta.postgres import Server
 
 RESULT_COLUMNS = ("task_id", "status", "result", "traceback", "date_done", "name")
@@ -72,36 +71,29 @@ class ResultDatabase:
         return (f"postgresql+{driver}://{self.role}:{quote(self.password, safe='')}"
                 f"@{self.server.host}:{self.server.port}/{self.dbname}")
 
-    @property
-    def display_url(self) -> str:
-        return mask_url(self.worker_url())
-
     def rows(self, task_id: str | None = None) -> list[dict]:
         """Rows of ``celery_taskmeta`` (all, or the one of ``task_id``), oldest first;
         ``result`` and ``traceback`` as stored."""
-        query = f"SELECT {', '.join(RESULT_COLUMNS)} FROM celery_taskmeta"
-        params: tuple = ()
-        if task_id is not None:
-            query += " WHERE task_id = %s"
-            params = (task_id,)
         with self.admin_connection() as connection:
-            cursor = connection.execute(query + " ORDER BY id", params)
-            return [dict(zip(RESULT_COLUMNS, row)) for row in cursor.fetchall()]
+            return _select_rows(connection, task_id)
 
     def wait_for_row(self, task_id: str, statuses: tuple[str, ...] = ("SUCCESS", "FAILURE"),
                      timeout: float = 10.0) -> dict | None:
         """The row of ``task_id`` once its status is one of ``statuses``, or the last
         row seen (None if none) when ``timeout`` runs out."""
         deadline = time.monotonic() + timeout
-        row = None
-        while True:
-            rows = self.rows(task_id)
-            row = rows[0] if rows else None
-            if row is not None and row["status"] in statuses:
-                return row
-            if time.monotonic() >= deadline:
-                return row
-            time.sleep(0.05)
+        # One connection for the whole wait, in autocommit so each poll sees the
+        # worker's latest commit.
+        with self.admin_connection() as connection:
+            connection.autocommit = True
+            while True:
+                rows = _select_rows(connection, task_id)
+                row = rows[0] if rows else None
+                if row is not None and row["status"] in statuses:
+                    return row
+                if time.monotonic() >= deadline:
+                    return row
+                time.sleep(0.05)
 
     def role_privileges(self) -> set[tuple[str, str]]:
         """(object, privilege) pairs the worker role holds, for the audit."""
@@ -110,3 +102,13 @@ class ResultDatabase:
                 "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
                 "WHERE grantee = %s", (self.role,))
             return {(table, privilege) for table, privilege in cursor.fetchall()}
+
+
+def _select_rows(connection: Any, task_id: str | None) -> list[dict]:
+    query = f"SELECT {', '.join(RESULT_COLUMNS)} FROM celery_taskmeta"
+    params: tuple = ()
+    if task_id is not None:
+        query += " WHERE task_id = %s"
+        params = (task_id,)
+    cursor = connection.execute(query + " ORDER BY id", params)
+    return [dict(zip(RESULT_COLUMNS, row)) for row in cursor.fetchall()]
