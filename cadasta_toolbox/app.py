@@ -17,7 +17,7 @@ DEFAULT_CHORD_UNLOCK_MAX_RETRIES = 43200
 def setup_app(app: Any, throw: bool = True) -> bool:
     """Declare the exchange and queues, and bound ``celery.chord_unlock`` retries.
 
-    Returns whether set-up succeeded and records it as ``app.cadasta_setup_ok``.
+    Returns whether set-up succeeded and records it as ``app.is_set_up``.
     With ``throw=False`` a failure is logged and set-up goes on with the rest.
     """
     ok = True
@@ -29,7 +29,7 @@ def setup_app(app: Any, throw: bool = True) -> bool:
     except Exception:
         ok = False
         if throw:
-            app.cadasta_setup_ok = False
+            app.is_set_up = False
             raise
         logger.exception("Cadasta set-up: declaring the exchange and queues failed")
 
@@ -42,11 +42,11 @@ def setup_app(app: Any, throw: bool = True) -> bool:
     except Exception:
         ok = False
         if throw:
-            app.cadasta_setup_ok = False
+            app.is_set_up = False
             raise
         logger.exception("Cadasta set-up: limiting celery.chord_unlock retries failed")
 
-    app.cadasta_setup_ok = ok
+    app.is_set_up = ok
     return ok
 
 

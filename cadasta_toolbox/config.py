@@ -38,6 +38,9 @@ INTERNAL_DEFAULTS: dict[str, Any] = {
     "RESULT_DB_NAME": "cadasta",
     # Six hours at Celery's one-second retry delay (celery/celery#2725).
     "CHORD_UNLOCK_MAX_RETRIES": 43200,
+    # Names cadasta-workertoolbox 0.6.0 took; a migrating worker passes them.
+    "SETUP_FILE_LOGGING": False,
+    "SETUP_SENTRY_LOGGING": False,
 }
 
 RESULT_BACKEND_TEMPLATE = (

@@ -35,7 +35,6 @@ class CheckItem(pytest.Function):
 
 def _test_function(check: Check, queue: str | None) -> Any:
     def test(_cadasta_conformance: Any) -> None:
-        __tracebackhide__ = True
         failure, skipped = run_check(check, _cadasta_conformance, queue)
         if failure is not None:
             pytest.fail(failure, pytrace=False)

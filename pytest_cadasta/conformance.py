@@ -8,6 +8,7 @@ import time
 from typing import Any, NoReturn
 
 from pytest_cadasta import topology
+from pytest_cadasta.errors import InfrastructureError
 from pytest_cadasta.probes import HideProbeFailures, Probes
 
 ROUND_TRIP_TIMEOUT = 15.0
@@ -34,7 +35,58 @@ def run_check(check: Any, conformance: Any, queue: str | None) -> tuple[str | No
         return f"{check.doc}{exc}", None
     except CheckSkipped as exc:
         return None, str(exc)
+    except InfrastructureError:
+        raise  # the plugin's own part failed: an error, not a verdict
+    except Exception as exc:
+        return f"{check.doc}{raised_while_checking(exc)}", None
     return None, None
+
+
+def raised_while_checking(exc: BaseException) -> str:
+    """A check failure for an exception the app's own code (or a library it
+    drives) raised: the exception in one line and where it was raised."""
+    where = raised_at(exc)
+    text = str(exc).strip().splitlines()
+    saw = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return (f"\n  saw:   {saw} (raised at {where})"
+            "\n  needs: the app's own code (its AMQP class, routers, signal handlers) to "
+            "send and run tasks while the broker answers: here SQS is moto's server, "
+            "listening since before the app was imported"
+            f"\n  fix:   look at {where}; state kept from an earlier failure (a circuit "
+            "breaker opened while the module was imported) must not outlive it")
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import sysconfig
+    from pathlib import Path
+
+    import pytest_cadasta
+
+    paths = sysconfig.get_paths()
+    dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs.add(str(Path(pytest_cadasta.__file__).parent))
+    return tuple(str(Path(d).resolve()) + "/" for d in dirs)
+
+
+def raised_at(exc: BaseException) -> str:
+    """``file:line in function`` of the innermost frame outside the libraries
+    and this plugin (the innermost frame when all are library frames)."""
+    import os
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "an unknown place"
+    libraries = _library_dirs()
+    own = [f for f in frames if not os.path.realpath(f.filename).startswith(libraries)]
+    frame = (own or frames)[-1]
+    try:
+        filename = os.path.relpath(frame.filename)
+    except ValueError:
+        filename = frame.filename
+    if filename.startswith(".."):
+        filename = frame.filename
+    return f"{filename}:{frame.lineno} in {frame.name}"
 
 
 def fail(saw: str, needs: str, fix: str) -> NoReturn:

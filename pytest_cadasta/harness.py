@@ -20,9 +20,11 @@ class Harness:
     """Starts each part on first request, in dependency order; ``close()`` stops
     everything it started, in reverse, and puts the environment back."""
 
-    def __init__(self, settings: Settings, app: Any = None) -> None:
+    def __init__(self, settings: Settings, app: Any = None, server: Any = None) -> None:
         self.settings = settings
         self._app = app
+        #: The moto server, when the caller started it (before importing the app).
+        self._given_server = self._server = server
         self._stack = ExitStack()
         self._sqs: Any = None
         self._database: Any = None
@@ -39,13 +41,15 @@ class Harness:
 
     def sqs(self) -> Any:
         if self._sqs is None:
-            from pytest_cadasta.sqs import MockSQS, pinned_aws_environment, quiet_moto_logs
+            from pytest_cadasta.sqs import MockSQS, local_aws
 
-            self._stack.enter_context(quiet_moto_logs())
-            sqs = MockSQS().start()
-            self._stack.callback(sqs.stop)
-            self._stack.enter_context(pinned_aws_environment(sqs.endpoint))
-            self._sqs = sqs
+            if self._server is None:
+                self._server = self._stack.enter_context(local_aws())
+            if self._app is None:
+                self._sqs = MockSQS(self._server)
+            else:
+                self._sqs = MockSQS(self._server, topology.region(self._app),
+                                    topology.queue_name_prefix(self._app))
         return self._sqs
 
     def result_db(self) -> Any:
@@ -122,4 +126,5 @@ class Harness:
     def close(self) -> None:
         self._stack.close()
         self._sqs = self._database = self._worker = None
+        self._server = self._given_server
         self._wired = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import shlex
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +23,67 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app",
-             cleanups: list | None = None) -> Any:
-    """Import ``module:attribute`` with ``rootdir`` importable; return the app.
+def _find_spec(name: str, path: list[str] | None) -> Any:
+    """The spec of module ``name`` as the import system would find it, with
+    ``path`` its parent package's search path: no module code runs."""
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        spec = find_spec(name, path)
+        if spec is not None:
+            return spec
+    return None
 
-    Every way this can go wrong is a ``pytest.UsageError`` naming what failed;
-    ``label`` says where the value came from (the option or the ini key). The
-    rootdir stays on ``sys.path`` (the worker imports the app's modules later);
-    a callable that takes it off again is appended to ``cleanups``.
-    """
-    module_name, _, attribute = spec.partition(":")
+
+def put_rootdir_on_path(rootdir: Path, stack: ExitStack) -> None:
+    """Make ``rootdir`` importable, as ``celery -A`` does with the current
+    directory; it stays while the worker may import the app's modules, and
+    ``stack`` takes it off again."""
     root = str(rootdir)
     if root not in sys.path:
         sys.path.insert(0, root)
-        if cleanups is not None:
-            cleanups.append(lambda: sys.path.remove(root) if root in sys.path else None)
+        stack.callback(lambda: sys.path.remove(root) if root in sys.path else None)
+
+
+def check_module_exists(spec: str, rootdir: Path, label: str = "--cadasta-app") -> None:
+    """A ``pytest.UsageError`` now if the module of ``spec`` cannot be found;
+    looked up as the import system would, without running any of its code (nor
+    its parent packages')."""
+    module_name = spec.partition(":")[0]
+    path: list[str] | None = None  # the parent package's search path
+    name = ""
+    for part in module_name.split("."):
+        name = f"{name}.{part}" if name else part
+        module = sys.modules.get(name)
+        found = getattr(module, "__spec__", None) if module else _find_spec(name, path)
+        if found is None:
+            raise _no_module(label, spec, name, str(rootdir))
+        locations = found.submodule_search_locations
+        path = list(locations) if locations is not None else []
+
+
+def _no_module(label: str, spec: str, missing: str, root: str) -> pytest.UsageError:
+    return pytest.UsageError(
+        f"{label}={spec!r}: no module named {missing!r} "
+        f"(looked in {root} and sys.path); check the module path, "
+        "or run pytest from your project's root")
+
+
+def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
+    """Import ``module:attribute`` (``rootdir`` already on sys.path); return the app.
+
+    Every way this can go wrong is a ``pytest.UsageError`` naming what failed;
+    ``label`` says where the value came from (the option or the ini key).
+    """
+    module_name, _, attribute = spec.partition(":")
+    root = str(rootdir)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         missing = exc.name or module_name
         if missing == module_name or module_name.startswith(missing + "."):
-            raise pytest.UsageError(
-                f"{label}={spec!r}: no module named {missing!r} "
-                f"(looked in {root} and sys.path); check the module path, "
-                "or run pytest from your project's root") from None
+            raise _no_module(label, spec, missing, root) from None
         raise _import_failed(label, spec, module_name, exc) from None
     except Exception as exc:
         raise _import_failed(label, spec, module_name, exc) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -11,6 +12,8 @@ from pytest_cadasta.settings import Settings, add_options, read_settings
 
 settings_key = pytest.StashKey[Settings]()
 app_key = pytest.StashKey[Any]()
+server_key = pytest.StashKey[Any]()
+stack_key = pytest.StashKey[ExitStack]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,15 +31,19 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = read_settings(config)
     config.stash[settings_key] = settings
     if settings.app is not None:
-        from pytest_cadasta.loader import load_app
+        from pytest_cadasta import loader
 
-        cleanups: list = []
-        try:
-            config.stash[app_key] = load_app(settings.app, config.rootpath,
-                                             settings.app_label, cleanups)
-        finally:
-            for cleanup in cleanups:
-                config.add_cleanup(cleanup)
+        stack = config.stash[stack_key] = ExitStack()
+        config.add_cleanup(stack.close)  # a backstop: pytest_unconfigure closes it
+        loader.put_rootdir_on_path(config.rootpath, stack)
+        loader.check_module_exists(settings.app, config.rootpath, settings.app_label)
+        # Before the app is imported: whatever it does with its broker while being
+        # imported (the platform sets itself up) must reach moto, never AWS.
+        from pytest_cadasta.sqs import local_aws
+
+        config.stash[server_key] = stack.enter_context(local_aws())
+        config.stash[app_key] = loader.load_app(settings.app, config.rootpath,
+                                                settings.app_label)
         if settings.result_db is None:
             from pytest_cadasta.postgres import find_pg_ctl
 
@@ -44,6 +51,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_cadasta.summary import Summary
 
         config.pluginmanager.register(Summary(), "cadasta-summary")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop moto and put the environment back before any other plugin's
+    unconfigure (a conftest reading the environment sees it restored)."""
+    stack = config.stash.get(stack_key, None)
+    if stack is not None:
+        stack.close()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -73,7 +89,8 @@ def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Any]:
     from pytest_cadasta.harness import Harness
 
     harness = Harness(pytestconfig.stash[settings_key],
-                      pytestconfig.stash.get(app_key, None))
+                      pytestconfig.stash.get(app_key, None),
+                      pytestconfig.stash.get(server_key, None))
     try:
         yield harness
     finally:

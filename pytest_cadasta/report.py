@@ -21,6 +21,6 @@ def header_lines(settings: Settings, app: Any) -> list[str]:
         f"cadasta: work queues {', '.join(topology.work_queue_names(app))}; "
         f"platform queue {topology.platform_queue_name(app)}",
         "cadasta: SQS: moto server on 127.0.0.1 (random port, fake credentials), "
-        "started on first use",
+        "listening since before the app was imported",
         f"cadasta: result database: {database}",
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ FAKE_SECRET_KEY = "cadasta-test-secret"
 #: Variables that could send a client elsewhere or sign with real credentials.
 AWS_VARIABLES_CLEARED = (
     "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-    "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
     "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )
@@ -41,33 +41,46 @@ def sqs_queue_name(prefix: str, name: str) -> str:
     return stem.translate(table) + suffix
 
 
+#: Hosts every HTTP client must reach directly, never through a proxy.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _no_proxy_with_loopback(current: str | None) -> str:
+    entries = [e.strip() for e in (current or "").split(",") if e.strip()]
+    return ",".join([*LOOPBACK_HOSTS, *(e for e in entries if e not in LOOPBACK_HOSTS)])
+
+
 @contextmanager
 def pinned_aws_environment(endpoint: str) -> Iterator[None]:
-    """Fake credentials, SQS pinned to ``endpoint``; the environment restored after."""
+    """Fake credentials, every AWS endpoint pinned to ``endpoint`` (reached
+    directly, not through a proxy), no profile or shared file read; the
+    environment restored after."""
     with pytest.MonkeyPatch.context() as patch:
         for name in AWS_VARIABLES_CLEARED:
             patch.delenv(name, raising=False)
         patch.setenv("AWS_ACCESS_KEY_ID", FAKE_ACCESS_KEY)
         patch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_SECRET_KEY)
         patch.setenv("AWS_DEFAULT_REGION", DEFAULT_REGION)
+        patch.setenv("AWS_ENDPOINT_URL", endpoint)
         patch.setenv("AWS_ENDPOINT_URL_SQS", endpoint)
         patch.setenv("AWS_CONFIG_FILE", os.devnull)
         patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
         patch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name in ("NO_PROXY", "no_proxy"):
+            patch.setenv(name, _no_proxy_with_loopback(os.environ.get(name)))
         yield
 
 
-class MockSQS:
-    """A moto server speaking SQS on 127.0.0.1, with helpers to look inside it."""
+class MotoServer:
+    """moto in server mode on 127.0.0.1 (a random port): every AWS service,
+    every region, one process-wide store."""
 
     def __init__(self) -> None:
         self._server: Any = None
         self.port: int | None = None
-        self.region = DEFAULT_REGION
-        self.queue_name_prefix = ""
         self._clients: dict[str, Any] = {}
 
-    def start(self) -> MockSQS:
+    def start(self) -> MotoServer:
         from moto.server import ThreadedMotoServer
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -92,9 +105,8 @@ class MockSQS:
         """A kombu URL that reaches this server and only this server."""
         return f"sqs://{FAKE_ACCESS_KEY}:{FAKE_SECRET_KEY}@127.0.0.1:{self.port}"
 
-    def client(self, region: str | None = None) -> Any:
-        """A boto3 SQS client bound to this server."""
-        region = region or self.region
+    def client(self, region: str) -> Any:
+        """A boto3 SQS client bound to this server, one per region."""
         if region not in self._clients:
             import boto3
 
@@ -104,11 +116,53 @@ class MockSQS:
                 aws_secret_access_key=FAKE_SECRET_KEY)
         return self._clients[region]
 
+
+@contextmanager
+def local_aws() -> Iterator[MotoServer]:
+    """A started moto server with the AWS environment pinned to it; on exit the
+    server stops and the environment is as it was."""
+    with ExitStack() as stack:
+        stack.enter_context(quiet_moto_logs())
+        server = MotoServer().start()
+        stack.callback(server.stop)
+        stack.enter_context(pinned_aws_environment(server.endpoint))
+        yield server
+
+
+class MockSQS:
+    """What one app sees of the moto server: its region, its queue-name prefix,
+    and helpers to look inside its queues."""
+
+    def __init__(self, server: MotoServer, region: str = DEFAULT_REGION,
+                 queue_name_prefix: str = "") -> None:
+        self.server = server
+        self.region = region
+        self.queue_name_prefix = queue_name_prefix
+        self._regions_seen = {region}
+
+    @property
+    def port(self) -> int | None:
+        return self.server.port
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    @property
+    def broker_url(self) -> str:
+        return self.server.broker_url
+
+    def client(self, region: str | None = None) -> Any:
+        """A boto3 SQS client bound to the moto server (the app's region by default)."""
+        region = region or self.region
+        self._regions_seen.add(region)
+        return self.server.client(region)
+
     def purge(self) -> None:
         """Empty every queue in every region the plugin has looked at; the queues
         (and a running worker's hold on them) stay. Reads and deletes, since SQS
         (and moto) allow one PurgeQueue a minute."""
-        for region in {self.region, *self._clients}:
+        for region in sorted(self._regions_seen):
             for sqs_name, url in self.queues(region).items():
                 self.read(url, sqs_name, region)
 

@@ -75,8 +75,6 @@ def wire(app: Any, sqs: MockSQS, database: ResultDatabase | None) -> OriginalSet
     if database is not None:
         conf.result_backend = "db+" + database.worker_url(
             result_driver(original.get("result_backend")))
-    sqs.region = topology.region(app)
-    sqs.queue_name_prefix = topology.queue_name_prefix(app)
     _forget_connections(app)
     return original
 

@@ -85,6 +85,7 @@ def test_each_defect_fails_its_group_and_says_why(run_inner, pytester, app):
     assert any(line.startswith("verdict: does not conform: ") for line in lines), lines
     assert "s3cret" not in result.stdout.str() + result.stderr.str()
     assert "Traceback" not in result.stdout.str()
+    assert "--full-trace" not in result.stdout.str()
 
 
 def test_checks_are_items_with_group_ids_and_the_cadasta_marker(run_inner, pytester):

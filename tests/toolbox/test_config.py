@@ -8,7 +8,7 @@ from cadasta_toolbox.config import DEFAULT_QUEUES, Config, TaskRouter, routing_k
 
 INTERNAL = ["QUEUES", "PLATFORM_QUEUE_NAME", "QUEUE_PREFIX", "RESULT_DB_USER",
             "RESULT_DB_PASS", "RESULT_DB_HOST", "RESULT_DB_PORT", "RESULT_DB_NAME",
-            "CHORD_UNLOCK_MAX_RETRIES"]
+            "CHORD_UNLOCK_MAX_RETRIES", "SETUP_FILE_LOGGING", "SETUP_SENTRY_LOGGING"]
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +34,15 @@ def test_internal_defaults():
     assert (conf.RESULT_DB_HOST, conf.RESULT_DB_PORT) == ("localhost", "5432")
     assert conf.RESULT_DB_NAME == "cadasta"
     assert conf.CHORD_UNLOCK_MAX_RETRIES == 43200
+    assert (conf.SETUP_FILE_LOGGING, conf.SETUP_SENTRY_LOGGING) == (False, False)
+
+
+def test_the_names_a_workertoolbox_0_6_worker_passes_are_accepted():
+    """The platform builds its Config with these two; they must not be refused."""
+    app = Celery("platform", set_as_current=False)
+    app.config_from_object(Config(SETUP_FILE_LOGGING=False, SETUP_SENTRY_LOGGING=True))
+    assert app.conf.SETUP_FILE_LOGGING is False
+    assert app.conf.SETUP_SENTRY_LOGGING is True
 
 
 def test_celery_setting_defaults():

@@ -44,7 +44,7 @@ def test_a_chord_is_dispatched_with_the_database_backend(app):
 
 def test_setup_app_declares_queues_and_limits_chord_unlock(app):
     assert setup_app(app) is True
-    assert app.cadasta_setup_ok is True
+    assert app.is_set_up is True
     assert app.tasks["celery.chord_unlock"].max_retries == 7
     with app.connection_for_write() as connection:
         for name in ("celery", "platform.fifo", "msg", "export"):
@@ -62,9 +62,9 @@ def test_setup_app_failure_raises_or_is_logged(app, caplog):
     app.conf.broker_transport = "no-such-transport"
     with pytest.raises(KeyError, match="no-such-transport"):
         setup_app(app)
-    assert app.cadasta_setup_ok is False
+    assert app.is_set_up is False
     assert setup_app(app, throw=False) is False
-    assert app.cadasta_setup_ok is False
+    assert app.is_set_up is False
     assert "declaring the exchange and queues failed" in caplog.text
     assert app.tasks["celery.chord_unlock"].max_retries == 7
 

@@ -1,0 +1,3 @@
+from cadasta_platform import make_platform_app
+
+app = make_platform_app("platform_breaker_open", setup_fails=True)
