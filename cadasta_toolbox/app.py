@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import worker_init
-
 __all__ = ["setup_app"]
 
 logger = logging.getLogger(__name__)
 
+#: Six hours at Celery's one-second retry delay (celery/celery#2725).
 DEFAULT_CHORD_UNLOCK_MAX_RETRIES = 43200
 
 
@@ -48,15 +47,3 @@ def setup_app(app: Any, throw: bool = True) -> bool:
 
     app.is_set_up = ok
     return ok
-
-
-@worker_init.connect(weak=False)
-def _setup_on_worker_init(sender: Any = None, **kwargs: Any) -> None:
-    """Run ``setup_app`` in every worker whose app was configured by ``Config``."""
-    from cadasta_toolbox.config import TaskRouter
-
-    app = getattr(sender, "app", None)
-    routes = app.conf.get("task_routes") if app is not None else None
-    if isinstance(routes, (list, tuple)) and any(
-            isinstance(route, TaskRouter) for route in routes):
-        setup_app(app, throw=False)

@@ -16,10 +16,11 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from celery.signals import worker_init
 from kombu import Exchange, Queue
 
-from cadasta_toolbox import app as _app  # noqa: F401  (runs setup_app on worker start)
-from cadasta_toolbox.secrets import mask_secrets
+from cadasta_toolbox.app import DEFAULT_CHORD_UNLOCK_MAX_RETRIES, setup_app
+from cadasta_toolbox.masking import mask_secrets
 
 __all__ = ["DEFAULT_QUEUES", "Config", "TaskRouter", "routing_key_for"]
 
@@ -36,8 +37,7 @@ INTERNAL_DEFAULTS: dict[str, Any] = {
     "RESULT_DB_HOST": "localhost",
     "RESULT_DB_PORT": "5432",
     "RESULT_DB_NAME": "cadasta",
-    # Six hours at Celery's one-second retry delay (celery/celery#2725).
-    "CHORD_UNLOCK_MAX_RETRIES": 43200,
+    "CHORD_UNLOCK_MAX_RETRIES": DEFAULT_CHORD_UNLOCK_MAX_RETRIES,
     # Names cadasta-workertoolbox 0.6.0 took; a migrating worker passes them.
     "SETUP_FILE_LOGGING": False,
     "SETUP_SENTRY_LOGGING": False,
@@ -231,3 +231,13 @@ class Config(Mapping):
         body = ", ".join(f"{key}={mask_secrets(key, value)!r}"
                          for key, value in sorted(self._settings.items()))
         return f"Config({body})"
+
+
+@worker_init.connect(weak=False)
+def _setup_on_worker_init(sender: Any = None, **kwargs: Any) -> None:
+    """Run ``setup_app`` in every worker whose app was configured by ``Config``."""
+    app = getattr(sender, "app", None)
+    routes = app.conf.get("task_routes") if app is not None else None
+    if isinstance(routes, (list, tuple)) and any(
+            isinstance(route, TaskRouter) for route in routes):
+        setup_app(app, throw=False)

@@ -3,27 +3,30 @@ marked ``cadasta``, collected once per session whatever paths pytest got."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_cadasta import topology
-from pytest_cadasta.checks import GROUPS, Check, iter_checks
+from pytest_cadasta.checks import Check, iter_checks
 from pytest_cadasta.conformance import PRODUCER_ONLY_REASON, run_check
+
+if TYPE_CHECKING:
+    from pytest_cadasta.conformance import Conformance
+    from pytest_cadasta.topology import Topology
 
 SUITE = "cadasta"
 
 
-class CadastaSuite(pytest.Collector):
-    """The conformance suite; its children are the check groups."""
+class CheckNode(pytest.Collector):
+    """The suite, or one of its groups: made by ``build_items``, not by pytest's
+    collection, so ``collect`` returns what was made."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.children: list[Any] = []
 
     def collect(self) -> list[Any]:
-        return [CheckGroup.from_parent(self, name=group) for group in GROUPS]
-
-
-class CheckGroup(pytest.Collector):
-    def collect(self) -> list[Any]:
-        return []  # items are made by ``build_items``, in running order
+        return list(self.children)
 
 
 class CheckItem(pytest.Function):
@@ -34,7 +37,7 @@ class CheckItem(pytest.Function):
 
 
 def _test_function(check: Check, queue: str | None) -> Any:
-    def test(_cadasta_conformance: Any) -> None:
+    def test(_cadasta_conformance: Conformance) -> None:
         failure, skipped = run_check(check, _cadasta_conformance, queue)
         if failure is not None:
             pytest.fail(failure, pytrace=False)
@@ -45,17 +48,24 @@ def _test_function(check: Check, queue: str | None) -> Any:
     return test
 
 
-def build_items(session: pytest.Session, app: Any, producer_only: bool) -> list[Any]:
-    suite = CadastaSuite.from_parent(session, name=SUITE, nodeid=SUITE)
-    groups = {group.name: group for group in suite.collect()}
+def build_items(session: pytest.Session, topology: Topology,
+                producer_only: bool) -> list[CheckItem]:
+    """One item per check (per queue where it applies), in running order; each
+    group's items together, so every group shows once."""
+    suite = CheckNode.from_parent(session, name=SUITE, nodeid=SUITE)
+    groups: dict[str, CheckNode] = {}
     items = []
-    for check, queue in iter_checks(tuple(topology.work_queue_names(app))):
+    for check, queue in iter_checks(topology.work_queues):
+        if check.group not in groups:
+            groups[check.group] = CheckNode.from_parent(suite, name=check.group)
+            suite.children.append(groups[check.group])
         name = check.name if queue is None else f"{check.name}[{queue}]"
         item = CheckItem.from_parent(groups[check.group], name=name,
                                      callobj=_test_function(check, queue))
         item.add_marker("cadasta")
         if producer_only and check.needs_worker:
             item.add_marker(pytest.mark.skip(reason=PRODUCER_ONLY_REASON))
+        groups[check.group].children.append(item)
         items.append(item)
     session.config.hook.pytest_collectreport(
         report=pytest.CollectReport(SUITE, "passed", None, items))

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from pytest_cadasta import topology
-from pytest_cadasta.errors import InfrastructureError
-from pytest_cadasta.probes import HideProbeFailures, Probes
+from pytest_cadasta.errors import CadastaError
+from pytest_cadasta.probes import HideProbeFailures, Probes, ReceivedLog
+from pytest_cadasta.topology import Topology
+
+if TYPE_CHECKING:
+    from pytest_cadasta.checks import Check
+    from pytest_cadasta.harness import Harness
 
 ROUND_TRIP_TIMEOUT = 15.0
 PRODUCER_ONLY_REASON = "--cadasta-producer-only: the app runs no worker"
@@ -23,7 +27,8 @@ class CheckSkipped(Exception):
     """A check that does not apply (e.g. it needs a worker, and there is none)."""
 
 
-def run_check(check: Any, conformance: Any, queue: str | None) -> tuple[str | None, str | None]:
+def run_check(check: Check, conformance: Conformance,
+              queue: str | None) -> tuple[str | None, str | None]:
     """Run one check; return (failure message, skip reason), at most one set.
 
     Both runners (pytest items, unittest methods) report from this, outside
@@ -35,7 +40,7 @@ def run_check(check: Any, conformance: Any, queue: str | None) -> tuple[str | No
         return f"{check.doc}{exc}", None
     except CheckSkipped as exc:
         return None, str(exc)
-    except InfrastructureError:
+    except CadastaError:
         raise  # the plugin's own part failed: an error, not a verdict
     except Exception as exc:
         return f"{check.doc}{raised_while_checking(exc)}", None
@@ -98,18 +103,17 @@ def fail(saw: str, needs: str, fix: str) -> NoReturn:
 class Conformance:
     """The state shared by the checks of one run."""
 
-    def __init__(self, harness: Any, is_worker: bool = True) -> None:
+    def __init__(self, harness: Harness, is_worker: bool = True) -> None:
         self.harness = harness
         self.is_worker = is_worker
-        raw = harness.raw_app
-        self.work_queues = tuple(topology.work_queue_names(raw))
-        self.platform_queue = topology.platform_queue_name(raw)
-        self.probes = Probes(self.work_queues)
-        self.probes.install(raw)
+        self.topology: Topology = harness.topology
+        self.probes = Probes(self.topology.work_queues)
+        self.probes.install(harness.user_app)
+        self.received = ReceivedLog()
         from celery.signals import task_received
 
-        task_received.connect(self.probes.on_task_received, weak=False)
-        harness.on_close(task_received.disconnect, self.probes.on_task_received)
+        task_received.connect(self.received.on_task_received, weak=False)
+        harness.on_close(task_received.disconnect, self.received.on_task_received)
         trace_log = logging.getLogger("celery.app.trace")
         hide = HideProbeFailures()
         trace_log.addFilter(hide)
@@ -161,11 +165,11 @@ class Conformance:
         """Times the in-process worker consumed the probe ``task_id`` from ``queue``'s
         SQS queue (waits for the first, then a moment for duplicates)."""
         deadline = time.monotonic() + timeout
-        while not self.probes.consumed_from(task_id) and time.monotonic() < deadline:
+        while not self.received.consumed_from(task_id) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)
         sqs_name = self.sqs.sqs_name(queue)
-        return [q for q in self.probes.consumed_from(task_id) if q == sqs_name]
+        return [q for q in self.received.consumed_from(task_id) if q == sqs_name]
 
     def where_is(self, task_id: str) -> dict[str, int]:
         """SQS queue name -> how many copies of ``task_id`` it holds (read and deleted)."""

@@ -1,5 +1,33 @@
-"""Errors of the plugin's own infrastructure (not of the app under test)."""
+"""pytest-cadasta's errors, one family: raised where the fault is, caught in one
+place. A ``UsageError`` is a bad setting, raised while pytest configures (pytest
+reports it, exit code 4); everything else is caught where a fixture provides
+its part (``plugin.provide``) and fails that test with the one-line reason.
+A verdict on the app is never an error: a check that finds a defect fails."""
+
+from __future__ import annotations
+
+import pytest
 
 
-class InfrastructureError(RuntimeError):
+class CadastaError(Exception):
+    """Anything pytest-cadasta reports about its own settings or parts."""
+
+
+class UsageError(CadastaError, pytest.UsageError):
+    """A bad setting: the message quotes the value and says what would do."""
+
+
+class NotConfigured(CadastaError):
+    """A fixture needs a setting that was not given (e.g. no app)."""
+
+
+class InfrastructureError(CadastaError):
     """SQS, PostgreSQL or the in-process worker could not be provided."""
+
+
+class PortTaken(InfrastructureError):
+    """The port chosen for PostgreSQL was taken before it could bind it."""
+
+
+class WorkerFailed(InfrastructureError):
+    """The in-process worker did not start or stop."""

@@ -8,51 +8,66 @@ from __future__ import annotations
 
 import weakref
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta import topology
-from pytest_cadasta.errors import InfrastructureError
+from pytest_cadasta.errors import InfrastructureError, NotConfigured
 from pytest_cadasta.settings import Settings
-from pytest_cadasta.wiring import OriginalSettings
+from pytest_cadasta.topology import Topology
+
+if TYPE_CHECKING:
+    from pytest_cadasta.postgres import Server
+    from pytest_cadasta.resultdb import ResultDatabase
+    from pytest_cadasta.sqs import MockSQS, MotoServer
+    from pytest_cadasta.wiring import OriginalSettings
+    from pytest_cadasta.worker import InProcessWorker
 
 
 class Harness:
     """Starts each part on first request, in dependency order; ``close()`` stops
-    everything it started, in reverse, and puts the environment back."""
+    everything it started, in reverse, and puts the environment back.
 
-    def __init__(self, settings: Settings, app: Any = None, server: Any = None) -> None:
+    ``user_app`` is the user's app object; ``app()`` wires that same object to
+    the mocked SQS and the result database (and ``close()`` unwires it).
+    """
+
+    def __init__(self, settings: Settings, user_app: Any = None,
+                 topology: Topology | None = None, server: MotoServer | None = None) -> None:
         self.settings = settings
-        self._app = app
+        self.user_app = user_app
+        if topology is None and user_app is not None:
+            topology = Topology.of(user_app)
+        self._topology = topology
         #: The moto server, when the caller started it (before importing the app).
         self._given_server = self._server = server
         self._stack = ExitStack()
-        self._sqs: Any = None
-        self._database: Any = None
+        self._sqs: MockSQS | None = None
+        self._database: ResultDatabase | None = None
         self._wired = False
         self.original: OriginalSettings | None = None
-        self._worker: Any = None
-        self.pg_server: Any = None
+        self._worker: InProcessWorker | None = None
         # A backstop for an interpreter that exits without teardown.
         weakref.finalize(self, ExitStack.close, self._stack)
 
     @property
-    def raw_app(self) -> Any:
-        return self._app
+    def topology(self) -> Topology:
+        if self._topology is None:
+            raise _no_app()
+        return self._topology
 
-    def sqs(self) -> Any:
+    def sqs(self) -> MockSQS:
         if self._sqs is None:
             from pytest_cadasta.sqs import MockSQS, local_aws
 
             if self._server is None:
                 self._server = self._stack.enter_context(local_aws())
-            if self._app is None:
+            if self._topology is None:
                 self._sqs = MockSQS(self._server)
             else:
-                self._sqs = MockSQS(self._server, topology.region(self._app),
-                                    topology.queue_name_prefix(self._app))
+                self._sqs = MockSQS(self._server, self._topology.region,
+                                    self._topology.queue_name_prefix)
         return self._sqs
 
-    def result_db(self) -> Any:
+    def result_db(self) -> ResultDatabase:
         if self._database is None:
             from pytest_cadasta.resultdb import ResultDatabase
 
@@ -72,46 +87,38 @@ class Harness:
             self._database = database
         return self._database
 
-    def _postgres_server(self) -> Any:
+    def _postgres_server(self) -> Server:
         from pytest_cadasta import postgres
 
         if self.settings.result_db is not None:
-            self.pg_server = postgres.server_from_url(self.settings.result_db)
-        else:
-            pg = postgres.EphemeralPostgres(postgres.find_pg_ctl(self.settings.pg_ctl))
-            self._stack.callback(pg.stop)
-            try:
-                self.pg_server = pg.start()
-            except RuntimeError as exc:
-                raise InfrastructureError(str(exc)) from None
-        return self.pg_server
+            return postgres.server_from_url(self.settings.result_db)
+        pg_ctl = self.settings.pg_ctl or postgres.find_pg_ctl(None)
+        pg = postgres.EphemeralPostgres(pg_ctl)
+        self._stack.callback(pg.stop)
+        return pg.start()
 
     def app(self) -> Any:
         """The user's app wired to the mocked SQS and the result database."""
         if not self._wired:
             from pytest_cadasta.wiring import unwire, wire
 
-            if self._app is None:
-                raise LookupError("no app: give --cadasta-app=module:attribute "
-                                  "(ini: cadasta_app)")
+            if self.user_app is None:
+                raise _no_app()
             sqs = self.sqs()
             database = self.result_db()
-            self.original = wire(self._app, sqs, database)
-            self._stack.callback(unwire, self._app, self.original)
+            self.original = wire(self.user_app, sqs, database)
+            self._stack.callback(unwire, self.user_app, self.original)
             self._wired = True
-        return self._app
+        return self.user_app
 
-    def worker(self) -> Any:
+    def worker(self) -> InProcessWorker:
         if self._worker is None:
-            from pytest_cadasta.worker import InProcessWorker, WorkerFailed
+            from pytest_cadasta.worker import InProcessWorker
 
             app = self.app()
-            worker = InProcessWorker(app, topology.work_queue_names(app))
+            worker = InProcessWorker(app, list(self.topology.work_queues))
             self._stack.callback(worker.stop)
-            try:
-                worker.start()
-            except WorkerFailed as exc:
-                raise InfrastructureError(str(exc)) from None
+            worker.start()
             self._worker = worker
         return self._worker
 
@@ -128,3 +135,7 @@ class Harness:
         self._sqs = self._database = self._worker = None
         self._server = self._given_server
         self._wired = False
+
+
+def _no_app() -> NotConfigured:
+    return NotConfigured("no app: give --cadasta-app=module:attribute (ini: cadasta_app)")

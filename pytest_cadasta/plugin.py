@@ -1,19 +1,34 @@
-"""pytest-cadasta's hooks and fixtures. The work lives in the modules named for it."""
+"""pytest-cadasta's hooks and fixtures. The work lives in the modules named for it.
+
+To add a plugin option: ``settings.OPTIONS`` (and the ``Settings`` field it
+fills); everything here reads the frozen ``Settings``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from pytest_cadasta.errors import CadastaError
 from pytest_cadasta.settings import Settings, add_options, read_settings
+
+if TYPE_CHECKING:
+    from pytest_cadasta.conformance import Conformance
+    from pytest_cadasta.harness import Harness
+    from pytest_cadasta.resultdb import ResultDatabase
+    from pytest_cadasta.sqs import MockSQS
+    from pytest_cadasta.worker import InProcessWorker
 
 settings_key = pytest.StashKey[Settings]()
 app_key = pytest.StashKey[Any]()
-server_key = pytest.StashKey[Any]()
+topology_key = pytest.StashKey["Topology"]()
+server_key = pytest.StashKey["MotoServer"]()
 stack_key = pytest.StashKey[ExitStack]()
+
+T = TypeVar("T")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -28,29 +43,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for message in KOMBU_CURL_WARNINGS:
         config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
-    settings = read_settings(config)
-    config.stash[settings_key] = settings
-    if settings.app is not None:
-        from pytest_cadasta import loader
+    settings = config.stash[settings_key] = read_settings(config)
+    if settings.app_spec is None:
+        return
+    from pytest_cadasta import loader
+    from pytest_cadasta.sqs import local_aws
+    from pytest_cadasta.summary import Summary
+    from pytest_cadasta.topology import Topology
 
-        stack = config.stash[stack_key] = ExitStack()
-        config.add_cleanup(stack.close)  # a backstop: pytest_unconfigure closes it
-        loader.put_rootdir_on_path(config.rootpath, stack)
-        loader.check_module_exists(settings.app, config.rootpath, settings.app_label)
-        # Before the app is imported: whatever it does with its broker while being
-        # imported (the platform sets itself up) must reach moto, never AWS.
-        from pytest_cadasta.sqs import local_aws
-
-        config.stash[server_key] = stack.enter_context(local_aws())
-        config.stash[app_key] = loader.load_app(settings.app, config.rootpath,
-                                                settings.app_label)
-        if settings.result_db is None:
-            from pytest_cadasta.postgres import find_pg_ctl
-
-            find_pg_ctl(settings.pg_ctl)  # a missing PostgreSQL is a usage error now
-        from pytest_cadasta.summary import Summary
-
-        config.pluginmanager.register(Summary(), "cadasta-summary")
+    stack = config.stash[stack_key] = ExitStack()
+    config.add_cleanup(stack.close)  # a backstop: pytest_unconfigure closes it
+    label = settings.label("app")
+    loader.put_rootdir_on_path(config.rootpath, stack)
+    loader.check_module_exists(settings.app_spec, config.rootpath, label)
+    # Before the app is imported: whatever it does with its broker while being
+    # imported (the platform sets itself up) must reach moto, never AWS.
+    config.stash[server_key] = stack.enter_context(local_aws())
+    app = config.stash[app_key] = loader.load_app(settings.app_spec, config.rootpath, label)
+    config.stash[topology_key] = Topology.of(app, settings.app_spec.split(".")[0])
+    config.pluginmanager.register(Summary(), "cadasta-summary")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -63,101 +74,96 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    settings = config.stash.get(settings_key, None)
-    app = config.stash.get(app_key, None)
-    if settings is None or app is None:
+    topology = config.stash.get(topology_key, None)
+    if topology is None:
         return None
     from pytest_cadasta.report import header_lines
 
-    return header_lines(settings, app)
+    return header_lines(config.stash[settings_key], config.stash[app_key], topology)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     """Put the conformance checks first (before -k/-m deselection runs)."""
-    app = config.stash.get(app_key, None)
-    if app is None:
+    topology = config.stash.get(topology_key, None)
+    if topology is None:
         return
     from pytest_cadasta.collection import build_items
 
-    items[:0] = build_items(session, app, config.stash[settings_key].producer_only)
+    items[:0] = build_items(session, topology, config.stash[settings_key].producer_only)
+
+
+def provide(what: str, make: Callable[..., T], *args: Any) -> T:
+    """``make(*args)``; a failure of the plugin's own parts or settings fails the
+    test with the one-line reason, not a traceback. The one place pytest-cadasta's
+    errors are caught."""
+    __tracebackhide__ = True
+    try:
+        return make(*args)
+    except CadastaError as exc:
+        reason = f"pytest-cadasta could not {what}: {exc}"
+    pytest.fail(reason, pytrace=False)  # outside the except: no chained traceback
 
 
 @pytest.fixture(scope="session")
-def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Any]:
+def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Harness]:
     from pytest_cadasta.harness import Harness
 
-    harness = Harness(pytestconfig.stash[settings_key],
-                      pytestconfig.stash.get(app_key, None),
-                      pytestconfig.stash.get(server_key, None))
+    stash = pytestconfig.stash
+    harness = Harness(stash[settings_key], stash.get(app_key, None),
+                      stash.get(topology_key, None), stash.get(server_key, None))
     try:
         yield harness
     finally:
         harness.close()
 
 
-def _provide(what: str, make: Any, *args: Any) -> Any:
-    """``make(*args)``; a failure of the plugin's own infrastructure fails the
-    test with the one-line reason, not a traceback."""
-    __tracebackhide__ = True
-    from pytest_cadasta.errors import InfrastructureError
-
-    try:
-        return make(*args)
-    except (InfrastructureError, LookupError, pytest.UsageError) as exc:
-        pytest.fail(f"pytest-cadasta could not {what}: {exc}", pytrace=False)
-
-
-def _use(harness: Any, part: str) -> Any:
-    __tracebackhide__ = True
-    return _provide(f"provide {part}", getattr(harness, part))
-
-
 @pytest.fixture
-def cadasta_sqs(_cadasta_harness: Any) -> Any:
+def cadasta_sqs(_cadasta_harness: Harness) -> MockSQS:
     """The moto SQS server every client is pinned to; emptied before each test."""
-    sqs = _use(_cadasta_harness, "sqs")
+    sqs = provide("provide SQS", _cadasta_harness.sqs)
     sqs.purge()
     return sqs
 
 
 @pytest.fixture(scope="session")
-def cadasta_result_db(_cadasta_harness: Any) -> Any:
+def cadasta_result_db(_cadasta_harness: Harness) -> ResultDatabase:
     """The throwaway PostgreSQL database holding the result schema."""
-    return _use(_cadasta_harness, "result_db")
+    return provide("provide the result database", _cadasta_harness.result_db)
 
 
 @pytest.fixture(scope="session")
-def _cadasta_wired_app(_cadasta_harness: Any) -> Any:
-    return _use(_cadasta_harness, "app")
+def _cadasta_wired_app(_cadasta_harness: Harness) -> Any:
+    return provide("provide the app", _cadasta_harness.app)
 
 
 @pytest.fixture
-def cadasta_app(_cadasta_wired_app: Any, cadasta_sqs: Any) -> Any:
+def cadasta_app(_cadasta_wired_app: Any, cadasta_sqs: MockSQS) -> Any:
     """The user's app, wired to the mocked SQS and the result database."""
     return _cadasta_wired_app
 
 
 @pytest.fixture(scope="session")
-def _cadasta_session_worker(_cadasta_harness: Any, pytestconfig: pytest.Config) -> Any:
+def _cadasta_session_worker(_cadasta_harness: Harness,
+                            pytestconfig: pytest.Config) -> InProcessWorker:
     if pytestconfig.stash[settings_key].producer_only:
         from pytest_cadasta.conformance import PRODUCER_ONLY_REASON
 
         pytest.skip(PRODUCER_ONLY_REASON)
-    return _use(_cadasta_harness, "worker")
+    return provide("provide the worker", _cadasta_harness.worker)
 
 
 @pytest.fixture
-def cadasta_worker(_cadasta_session_worker: Any, cadasta_app: Any) -> Any:
+def cadasta_worker(_cadasta_session_worker: InProcessWorker,
+                   cadasta_app: Any) -> InProcessWorker:
     """An in-process worker consuming the app's work queues (not the monitor)."""
     return _cadasta_session_worker
 
 
 @pytest.fixture(scope="session")
-def _cadasta_conformance(_cadasta_harness: Any, pytestconfig: pytest.Config) -> Any:
-    __tracebackhide__ = True
+def _cadasta_conformance(_cadasta_harness: Harness, pytestconfig: pytest.Config) -> Conformance:
     from pytest_cadasta.conformance import Conformance
 
-    return _provide("set up the checks", Conformance, _cadasta_harness,
-                    not pytestconfig.stash[settings_key].producer_only)
+    return provide("set up the checks", Conformance, _cadasta_harness,
+                   not pytestconfig.stash[settings_key].producer_only)

@@ -11,14 +11,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import stat
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from pytest_cadasta.errors import InfrastructureError, NotConfigured, PortTaken
 
 SUPERUSER = "postgres"
 UNPRIVILEGED_USERS = ("postgres", "nobody")
@@ -37,13 +36,13 @@ class Server:
     maintenance_db: str
 
 
-def find_pg_ctl(configured: str | None) -> str:
-    """The pg_ctl to use: the setting, else PATH, else the usual install places."""
+def find_pg_ctl(configured: str | None, label: str = "--cadasta-pg-ctl") -> str:
+    """The pg_ctl to use: the setting (spelled ``label``), else PATH, else the
+    usual install places."""
     if configured is not None:
         if os.access(configured, os.X_OK) and os.path.isfile(configured):
             return configured
-        raise pytest.UsageError(
-            f"--cadasta-pg-ctl={configured!r}: not an executable file")
+        raise NotConfigured(f"{label}={configured!r}: not an executable file")
     found = shutil.which("pg_ctl")
     if found:
         return found
@@ -52,7 +51,7 @@ def find_pg_ctl(configured: str | None) -> str:
         candidates += glob.glob(pattern)
     if candidates:
         return max(candidates, key=_version_key)
-    raise pytest.UsageError(
+    raise NotConfigured(
         "pytest-cadasta needs PostgreSQL for the result database, but pg_ctl was "
         f"not found on PATH nor in {', '.join(PG_CTL_GLOBS)}. Install PostgreSQL "
         "(e.g. apt-get install postgresql), point at it with "
@@ -66,9 +65,10 @@ def _version_key(path: str) -> tuple:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now (it may be taken before PostgreSQL binds it)."""
+    import port_for
+
+    return port_for.select_random()
 
 
 def _unprivileged_user() -> pwd.struct_passwd:
@@ -77,7 +77,7 @@ def _unprivileged_user() -> pwd.struct_passwd:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    raise pytest.UsageError(
+    raise InfrastructureError(
         "pytest runs as root and PostgreSQL refuses to; none of the users "
         f"{', '.join(UNPRIVILEGED_USERS)} exists to run it as. Run pytest as another "
         "user, or use --cadasta-result-db=postgresql://user:pw@host:5432/postgres")
@@ -91,7 +91,7 @@ def _reachable_temp_dir() -> str:
         if path.is_dir() and all(os.stat(p).st_mode & stat.S_IXOTH
                                  for p in (path, *path.parents)):
             return str(path)
-    raise pytest.UsageError(
+    raise InfrastructureError(
         "pytest runs as root and PostgreSQL must run as an unprivileged user, but "
         "no temporary directory is reachable by other users; set TMPDIR to one")
 
@@ -112,10 +112,6 @@ def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
     return str(wrapper)
 
 
-class _PortTaken(Exception):
-    """The chosen port was taken before PostgreSQL could bind it."""
-
-
 class EphemeralPostgres:
     """initdb + pg_ctl start in a temporary directory; stop removes it all."""
 
@@ -131,9 +127,9 @@ class EphemeralPostgres:
         for _attempt in range(attempts):
             try:
                 return self._start_once()
-            except _PortTaken:
+            except PortTaken:
                 continue
-        raise RuntimeError(
+        raise InfrastructureError(
             f"the ephemeral PostgreSQL could not bind a free port in {attempts} tries "
             "(ports taken by other processes)")
 
@@ -174,9 +170,9 @@ class EphemeralPostgres:
             self.stop()
             if (isinstance(exc, AlreadyRunning)  # mirakuru: something answers there
                     or "could not bind" in log or "already in use" in log):
-                raise _PortTaken() from None
+                raise PortTaken() from None
             if isinstance(exc, Exception):
-                raise RuntimeError(
+                raise InfrastructureError(
                     f"the ephemeral PostgreSQL ({self.pg_ctl}) did not start: "
                     f"{exc}\n{log}") from None
             raise

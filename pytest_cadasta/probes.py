@@ -4,7 +4,7 @@ queue's namespace, so the checks never run a user task with side effects."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 PROBE = "cadasta_probe"
@@ -23,12 +23,10 @@ class ProbeFailure(Exception):
 
 @dataclass(frozen=True)
 class Probes:
-    """Names of the probe tasks; ``install`` registers them on the app."""
+    """Names of the probe tasks, one set per work queue; ``install`` registers
+    them on the app."""
 
     queues: tuple[str, ...]
-    #: task id -> SQS queue names the in-process worker received it from.
-    executions: dict[str, list[str]] = field(default_factory=dict, compare=False)
-    _lock: Any = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def probe(self, queue: str) -> str:
         return f"{queue}.{PROBE}"
@@ -52,23 +50,6 @@ class Probes:
         return {name for q in self.queues
                 for name in (self.probe(q), self.failing(q), self.started(q),
                              self.scheduler(q))}
-
-    def record(self, task_id: str, sqs_queue: str) -> None:
-        with self._lock:
-            self.executions.setdefault(task_id, []).append(sqs_queue)
-
-    def consumed_from(self, task_id: str) -> list[str]:
-        with self._lock:
-            return list(self.executions.get(task_id, ()))
-
-    def on_task_received(self, sender: Any = None, request: Any = None,
-                         **kwargs: Any) -> None:
-        """``task_received`` handler: the worker runs in this process, so every
-        message it takes is seen here, with the SQS queue it came from."""
-        message = getattr(request, "message", None)
-        info = getattr(message, "delivery_info", None) or {}
-        url = info.get("sqs_queue") or ""
-        self.record(request.id, url.rsplit("/", 1)[-1])
 
     def install(self, app: Any) -> None:
         for queue in self.queues:
@@ -113,6 +94,28 @@ def _make_scheduler(probes: Probes, queue: str) -> Any:
         return {"followup": followup.id, "chord": joined.id}
 
     return _schedules
+
+
+class ReceivedLog:
+    """Which SQS queues the in-process worker received each task from."""
+
+    def __init__(self) -> None:
+        self._received: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def consumed_from(self, task_id: str) -> list[str]:
+        with self._lock:
+            return list(self._received.get(task_id, ()))
+
+    def on_task_received(self, sender: Any = None, request: Any = None,
+                         **kwargs: Any) -> None:
+        """``task_received`` handler: the worker runs in this process, so every
+        message it takes is seen here, with the SQS queue it came from."""
+        message = getattr(request, "message", None)
+        info = getattr(message, "delivery_info", None) or {}
+        url = info.get("sqs_queue") or ""
+        with self._lock:
+            self._received.setdefault(request.id, []).append(url.rsplit("/", 1)[-1])
 
 
 class HideProbeFailures:

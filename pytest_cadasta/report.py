@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_cadasta import topology
 from pytest_cadasta.settings import Settings
+from pytest_cadasta.topology import Topology
 
 
-def header_lines(settings: Settings, app: Any) -> list[str]:
-    from cadasta_toolbox.secrets import mask_url
+def header_lines(settings: Settings, app: Any, topology: Topology) -> list[str]:
+    from cadasta_toolbox.masking import mask_url
 
     role = "producer only (worker checks skipped)" if settings.producer_only else "worker"
     if settings.result_db is not None:
@@ -17,9 +17,9 @@ def header_lines(settings: Settings, app: Any) -> list[str]:
     else:
         database = "ephemeral PostgreSQL (pytest-postgresql), started on first use"
     return [
-        f"cadasta: app {settings.app} ({app.main or 'unnamed'}), role: {role}",
-        f"cadasta: work queues {', '.join(topology.work_queue_names(app))}; "
-        f"platform queue {topology.platform_queue_name(app)}",
+        f"cadasta: app {settings.app_spec} ({app.main or 'unnamed'}), role: {role}",
+        f"cadasta: work queues {', '.join(topology.work_queues)}; "
+        f"platform queue {topology.platform_queue}",
         "cadasta: SQS: moto server on 127.0.0.1 (random port, fake credentials), "
         "listening since before the app was imported",
         f"cadasta: result database: {database}",

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
 from pytest_cadasta.postgres import Server
@@ -68,8 +67,12 @@ class ResultDatabase:
 
     def worker_url(self, driver: str = "psycopg2") -> str:
         """The SQLAlchemy URL a worker writes results with (the restricted role)."""
-        return (f"postgresql+{driver}://{self.role}:{quote(self.password, safe='')}"
-                f"@{self.server.host}:{self.server.port}/{self.dbname}")
+        from sqlalchemy import URL
+
+        url = URL.create(f"postgresql+{driver}", username=self.role,
+                         password=self.password, host=self.server.host,
+                         port=self.server.port, database=self.dbname)
+        return url.render_as_string(hide_password=False)
 
     def rows(self, task_id: str | None = None) -> list[dict]:
         """Rows of ``celery_taskmeta`` (all, or the one of ``task_id``), oldest first;

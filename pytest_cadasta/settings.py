@@ -1,12 +1,16 @@
-"""The plugin's settings: each a command-line option and an ini key, read once."""
+"""The plugin's settings: each a command-line option and an ini key, read once
+into a frozen value. To add a setting: an entry in ``OPTIONS``, a field in
+``Settings``, its check in ``read_settings``, a row in the README's table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pytest_cadasta.errors import NotConfigured, UsageError
 
 #: name -> (help, ini type). The option is --cadasta-<name with dashes>,
 #: its dest and ini key cadasta_<name>; one help text serves both.
@@ -30,66 +34,73 @@ OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+def option_name(name: str) -> str:
+    return "--cadasta-" + name.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Settings:
-    app: str | None
-    producer_only: bool
-    result_db: str | None
-    result_schema: Path | None
-    pg_ctl: str | None
-    #: Where ``app`` came from, for messages: the option or the ini key.
-    app_label: str = "--cadasta-app"
+    #: The app to check, 'module:attribute' (None: no checks).
+    app_spec: str | None = None
+    producer_only: bool = False
+    result_db: str | None = None
+    result_schema: Path | None = None
+    #: The pg_ctl to start PostgreSQL with, found at configure time when needed.
+    pg_ctl: str | None = None
+    #: Setting name -> how the user spelled it (the option, or the ini key).
+    spelled: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def label(self, name: str) -> str:
+        """How the user gave the setting ``name``, for messages."""
+        return self.spelled.get(name, option_name(name))
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("cadasta", "Cadasta worker conformance")
     for name, (help_text, ini_type) in OPTIONS.items():
-        flag = "--cadasta-" + name.replace("_", "-")
         if ini_type == "bool":
-            group.addoption(flag, action="store_true", default=None,
+            group.addoption(option_name(name), action="store_true", default=None,
                             dest=f"cadasta_{name}", help=help_text)
         else:
-            group.addoption(flag, action="store", default=None,
+            group.addoption(option_name(name), action="store", default=None,
                             dest=f"cadasta_{name}", metavar=name.upper(),
                             help=help_text)
         parser.addini(f"cadasta_{name}", help_text, type=ini_type, default=None)
 
 
-def label(config: pytest.Config, name: str) -> str:
-    """How the user spelled the setting ``name``: the option, or the ini key."""
-    if config.getoption(f"cadasta_{name}") is not None:
-        return "--cadasta-" + name.replace("_", "-")
-    return f"cadasta_{name} (ini)"
-
-
-def _value(config: pytest.Config, name: str) -> Any:
-    """Command line, else ini, else None."""
+def _read(config: pytest.Config, name: str) -> tuple[Any, str]:
+    """(value, spelling): command line, else ini, else (None, the option)."""
     value = config.getoption(f"cadasta_{name}")
-    if value is None:
-        value = config.getini(f"cadasta_{name}")
+    if value is not None:
+        return value, option_name(name)
+    value = config.getini(f"cadasta_{name}")
     if value == "" and OPTIONS[name][1] == "string":
-        return None
-    return value
+        value = None
+    return value, f"cadasta_{name} (ini)"
 
 
 def read_settings(config: pytest.Config) -> Settings:
-    """The settings, validated; a bad value is a ``pytest.UsageError``."""
-    app = _value(config, "app")
+    """The settings, validated; a bad value is a ``UsageError``."""
+    values: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for name in OPTIONS:
+        values[name], spelled[name] = _read(config, name)
+
+    app = values["app"]
     if app is not None:
         module, sep, attribute = app.partition(":")
         if not sep or not module or not attribute or ":" in attribute:
-            raise pytest.UsageError(
-                f"{label(config, 'app')}={app!r}: expected 'module:attribute', "
-                "e.g. 'worker.celery:app'")
-    result_db = _value(config, "result_db")
+            raise UsageError(f"{spelled['app']}={app!r}: expected 'module:attribute', "
+                             "e.g. 'worker.celery:app'")
+    result_db = values["result_db"]
     if result_db is not None and not result_db.startswith(
             ("postgresql://", "postgres://", "postgresql+")):
-        from cadasta_toolbox.secrets import mask_url
+        from cadasta_toolbox.masking import mask_url
 
-        raise pytest.UsageError(
-            f"{label(config, 'result_db')}={mask_url(result_db)!r}: expected a PostgreSQL "
+        raise UsageError(
+            f"{spelled['result_db']}={mask_url(result_db)!r}: expected a PostgreSQL "
             "URL, e.g. 'postgresql://admin:secret@localhost:5432/postgres'")
-    schema = _value(config, "result_schema")
+    schema = values["result_schema"]
     schema_path = None
     if schema is not None:
         # A relative path is relative to where it was written: the invocation
@@ -99,15 +110,22 @@ def read_settings(config: pytest.Config) -> Settings:
                 else config.inipath.parent)
         schema_path = Path(base, schema)
         if not schema_path.is_file():
-            raise pytest.UsageError(
-                f"{label(config, 'result_schema')}={schema!r}: no such file "
-                f"({schema_path})")
-    producer_only = _value(config, "producer_only")
+            raise UsageError(f"{spelled['result_schema']}={schema!r}: no such file "
+                             f"({schema_path})")
+    pg_ctl = values["pg_ctl"]
+    if app is not None and result_db is None:
+        from pytest_cadasta.postgres import find_pg_ctl
+
+        try:  # a missing PostgreSQL is a usage error now, not a failure later
+            pg_ctl = find_pg_ctl(pg_ctl, spelled["pg_ctl"])
+        except NotConfigured as exc:
+            raise UsageError(str(exc)) from None
+    producer_only = values["producer_only"]
     return Settings(
-        app=app,
+        app_spec=app,
         producer_only=bool(producer_only) if producer_only is not None else False,
         result_db=result_db,
         result_schema=schema_path,
-        pg_ctl=_value(config, "pg_ctl"),
-        app_label=label(config, "app"),
+        pg_ctl=pg_ctl,
+        spelled=spelled,
     )

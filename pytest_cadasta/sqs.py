@@ -32,13 +32,13 @@ AWS_VARIABLES_CLEARED = (
 
 
 def sqs_queue_name(prefix: str, name: str) -> str:
-    """The SQS name kombu gives a queue: prefixed, dots to dashes but '.fifo'."""
+    """The SQS name kombu gives a queue: prefixed, translated with kombu's own
+    table (dots to dashes, punctuation to underscores), '.fifo' kept."""
+    from kombu.transport.SQS import CHARS_REPLACE_TABLE
+
     full = prefix + name
     suffix = ".fifo" if full.endswith(".fifo") else ""
-    stem = full[: len(full) - len(suffix)]
-    table = {ord(c): "_" for c in "!\"#$%&'()*+,/:;<=>?@[\\]^`{|}~"}
-    table[ord(".")] = "-"
-    return stem.translate(table) + suffix
+    return full[: len(full) - len(suffix)].translate(CHARS_REPLACE_TABLE) + suffix
 
 
 #: Hosts every HTTP client must reach directly, never through a proxy.

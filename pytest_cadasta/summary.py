@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pytest_cadasta.checks import GROUPS
+from pytest_cadasta.checks.registry import GROUPS
 from pytest_cadasta.collection import SUITE
 
 RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}

@@ -1,38 +1,50 @@
-"""What the user's app says about its queues, read the way the platform reads it."""
+"""What the platform reads from an app about its queues, computed once when the
+app is loaded and handed to everything that needs it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_PLATFORM_QUEUE = "platform.fifo"
 DEFAULT_REGION = "us-east-1"
 
 
-def platform_queue_name(app: Any) -> str:
-    """``app.conf.PLATFORM_QUEUE_NAME`` when the app sets it, else platform.fifo."""
-    name = app.conf.get("PLATFORM_QUEUE_NAME")
-    return DEFAULT_PLATFORM_QUEUE if name is None else name
+@dataclass(frozen=True)
+class Topology:
+    """One app's queues, exchange and SQS naming, as the platform sees them."""
 
+    #: How the app is named in reports and test ids.
+    label: str
+    #: ``celery`` first, then ``QUEUES`` when the app sets it, else every queue
+    #: in ``task_queues`` but the platform queue.
+    work_queues: tuple[str, ...]
+    #: ``PLATFORM_QUEUE_NAME`` when the app sets it, else platform.fifo.
+    platform_queue: str
+    #: The default exchange's name and type, as Celery settles them.
+    exchange: str
+    exchange_type: str
+    #: Where the app's SQS queues live, and the prefix kombu gives their names.
+    region: str
+    queue_name_prefix: str
 
-def work_queue_names(app: Any) -> list[str]:
-    """``app.conf.QUEUES`` when set, else every configured queue but the
-    platform queue; ``celery`` always (Celery's own tasks go there)."""
-    platform = platform_queue_name(app)
-    declared = app.conf.get("QUEUES")
-    if declared is None:
-        declared = [name for name in app.amqp.queues if name != platform]
-    names = ["celery"]
-    names += [name for name in declared if name not in names and name != platform]
-    return names
-
-
-def transport_options(app: Any) -> dict:
-    return dict(app.conf.broker_transport_options or {})
-
-
-def region(app: Any) -> str:
-    return transport_options(app).get("region") or DEFAULT_REGION
-
-
-def queue_name_prefix(app: Any) -> str:
-    return transport_options(app).get("queue_name_prefix") or ""
+    @classmethod
+    def of(cls, app: Any, label: str | None = None) -> Topology:
+        conf = app.conf
+        platform = conf.get("PLATFORM_QUEUE_NAME")
+        platform = DEFAULT_PLATFORM_QUEUE if platform is None else platform
+        declared = conf.get("QUEUES")
+        if declared is None:
+            declared = [name for name in app.amqp.queues if name != platform]
+        work = ["celery"]
+        work += [name for name in declared if name not in work and name != platform]
+        options = dict(conf.broker_transport_options or {})
+        return cls(
+            label=label or app.main or "app",
+            work_queues=tuple(work),
+            platform_queue=platform,
+            exchange=conf.task_default_exchange or conf.task_default_queue,
+            exchange_type=conf.task_default_exchange_type or "direct",
+            region=options.get("region") or DEFAULT_REGION,
+            queue_name_prefix=options.get("queue_name_prefix") or "",
+        )

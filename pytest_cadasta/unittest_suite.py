@@ -7,10 +7,11 @@ import unittest
 import warnings
 from typing import Any
 
-from pytest_cadasta import topology
 from pytest_cadasta.checks import Check, iter_checks
-from pytest_cadasta.conformance import run_check
+from pytest_cadasta.conformance import Conformance, run_check
+from pytest_cadasta.harness import Harness
 from pytest_cadasta.settings import Settings
+from pytest_cadasta.topology import Topology
 from pytest_cadasta.worker import KOMBU_CURL_WARNINGS
 
 RESULT_DB_VARIABLE = "CADASTA_RESULT_DB"
@@ -27,20 +28,17 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
     ephemeral PostgreSQL, or the server named by $CADASTA_RESULT_DB, and a worker
     when ``is_worker``) and tears it down in ``tearDownClass``.
     """
-    settings = Settings(app=None, producer_only=not is_worker,
-                        result_db=os.environ.get(RESULT_DB_VARIABLE) or None,
-                        result_schema=None, pg_ctl=None)
+    settings = Settings(producer_only=not is_worker,
+                        result_db=os.environ.get(RESULT_DB_VARIABLE) or None)
+    topology = Topology.of(app)
 
     class CadastaFunctionalTests(unittest.TestCase):
-        harness: Any = None
-        conformance: Any = None
+        harness: Harness | None = None
+        conformance: Conformance | None = None
 
         @classmethod
         def setUpClass(cls) -> None:
-            from pytest_cadasta.conformance import Conformance
-            from pytest_cadasta.harness import Harness
-
-            cls.harness = Harness(settings, app)
+            cls.harness = Harness(settings, app, topology)
             saved_filters = warnings.filters[:]
             for message in KOMBU_CURL_WARNINGS:
                 warnings.filterwarnings("ignore", message=message,
@@ -57,7 +55,7 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
             if cls.harness is not None:
                 cls.harness.close()
 
-    checks = list(iter_checks(tuple(topology.work_queue_names(app))))
+    checks = list(iter_checks(topology.work_queues))
     for number, (check, queue) in enumerate(checks, start=1):
         # Numbered, so unittest's alphabetical order is the running order.
         name = f"test_{number:02d}_{check.group}_{check.name}" + (f"_{queue}" if queue else "")

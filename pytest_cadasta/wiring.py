@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_cadasta import topology
 from pytest_cadasta.resultdb import ResultDatabase
 from pytest_cadasta.sqs import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MockSQS
 
@@ -55,7 +54,7 @@ def wire(app: Any, sqs: MockSQS, database: ResultDatabase | None) -> OriginalSet
     """Point ``app`` at ``sqs`` (and ``database``); return what it had."""
     original = snapshot(app, WIRED_KEYS)
     conf = app.conf
-    options = topology.transport_options(app)
+    options = dict(conf.broker_transport_options or {})
     options.update(TEST_POLLING)
     options["is_secure"] = False
     options.pop("endpoint_url", None)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pytest_cadasta.errors import WorkerFailed
+
 #: Deprecation warnings raised inside kombu's HTTP client (pycurl) while the
 #: worker polls SQS: not the user's to fix, so the plugin silences them.
 KOMBU_CURL_WARNINGS = ("IOCTLFUNCTION is deprecated", "socket_all is deprecated")
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-
-
-class WorkerFailed(RuntimeError):
-    """The in-process worker did not start or stop."""
 
 
 def _controller_class() -> Any:

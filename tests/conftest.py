@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from pytest_cadasta.postgres import EphemeralPostgres, find_pg_ctl
@@ -41,8 +39,3 @@ def run_inner(pytester, shared_pg_url):
                                                  timeout=240)
 
     return run
-
-
-@pytest.fixture
-def outside_env():
-    return dict(os.environ)

@@ -3,14 +3,14 @@
 from pathlib import Path
 
 from cadasta_toolbox.config import INTERNAL_DEFAULTS
-from pytest_cadasta.checks import CHECKS
+from pytest_cadasta.checks import all_checks
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.rst").read_text()
 
 
 def test_every_check_is_documented_with_what_it_protects_against():
-    for check in CHECKS:
+    for check in all_checks():
         name = f"``{check.group}::{check.name}"
         assert name in README, name
         entry = README[README.index(name):].split("\n\n", 1)[0]

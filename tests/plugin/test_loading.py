@@ -2,8 +2,6 @@
 
 import pytest
 
-USAGE_ERROR = 4
-
 
 @pytest.fixture
 def apps(pytester):
@@ -39,7 +37,7 @@ def run(pytester, *args):
 ])
 def test_bad_app_is_a_usage_error(apps, value, expected):
     result = run(apps, f"--cadasta-app={value}")
-    assert result.ret == USAGE_ERROR
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
@@ -49,7 +47,7 @@ def test_good_app_from_the_ini_file(apps):
     apps.makepyfile(test_header="def test_nothing(): pass")
     result = run(apps, "--cadasta-result-db=postgresql://u@localhost/postgres",
                  "--collect-only")
-    assert result.ret == 0
+    assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["cadasta: app no_app_here:worker_app (one), role: worker"])
 
 
@@ -58,19 +56,19 @@ def test_command_line_beats_the_ini_file(apps):
     apps.makepyfile(test_header="def test_nothing(): pass")
     result = run(apps, "--cadasta-app=no_app_here:other_app",
                  "--cadasta-result-db=postgresql://u@localhost/postgres", "--collect-only")
-    assert result.ret == 0
+    assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["cadasta: app no_app_here:other_app (two)*"])
 
 
 def test_ini_value_is_checked_like_the_option(apps):
     apps.makeini("[pytest]\ncadasta_app = toolbox_app\n")
     result = run(apps)
-    assert result.ret == USAGE_ERROR
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='toolbox_app': expected*"])
 
 
 def test_an_ini_app_that_fails_says_it_came_from_the_ini(apps):
     apps.makeini("[pytest]\ncadasta_app = no_app_here:missing\n")
     result = run(apps)
-    assert result.ret == USAGE_ERROR
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='no_app_here:missing': module*"])

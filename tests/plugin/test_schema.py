@@ -35,7 +35,7 @@ def test_applying_twice_changes_nothing_but_the_password(database):
     assert len(database.role_privileges()) == 6
     database.password = "second-password"
     with worker_connection(database) as connection:
-        connection.execute("SELECT count(*) FROM celery_taskmeta")
+        assert connection.execute("SELECT count(*) FROM celery_taskmeta").fetchone() == (0,)
 
 
 def test_worker_role_can_write_results_but_not_create_or_delete(database):

@@ -3,8 +3,7 @@
 import pytest
 
 from pytest_cadasta import postgres
-
-USAGE_ERROR = 4
+from pytest_cadasta.errors import NotConfigured
 
 
 @pytest.fixture
@@ -50,8 +49,6 @@ def test_no_header_and_no_checks_without_an_app(project):
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["--cadasta-result-db=mysql://root:pw@db/x"],
-     "ERROR: --cadasta-result-db='mysql://root:**@db/x': expected a PostgreSQL URL*"),
     (["--cadasta-result-schema=nowhere.sql"],
      "ERROR: --cadasta-result-schema='nowhere.sql': no such file*"),
     (["--cadasta-app=toolbox_app:app", "--cadasta-pg-ctl=/nonexistent/pg_ctl"],
@@ -59,9 +56,16 @@ def test_no_header_and_no_checks_without_an_app(project):
 ])
 def test_bad_values_are_usage_errors(project, args, expected):
     result = run(project, *args)
-    assert result.ret == USAGE_ERROR
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
-    assert "pw@" not in result.stderr.str()
+
+
+def test_a_bad_database_url_is_a_usage_error_that_hides_its_password(project):
+    result = run(project, "--cadasta-result-db=mysql://root:hunter2@db/x")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --cadasta-result-db='mysql://root:**@db/x': expected a PostgreSQL URL*"])
+    assert "hunter2" not in result.stdout.str() + result.stderr.str()
 
 
 def test_schema_file_from_the_ini_is_relative_to_the_ini(project, run_inner):
@@ -91,7 +95,7 @@ def _platform_ddl():
 def test_missing_pg_ctl_says_where_it_looked_and_what_to_do(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(postgres, "PG_CTL_GLOBS", ("/nonexistent/*/pg_ctl",))
-    with pytest.raises(pytest.UsageError) as excinfo:
+    with pytest.raises(NotConfigured) as excinfo:
         postgres.find_pg_ctl(None)
     message = str(excinfo.value)
     assert "/nonexistent/*/pg_ctl" in message
@@ -117,12 +121,12 @@ def test_pg_ctl_prefers_path_then_the_newest_install(monkeypatch, tmp_path):
     ("cadasta_result_schema = nowhere.sql",
      "ERROR: cadasta_result_schema (ini)='nowhere.sql': no such file*"),
     ("cadasta_app = toolbox_app:app\ncadasta_pg_ctl = /nonexistent/pg_ctl",
-     "ERROR: --cadasta-pg-ctl='/nonexistent/pg_ctl': not an executable file"),
+     "ERROR: cadasta_pg_ctl (ini)='/nonexistent/pg_ctl': not an executable file"),
 ])
 def test_ini_spellings_are_checked_too(project, ini, expected):
     project.makeini(f"[pytest]\n{ini}\n")
     result = run(project)
-    assert result.ret == USAGE_ERROR
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
 
 
@@ -138,5 +142,5 @@ def test_schema_option_is_relative_to_the_invocation_directory(project):
         missing = project.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only",
                                                "--cadasta-result-schema=ddl/results.sql",
                                                str(project.path))
-    assert ok.ret == 0
-    assert missing.ret == USAGE_ERROR
+    assert ok.ret == pytest.ExitCode.OK
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR

@@ -8,10 +8,10 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from cadasta_toolbox.config import Config
-from cadasta_toolbox.secrets import mask_secrets, mask_url
-from pytest_cadasta import topology
+from cadasta_toolbox.masking import mask_secrets, mask_url
 from pytest_cadasta.messages import decode
 from pytest_cadasta.sqs import sqs_queue_name
+from pytest_cadasta.topology import Topology
 from pytest_cadasta.wiring import result_driver
 
 
@@ -83,10 +83,10 @@ def test_topology_of_a_toolbox_app():
     app = Celery("t", set_as_current=False)
     app.config_from_object(Config(QUEUES=("export", "import"), QUEUE_PREFIX="prod",
                                   PLATFORM_QUEUE_NAME="monitor.fifo"))
-    assert topology.work_queue_names(app) == ["celery", "export", "import"]
-    assert topology.platform_queue_name(app) == "monitor.fifo"
-    assert topology.queue_name_prefix(app) == "prod-"
-    assert topology.region(app) == "us-west-2"
+    assert Topology.of(app, "worker") == Topology(
+        label="worker", work_queues=("celery", "export", "import"),
+        platform_queue="monitor.fifo", exchange="task_exchange", exchange_type="topic",
+        region="us-west-2", queue_name_prefix="prod-")
 
 
 def test_topology_of_a_handwritten_app_reads_task_queues():
@@ -94,6 +94,8 @@ def test_topology_of_a_handwritten_app_reads_task_queues():
     app = Celery("t", set_as_current=False)
     app.conf.task_queues = [Queue("platform.fifo", exchange, routing_key="#"),
                             Queue("export", exchange, routing_key="export")]
-    assert topology.work_queue_names(app) == ["celery", "export"]
-    assert topology.platform_queue_name(app) == "platform.fifo"
-    assert topology.region(app) == "us-east-1"
+    seen = Topology.of(app)
+    assert seen.work_queues == ("celery", "export")
+    assert seen.platform_queue == "platform.fifo"
+    assert (seen.region, seen.queue_name_prefix) == ("us-east-1", "")
+    assert (seen.exchange, seen.exchange_type, seen.label) == ("celery", "direct", "t")

@@ -81,4 +81,8 @@ def test_a_router_that_does_not_declare_loses_the_monitor_copy(sqs):
 
     app = make_app(task_routes=(naive_router,))
     send_each_from_a_fresh_connection(app, ["export.project", "msg.email"])
-    assert drain(sqs, "platform.fifo") == []
+    # Delivered to the work queues (Celery declares the route's queue) ...
+    assert len(drain(sqs, "export")) == 1
+    assert len(drain(sqs, "msg")) == 1
+    # ... but the publishing connection never bound the monitor queue.
+    assert not any(u.endswith(".fifo") for u in sqs.list_queues().get("QueueUrls", []))

@@ -6,7 +6,7 @@ from celery import Celery
 from celery.signals import worker_init
 from kombu import Exchange, Queue
 
-RESULTS = "db+postgresql+psycopg2://cadasta:cadasta@localhost:5432/cadasta"
+RESULTS = "db+postgresql+psycopg2://cadasta:hw-pass-7c1@localhost:5432/cadasta"
 
 
 def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from kombu.utils.url import maybe_sanitize_url
 
 __all__ = ["mask_secrets", "mask_url"]
 
@@ -12,18 +14,18 @@ SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "_pass")
 
 
 def mask_url(url: str) -> str:
-    """``url`` with the password replaced by ``**`` (unchanged if it has none)."""
+    """``url`` with the password replaced by ``**``.
+
+    kombu's ``maybe_sanitize_url`` does the masking; a URL without a password
+    is returned as it is, since kombu would rewrite it (``sqs://`` becomes
+    ``sqs:///``).
+    """
     try:
-        parts = urlsplit(url)
-        password = parts.password
+        if not urlsplit(url).password:
+            return url
     except ValueError:
         return url
-    if not password:
-        return url
-    netloc = parts.netloc
-    userinfo, _, hostinfo = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostinfo}"))
+    return maybe_sanitize_url(url, mask=MASK)
 
 
 def is_secret_name(name: str) -> bool:

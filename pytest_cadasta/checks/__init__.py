@@ -1,0 +1,12 @@
+"""The conformance checks, one module per group. Importing this package
+registers them all; ``all_checks()`` lists them in running order.
+
+To add a check: write a function in its group's module, decorated with
+``@check(group, phase=..., per_queue=...)``, whose docstring's first paragraph
+says what fails in production without it; document it in the README.
+"""
+
+from pytest_cadasta.checks import chord, exchange, monitor, result, routing  # noqa: F401
+from pytest_cadasta.checks.registry import GROUPS, Check, Phase, all_checks, iter_checks
+
+__all__ = ["GROUPS", "Check", "Phase", "all_checks", "iter_checks"]

@@ -1,0 +1,81 @@
+"""The registry of conformance checks: each check says its group, its phase and
+whether it runs once per work queue; the running order comes from those, never
+from where a check is defined."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_cadasta.conformance import Conformance
+
+#: The groups, in the order they run and are reported.
+GROUPS = ("exchange", "monitor", "routing", "result", "chord")
+
+
+class Phase(enum.IntEnum):
+    """When a check runs within its group."""
+
+    #: Reads settings and the broker: needs no worker.
+    BEFORE_WORKER = 0
+    #: Watches the in-process worker run tasks (skipped for a producer-only app).
+    WITH_WORKER = 1
+
+
+CheckFunction = Callable[["Conformance", Any], None]
+
+
+@dataclass(frozen=True)
+class Check:
+    group: str
+    name: str
+    func: CheckFunction
+    phase: Phase
+    per_queue: bool
+
+    @property
+    def needs_worker(self) -> bool:
+        return self.phase is Phase.WITH_WORKER
+
+    @property
+    def doc(self) -> str:
+        """The docstring's first paragraph, on one line: the failure in
+        production the check protects against."""
+        paragraph = (self.func.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(paragraph.split())
+
+    def order(self) -> tuple[int, int]:
+        return GROUPS.index(self.group), self.phase
+
+
+_REGISTERED: list[Check] = []
+
+
+def check(group: str, phase: Phase = Phase.BEFORE_WORKER,
+          per_queue: bool = False) -> Callable[[CheckFunction], CheckFunction]:
+    """Register the decorated function as a check of ``group``."""
+    if group not in GROUPS:
+        raise ValueError(f"unknown check group {group!r}; expected one of {GROUPS}")
+
+    def register(func: CheckFunction) -> CheckFunction:
+        _REGISTERED.append(Check(group, func.__name__, func, phase, per_queue))
+        return func
+    return register
+
+
+def all_checks() -> list[Check]:
+    """Every check, in running order: by group, then phase (stable otherwise)."""
+    return sorted(_REGISTERED, key=Check.order)
+
+
+def iter_checks(work_queues: tuple[str, ...]) -> Iterator[tuple[Check, str | None]]:
+    """(check, queue or None) for each test to run, in running order."""
+    for item in all_checks():
+        if item.per_queue:
+            for queue in work_queues:
+                yield item, queue
+        else:
+            yield item, None

@@ -1,0 +1,76 @@
+"""result: results reach the platform's PostgreSQL result table, written by the
+restricted worker role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cadasta_toolbox.masking import mask_url
+from pytest_cadasta.checks.common import TOOLBOX, row_text
+from pytest_cadasta.checks.registry import Phase, check
+from pytest_cadasta.conformance import Conformance, fail
+from pytest_cadasta.probes import PROBE_FAILURE_MESSAGE
+
+
+@check("result")
+def backend_is_postgresql_through_the_database_backend(c: Conformance, _: Any) -> None:
+    """Results written anywhere but the platform's PostgreSQL result table are
+    results the platform never shows."""
+    backend = c.original.get("result_backend")
+    shown = mask_url(backend) if isinstance(backend, str) else backend
+    if not (isinstance(backend, str) and backend.startswith(("db+postgresql", "db+postgres:"))):
+        fail(saw=f"result_backend = {shown!r}",
+             needs="Celery's database backend on the platform's PostgreSQL "
+                   "(table celery_taskmeta)",
+             fix="result_backend = 'db+postgresql://USER:PASS@HOST:PORT/NAME' "
+                 f"({TOOLBOX} builds it from RESULT_DB_*)")
+    tables = c.app.conf.database_table_names or {}
+    if tables.get("task", "celery_taskmeta") != "celery_taskmeta":
+        fail(saw=f"database_table_names = {tables!r}",
+             needs="results in celery_taskmeta, the table the platform reads",
+             fix="remove database_table_names")
+
+
+@check("result", phase=Phase.WITH_WORKER)
+def success_leaves_a_success_row(c: Conformance, _: Any) -> None:
+    """A worker that cannot write its results (privileges, missing columns) leaves
+    the platform showing tasks that never finish."""
+    c.require_worker()
+    result = c.send_fresh(c.probes.probe(c.probes.home), args=("result",))
+    row = c.wait_for_row(result.id)
+    if row is None or row["status"] != "SUCCESS":
+        fail(saw=f"celery_taskmeta holds {row_text(row)} for a task that succeeded "
+                 f"(written as role {c.result_db.role!r}, no Task row present)",
+             needs="a SUCCESS row per task, written with credentials limited to the "
+                   "result tables",
+             fix="result_backend on the platform's database (Config's RESULT_DB_*); "
+                 "run with -rA and see the worker's log for the error")
+
+
+@check("result", phase=Phase.WITH_WORKER)
+def failure_leaves_a_failure_row_with_traceback(c: Conformance, _: Any) -> None:
+    """A failure the platform cannot see is a user waiting forever for an export."""
+    c.require_worker()
+    result = c.send_fresh(c.probes.failing(c.probes.home))
+    row = c.wait_for_row(result.id)
+    if row is None or row["status"] != "FAILURE" or PROBE_FAILURE_MESSAGE not in (
+            row["traceback"] or ""):
+        fail(saw=f"celery_taskmeta holds {row_text(row)} for a task that raised",
+             needs="a FAILURE row carrying the traceback",
+             fix="result_backend on the platform's database; do not set "
+                 "task_ignore_result or task_store_errors_even_if_ignored=False")
+
+
+@check("result", phase=Phase.WITH_WORKER)
+def started_state_is_tracked(c: Conformance, _: Any) -> None:
+    """Without STARTED the platform cannot tell a running export from a queued one."""
+    c.require_worker()
+    if not c.app.conf.task_track_started:
+        fail(saw="task_track_started = False",
+             needs="STARTED written when a task begins", fix="task_track_started = True")
+    result = c.send_fresh(c.probes.started(c.probes.home))
+    row = c.wait_for_row(result.id)
+    seen = result.get(timeout=5, interval=0.05, propagate=False) if row else None
+    if seen != "STARTED":
+        fail(saw=f"while running, the task's own row said {seen!r}",
+             needs="status STARTED while the task runs", fix="task_track_started = True")

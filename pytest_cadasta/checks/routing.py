@@ -1,0 +1,74 @@
+"""routing: task names route by their first segment, to queues that exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_cadasta.checks.common import TOOLBOX, effective_route, routed_queue
+from pytest_cadasta.checks.registry import check
+from pytest_cadasta.conformance import Conformance, fail
+
+CELERY_TASKS = ("celery.chord_unlock", "celery.chord", "celery.group", "celery.chain",
+                "celery.map", "celery.starmap", "celery.chunks", "celery.accumulate",
+                "celery.backend_cleanup")
+
+
+@check("routing")
+def task_names_route_by_their_first_segment(c: Conformance, _: Any) -> None:
+    """A task that does not route by its prefix lands in another worker's queue, or
+    in one nobody consumes."""
+    default = c.topology.exchange
+    problems = []
+    for queue in c.topology.work_queues:
+        name = f"{queue}.cadasta_any_task"
+        exchange, key, routed = effective_route(c, name)
+        if exchange != default or key != queue:
+            problems.append(f"{name!r} goes to exchange {exchange!r} with routing key "
+                            f"{key!r}" + (f" (queue {routed.name!r})" if routed else ""))
+        elif routed is not None and (routed.routing_key != queue or routed.exchange is None
+                                     or routed.exchange.name != default):
+            problems.append(f"{name!r} names queue {routed.name!r}, bound with key "
+                            f"{routed.routing_key!r}")
+    if problems:
+        fail(saw="; ".join(problems),
+             needs=f"a task named '<queue>.<task>' published to {default!r} with routing "
+                   "key '<queue>' (the name up to the first dot)",
+             fix=f"task_routes = (<a router routing by the name's first segment>,) "
+                 f"(the router of {TOOLBOX})")
+
+
+@check("routing")
+def every_registered_task_routes_to_an_existing_queue(c: Conformance, _: Any) -> None:
+    """A task routed to a queue that does not exist waits forever: no worker
+    consumes it."""
+    probes = c.probes.names()
+    lost = []
+    for name in sorted(c.app.tasks):
+        if name.startswith("celery.") or name in probes:
+            continue
+        target = routed_queue(c, name)
+        if target not in c.topology.work_queues:
+            lost.append(f"{name!r} -> {target!r}")
+    if lost:
+        fail(saw=f"task {', '.join(lost)}: no such queue in this app "
+                 f"(its queues: {', '.join(c.topology.work_queues)})",
+             needs="every task the app registers routed to one of its queues",
+             fix="add the queue to QUEUES (Config(QUEUES=(...))) or rename the task under "
+                 "an existing prefix")
+
+
+@check("routing")
+def celery_own_tasks_go_to_the_celery_queue(c: Conformance, _: Any) -> None:
+    """Celery's own tasks (chord_unlock, ...) routed anywhere else never run, and
+    chords never finish."""
+    wrong = []
+    for name in CELERY_TASKS:
+        if name not in c.app.tasks:
+            continue
+        _exchange, key, queue = effective_route(c, name)
+        target = queue.name if queue is not None else key
+        if target != "celery" or key != "celery":
+            wrong.append(f"{name!r} -> queue {target!r}, key {key!r}")
+    if wrong:
+        fail(saw="; ".join(wrong), needs="Celery's own tasks in the 'celery' queue",
+             fix=f"route 'celery.*' by its prefix to 'celery' (the router of {TOOLBOX})")
