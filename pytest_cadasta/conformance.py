@@ -4,18 +4,23 @@ really happened (messages in SQS, rows in the result table)."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pytest_cadasta.errors import CadastaError
-from pytest_cadasta.probes import HideProbeFailures, Probes, ReceivedLog
+from pytest_cadasta.events import DONE, RECEIVED, UNKNOWN, TaskEvents
+from pytest_cadasta.probes import HideProbeFailures, Probes
 from pytest_cadasta.topology import Topology
+from pytest_cadasta.wiring import DEAD_LETTER_QUEUE
 
 if TYPE_CHECKING:
     from pytest_cadasta.checks import Check
     from pytest_cadasta.harness import Harness
+    from pytest_cadasta.messages import TaskMessage
+    from pytest_cadasta.worker import InProcessWorker
 
-ROUND_TRIP_TIMEOUT = 15.0
+#: A safety net: a round trip ends as soon as the worker reports, long before.
+ROUND_TRIP_TIMEOUT = 10.0
+TOOLBOX = "cadasta_toolbox.config.Config"
 PRODUCER_ONLY_REASON = "--cadasta-producer-only: the app runs no worker"
 
 
@@ -101,7 +106,9 @@ def fail(saw: str, needs: str, fix: str) -> NoReturn:
 
 
 class Conformance:
-    """The state shared by the checks of one run."""
+    """The state shared by the checks of one run: the wired app, its probes,
+    the task events, and ways to see what really happened (messages in SQS,
+    rows in the result table)."""
 
     def __init__(self, harness: Harness, is_worker: bool = True) -> None:
         self.harness = harness
@@ -109,11 +116,11 @@ class Conformance:
         self.topology: Topology = harness.topology
         self.probes = Probes(self.topology.work_queues)
         self.probes.install(harness.user_app)
-        self.received = ReceivedLog()
-        from celery.signals import task_received
-
-        task_received.connect(self.received.on_task_received, weak=False)
-        harness.on_close(task_received.disconnect, self.received.on_task_received)
+        #: The queues the worker-side checks need consumed: the probes' own
+        #: queue, and celery (chord_unlock).
+        self.worker_queues = tuple(dict.fromkeys((self.probes.home, "celery")))
+        self.events = TaskEvents().connect()
+        harness.on_close(self.events.disconnect)
         trace_log = logging.getLogger("celery.app.trace")
         hide = HideProbeFailures()
         trace_log.addFilter(hide)
@@ -122,54 +129,113 @@ class Conformance:
         self.original = harness.original
         self.sqs = harness.sqs()
         self.result_db = harness.result_db()
+        self._monitor: list[TaskMessage] = []
+        self._dead: list[TaskMessage] = []
+        self._declared: Any = None
+        self._fresh: Any = None
 
     # -- infrastructure on demand ------------------------------------------
-    def require_worker(self) -> Any:
+    def require_worker(self) -> InProcessWorker:
+        """The in-process worker, consuming (at least) ``worker_queues``."""
         if not self.is_worker:
             raise CheckSkipped(PRODUCER_ONLY_REASON)
-        return self.harness.worker()
+        return self.harness.worker(self.worker_queues)
 
-    def fresh_start(self) -> None:
-        """Empty the queues, so a check counts only its own messages."""
-        self.sqs.purge()
+    def consumed_queues(self) -> list[str]:
+        """The queues the in-process worker consumes now (none if not started)."""
+        return list(self.harness.worker().queues) if self.harness.worker_started else []
+
+    def declared_channel(self) -> Any:
+        """A channel on a connection of its own where every queue of the app was
+        declared, once for the whole run (kombu's exchanges live per connection)."""
+        if self._declared is None:
+            connection = self.app.connection_for_write()
+            self.harness.on_close(connection.close)
+            channel = connection.default_channel
+            for queue in self.app.amqp.queues.values():
+                queue(channel).declare()
+            self._declared = channel
+        return self._declared
 
     # -- sending --------------------------------------------------------------
     def send_fresh(self, name: str, args: tuple = (), **options: Any) -> Any:
-        """Send ``name`` as the app would, from a connection never used before
-        (kombu's exchange bindings live per connection)."""
-        with self.app.connection_for_write() as connection:
-            return self.app.send_task(name, args=args, connection=connection, **options)
+        """Send ``name`` as the app would, from a connection on which nothing but
+        these sends ever declared anything (kombu's exchange bindings live per
+        connection). One connection serves every send of the run: a new one per
+        send would cost a new SQS client each."""
+        if self._fresh is None:
+            self._fresh = self.app.connection_for_write()
+            self.harness.on_close(self._fresh.close)
+        return self.app.send_task(name, args=args, connection=self._fresh, **options)
 
     def route(self, name: str) -> dict:
         """The route the app's own router gives ``name`` (Celery's Router)."""
         return self.app.amqp.router.route({}, name)
 
+    def run_in_worker(self, name: str, args: tuple = (), **options: Any) -> tuple[Any, Any]:
+        """Send probe ``name`` through the app's producer and return (its
+        AsyncResult, the event that ended its run) as soon as the worker has run
+        it, its outcome stored. A probe that cannot reach the worker fails the
+        check at once, saying where it went."""
+        __tracebackhide__ = True
+        from pytest_cadasta.checks.common import routed_queue
+
+        worker = self.require_worker()
+        result = self.app.send_task(name, args=args, **options)
+        # Publishing is synchronous and moto consistent: where the message went
+        # is known now.
+        target = routed_queue(self, name)
+        if self.dead_letters(result.id):
+            fail(saw=f"probe {name!r} reached no queue: {self.events.story(result.id)}; "
+                     "kombu had no binding for it on the publishing connection",
+                 needs="every task message delivered to the queue of its name's prefix",
+                 fix=f"make the router declare the task's queue (the router of {TOOLBOX} "
+                     "does)")
+        if target not in worker.queues:
+            fail(saw=f"probe {name!r} routes to queue {target!r}; the worker consumes "
+                     f"{', '.join(worker.queues)}",
+                 needs="tasks routed by their name's first segment to the queue of that name",
+                 fix=f"route by the name's first segment (the router of {TOOLBOX})")
+        ended = self.events.wait_for(result.id, DONE, ROUND_TRIP_TIMEOUT)
+        if ended is None:
+            fail(saw=f"after {ROUND_TRIP_TIMEOUT:.0f} s, probe {name!r}: "
+                     f"{self.events.story(result.id)}",
+                 needs="the worker to receive and run the probe",
+                 fix="run with -rA and see the worker's log")
+        return result, ended
+
     # -- observing ------------------------------------------------------------
-    def wait_for_messages(self, queue: str, predicate: Any, count: int = 1,
-                          timeout: float = 3.0) -> list:
-        """Messages of ``queue`` matching ``predicate``, read (and deleted) until
-        ``count`` are seen or ``timeout`` passes."""
-        seen: list = []
-        deadline = time.monotonic() + timeout
-        while True:
-            seen += [m for m in self.sqs.messages(queue) if predicate(m)]
-            if len(seen) >= count or time.monotonic() >= deadline:
-                return seen
-            time.sleep(0.05)
+    def monitor(self) -> list[TaskMessage]:
+        """Every message the monitor queue has received so far in this run (read
+        and deleted from SQS as it comes; kept here)."""
+        self._monitor += self.sqs.messages(self.topology.platform_queue)
+        return list(self._monitor)
 
-    def wait_for_row(self, task_id: str, statuses: tuple = ("SUCCESS", "FAILURE"),
-                     timeout: float = ROUND_TRIP_TIMEOUT) -> dict | None:
-        return self.result_db.wait_for_row(task_id, statuses, timeout)
+    def in_monitor(self, task_id: str) -> list[TaskMessage]:
+        return [m for m in self.monitor() if m.id == task_id]
 
-    def consumptions(self, task_id: str, queue: str, timeout: float = 5.0) -> list[str]:
-        """Times the in-process worker consumed the probe ``task_id`` from ``queue``'s
-        SQS queue (waits for the first, then a moment for duplicates)."""
-        deadline = time.monotonic() + timeout
-        while not self.received.consumed_from(task_id) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
+    def dead_letters(self, task_id: str) -> list[TaskMessage]:
+        """Copies of ``task_id`` kombu could route to no queue: in the harness
+        they go to a dead-letter queue instead of vanishing."""
+        self._dead += self.sqs.messages(DEAD_LETTER_QUEUE)
+        return [m for m in self._dead if m.id == task_id]
+
+    def take(self, queue: str, task_id: str) -> list[TaskMessage]:
+        """Copies of ``task_id`` now in ``queue`` (read and deleted, with
+        everything else in it)."""
+        return [m for m in self.sqs.messages(queue) if m.id == task_id]
+
+    def received_from(self, queue: str, task_id: str) -> list[Any]:
+        """Times the in-process worker took ``task_id`` from ``queue``."""
         sqs_name = self.sqs.sqs_name(queue)
-        return [q for q in self.received.consumed_from(task_id) if q == sqs_name]
+        return [e for e in self.events.of(task_id, (RECEIVED, UNKNOWN))
+                if e.info.get("queue") == sqs_name]
+
+    def row(self, task_id: str) -> dict | None:
+        """The result row of ``task_id`` now (the worker stored it before its
+        run ended)."""
+        rows = self.result_db.rows(task_id)
+        return rows[0] if rows else None
 
     def where_is(self, task_id: str) -> dict[str, int]:
         """SQS queue name -> how many copies of ``task_id`` it holds (read and deleted)."""

@@ -7,6 +7,7 @@ The pytest fixtures and ``build_functional_tests`` both stand on this.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -111,15 +112,20 @@ class Harness:
             self._wired = True
         return self.user_app
 
-    def worker(self) -> InProcessWorker:
+    def worker(self, queues: Iterable[str] | None = None) -> InProcessWorker:
+        """The in-process worker, consuming at least ``queues`` (default: every
+        work queue); started on first use, then told to consume what is missing."""
+        wanted = list(self.topology.work_queues if queues is None else queues)
         if self._worker is None:
             from pytest_cadasta.worker import InProcessWorker
 
             app = self.app()
-            worker = InProcessWorker(app, list(self.topology.work_queues))
+            worker = InProcessWorker(app, wanted)
             self._stack.callback(worker.stop)
             worker.start()
             self._worker = worker
+        else:
+            self._worker.consume(wanted)
         return self._worker
 
     @property

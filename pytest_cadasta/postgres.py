@@ -12,12 +12,14 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_cadasta.errors import InfrastructureError, NotConfigured, PortTaken
+from pytest_cadasta.pgtemplate import ClusterTemplate
 
 SUPERUSER = "postgres"
 UNPRIVILEGED_USERS = ("postgres", "nobody")
@@ -112,14 +114,32 @@ def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
     return str(wrapper)
 
 
+def _executor_class() -> type:
+    from pytest_postgresql.executors import PostgreSQLExecutor
+
+    class Executor(PostgreSQLExecutor):
+        """pytest-postgresql's executor, which also starts a cluster copied
+        from the template (it would wipe it and run initdb again)."""
+
+        def init_directory(self) -> None:
+            if (Path(self.datadir) / "PG_VERSION").is_file():
+                return
+            super().init_directory()
+
+    return Executor
+
+
 class EphemeralPostgres:
-    """initdb + pg_ctl start in a temporary directory; stop removes it all."""
+    """A cluster in a temporary directory (copied from the cached template, or
+    initdb), started with pg_ctl; stop removes it all."""
 
     def __init__(self, pg_ctl: str) -> None:
         self.pg_ctl = pg_ctl
         self.workdir: Path | None = None
         self.executor = None
         self.server: Server | None = None
+        #: Whether the cluster was copied from the cached template.
+        self.from_template = False
 
     def start(self, attempts: int = 3) -> Server:
         """Start the server; a port taken between choosing and binding it costs
@@ -135,7 +155,6 @@ class EphemeralPostgres:
 
     def _start_once(self) -> Server:
         from mirakuru.exceptions import AlreadyRunning
-        from pytest_postgresql.executors import PostgreSQLExecutor
 
         as_root = os.geteuid() == 0
         user = _unprivileged_user() if as_root else None
@@ -143,27 +162,34 @@ class EphemeralPostgres:
         self.workdir = Path(tempfile.mkdtemp(prefix="pytest-cadasta-pg-", dir=base))
         datadir = self.workdir / "data"
         executable = self.pg_ctl
+        owner = None
         if user is not None:
             self.workdir.chmod(0o711)  # the unprivileged user must reach run/ inside
             run_dir = self.workdir / "run"
             run_dir.mkdir()
-            os.chown(run_dir, user.pw_uid, user.pw_gid)
+            owner = (user.pw_uid, user.pw_gid)
+            os.chown(run_dir, *owner)
             executable = _wrap_pg_ctl(self.pg_ctl, self.workdir, run_dir, user)
             datadir = run_dir / "data"
             socketdir = logdir = run_dir
         else:
             socketdir = logdir = self.workdir
         port = free_port()
-        self.executor = PostgreSQLExecutor(
+        self.executor = _executor_class()(
             executable=executable, host="127.0.0.1", port=port,
             datadir=str(datadir), unixsocketdir=str(socketdir),
             logfile=str(logdir / "postgresql.log"), startparams="-w",
             dbname="postgres", user=SUPERUSER,
             postgres_options="-c fsync=off -c synchronous_commit=off "
                              "-c full_page_writes=off")
+        template = self._template()
         try:
-            self.executor.init_directory()
-            _require_passwords(datadir)
+            self.from_template = template is not None and template.copy_to(datadir, owner)
+            if not self.from_template:
+                self.executor.init_directory()
+                _require_passwords(datadir)
+                if template is not None:
+                    template.store(datadir)
             self.executor.start()
         except BaseException as exc:
             log = self._log_tail()
@@ -171,6 +197,9 @@ class EphemeralPostgres:
             if (isinstance(exc, AlreadyRunning)  # mirakuru: something answers there
                     or "could not bind" in log or "already in use" in log):
                 raise PortTaken() from None
+            if self.from_template and template is not None and isinstance(exc, Exception):
+                template.discard()  # a bad copy: start again, from initdb
+                return self._start_once()
             if isinstance(exc, Exception):
                 raise InfrastructureError(
                     f"the ephemeral PostgreSQL ({self.pg_ctl}) did not start: "
@@ -178,6 +207,12 @@ class EphemeralPostgres:
             raise
         self.server = Server("127.0.0.1", port, SUPERUSER, None, "postgres")
         return self.server
+
+    def _template(self) -> ClusterTemplate | None:
+        try:
+            return ClusterTemplate(self.pg_ctl, SUPERUSER)
+        except (OSError, subprocess.SubprocessError):
+            return None
 
     def _log_tail(self) -> str:
         if self.workdir is None:

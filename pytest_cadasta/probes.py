@@ -3,7 +3,6 @@ queue's namespace, so the checks never run a user task with side effects."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,28 +93,6 @@ def _make_scheduler(probes: Probes, queue: str) -> Any:
         return {"followup": followup.id, "chord": joined.id}
 
     return _schedules
-
-
-class ReceivedLog:
-    """Which SQS queues the in-process worker received each task from."""
-
-    def __init__(self) -> None:
-        self._received: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-
-    def consumed_from(self, task_id: str) -> list[str]:
-        with self._lock:
-            return list(self._received.get(task_id, ()))
-
-    def on_task_received(self, sender: Any = None, request: Any = None,
-                         **kwargs: Any) -> None:
-        """``task_received`` handler: the worker runs in this process, so every
-        message it takes is seen here, with the SQS queue it came from."""
-        message = getattr(request, "message", None)
-        info = getattr(message, "delivery_info", None) or {}
-        url = info.get("sqs_queue") or ""
-        with self._lock:
-            self._received.setdefault(request.id, []).append(url.rsplit("/", 1)[-1])
 
 
 class HideProbeFailures:

@@ -13,9 +13,19 @@ from typing import Any
 from pytest_cadasta.resultdb import ResultDatabase
 from pytest_cadasta.sqs import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MockSQS
 
-#: Fast polling for tests: a worker sees a message within ~0.1 s and stops
-#: within a second.
+#: Polling for tests: a long poll hands the worker a message as it arrives (the
+#: worker is stopped through its event loop, not by waiting the poll out).
 TEST_POLLING = {"polling_interval": 0.05, "wait_time_seconds": 1}
+
+#: Where kombu puts a message it can route to no queue, instead of dropping it
+#: in silence: the evidence of an undeliverable task, there to be read at once.
+DEAD_LETTER_QUEUE = "cadasta-undeliverable"
+
+#: Inside the harness only, celery.chord_unlock polls a chord's parts every
+#: 50 ms, and its first poll is not held back a second; the chord checks report
+#: the app's own settings.
+CHORD_UNLOCK = "celery.chord_unlock"
+CHORD_UNLOCK_TEST_DELAY = 0.05
 
 _MISSING = object()
 
@@ -25,6 +35,8 @@ class OriginalSettings:
     """What the user configured, kept for the checks and for ``unwire``."""
 
     values: dict
+    #: celery.chord_unlock's own retry delay, put back by ``unwire``.
+    chord_unlock_delay: Any = _MISSING
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.values.get(key, _MISSING)
@@ -33,7 +45,10 @@ class OriginalSettings:
 
 def snapshot(app: Any, keys: tuple[str, ...]) -> OriginalSettings:
     conf = app.conf
-    return OriginalSettings({key: conf[key] if key in conf else _MISSING for key in keys})
+    unlock = app.tasks.get(CHORD_UNLOCK)
+    return OriginalSettings(
+        {key: conf[key] if key in conf else _MISSING for key in keys},
+        _MISSING if unlock is None else unlock.default_retry_delay)
 
 
 WIRED_KEYS = ("broker_url", "broker_read_url", "broker_write_url", "broker_transport",
@@ -57,6 +72,7 @@ def wire(app: Any, sqs: MockSQS, database: ResultDatabase | None) -> OriginalSet
     options = dict(conf.broker_transport_options or {})
     options.update(TEST_POLLING)
     options["is_secure"] = False
+    options["deadletter_queue"] = DEAD_LETTER_QUEUE
     options.pop("endpoint_url", None)
     predefined = options.get("predefined_queues")
     if predefined:
@@ -75,10 +91,17 @@ def wire(app: Any, sqs: MockSQS, database: ResultDatabase | None) -> OriginalSet
         conf.result_backend = "db+" + database.worker_url(
             result_driver(original.get("result_backend")))
     _forget_connections(app)
+    _quicken_chord_unlock(app)
     return original
 
 
 def unwire(app: Any, original: OriginalSettings) -> None:
+    from celery.signals import before_task_publish
+
+    before_task_publish.disconnect(_publish_chord_unlock_now)
+    unlock = app.tasks.get(CHORD_UNLOCK)
+    if unlock is not None and original.chord_unlock_delay is not _MISSING:
+        unlock.default_retry_delay = original.chord_unlock_delay
     conf = app.conf
     for key, value in original.values.items():
         if value is _MISSING:
@@ -86,6 +109,23 @@ def unwire(app: Any, original: OriginalSettings) -> None:
         else:
             conf[key] = value
     _forget_connections(app)
+
+
+def _quicken_chord_unlock(app: Any) -> None:
+    from celery.signals import before_task_publish
+
+    unlock = app.tasks.get(CHORD_UNLOCK)
+    if unlock is not None:
+        unlock.default_retry_delay = CHORD_UNLOCK_TEST_DELAY
+    before_task_publish.connect(_publish_chord_unlock_now, sender=CHORD_UNLOCK, weak=False)
+
+
+def _publish_chord_unlock_now(sender: Any = None, headers: Any = None, **kwargs: Any) -> None:
+    """The database backend sends chord_unlock with a one-second countdown;
+    in the harness its first run is at once (its retries then keep their 50 ms
+    countdown)."""
+    if headers is not None and headers.get("eta") and not headers.get("retries"):
+        headers["eta"] = None
 
 
 def _forget_connections(app: Any) -> None:

@@ -1,13 +1,19 @@
-"""An in-process Celery worker consuming the app's work queues.
+"""An in-process Celery worker consuming the queues asked of it.
 
 It is Celery's own ``WorkController`` (via ``celery.contrib.testing``), run in a
 thread with the signals a real ``celery worker`` sends around start-up, so
 handlers such as the toolbox's ``setup_app`` run as they would in production.
+The plugin drives it through its event loop: a wake-up pipe registered there
+runs calls in the worker's own thread (start or stop consuming a queue) and
+ends the loop at once on ``stop()``, without waiting out an SQS long poll.
 """
 
 from __future__ import annotations
 
+import os
+import queue
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pytest_cadasta.errors import WorkerFailed
@@ -16,8 +22,16 @@ from pytest_cadasta.errors import WorkerFailed
 #: worker polls SQS: not the user's to fix, so the plugin silences them.
 KOMBU_CURL_WARNINGS = ("IOCTLFUNCTION is deprecated", "socket_all is deprecated")
 
+#: Safety nets: each ends as soon as the worker reports, never by waiting it out.
 START_TIMEOUT = 30.0
+CALL_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
+#: The longest the worker's event loop sleeps before it runs what is due.
+LOOP_TICK = 0.02
+
+
+def _nothing() -> None:
+    """A timer's body: its only job is to end the loop's poll."""
 
 
 def _controller_class() -> Any:
@@ -25,12 +39,16 @@ def _controller_class() -> Any:
     from celery.contrib.testing.worker import TestWorkController
 
     class CadastaWorkController(TestWorkController):
+        on_loop_ready: Callable[[Any], None] | None = None
+
         def on_before_init(self, **kwargs: Any) -> None:
             super().on_before_init(**kwargs)
             signals.celeryd_init.send(sender=self.hostname, instance=self,
                                       conf=self.app.conf, options=kwargs)
 
         def on_consumer_ready(self, consumer: Any) -> None:
+            if self.on_loop_ready is not None:
+                self.on_loop_ready(self)
             signals.worker_ready.send(sender=consumer)
             super().on_consumer_ready(consumer)
 
@@ -38,17 +56,23 @@ def _controller_class() -> Any:
 
 
 class InProcessWorker:
-    """Start with ``start()``, stop with ``stop()``; ``queues`` are consumed."""
+    """Start with ``start()``, stop with ``stop()``; ``consume()`` adds queues and
+    ``pause()`` stops consuming some, each done in the worker's own thread."""
 
-    def __init__(self, app: Any, queues: list[str], hostname: str = "cadasta-test@localhost"):
+    def __init__(self, app: Any, queues: Iterable[str],
+                 hostname: str = "cadasta-test@localhost") -> None:
         self.app = app
-        self.queues = list(queues)
+        self.queues = list(dict.fromkeys(queues))
         self.hostname = hostname
         self.controller: Any = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Any]] = queue.SimpleQueue()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
 
+    # -- start and stop ------------------------------------------------------
     def start(self) -> InProcessWorker:
         from celery import signals
         from celery.contrib.testing.worker import test_worker_started
@@ -62,11 +86,13 @@ class InProcessWorker:
             # Not celery's setup_app_for_worker: it would take over the root
             # logger (pytest's capture lives there) and the process default app.
             self.app.finalize()
-            self.controller = _controller_class()(
+            controller_class = _controller_class()
+            self.controller = controller_class(
                 app=self.app, concurrency=1, pool="solo", loglevel="WARNING",
                 logfile=None, hostname=self.hostname, queues=self.queues,
                 ready_callback=None, without_heartbeat=True, without_mingle=True,
                 without_gossip=True)
+            self.controller.on_loop_ready = self._listen_for_wakeups
             signals.celeryd_after_setup.send(sender=self.hostname, instance=self.controller,
                                              conf=self.app.conf)
             self._thread = threading.Thread(target=self._run, name="cadasta-worker",
@@ -100,14 +126,100 @@ class InProcessWorker:
         from celery.worker import state
 
         thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        state.should_terminate = 0
+        if thread is not None:
+            state.should_terminate = 0
+            try:
+                self._wake()  # the loop sees should_terminate now, not after a long poll
+                thread.join(STOP_TIMEOUT)
+                if thread.is_alive():
+                    raise WorkerFailed(
+                        f"the in-process worker did not stop within {STOP_TIMEOUT:.0f} s "
+                        "(a task still running?)")
+            finally:
+                state.should_terminate = None
+        for fd in (self._wake_read, self._wake_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_read = self._wake_write = -1
+
+    # -- calls in the worker's thread -------------------------------------------
+    def _listen_for_wakeups(self, controller: Any) -> None:
+        hub = getattr(controller, "hub", None)
+        if hub is not None:
+            hub.add_reader(self._wake_read, self._on_wakeup)
+            # kombu's loop runs a callback scheduled while it fires its timers
+            # only after its next poll returns, up to a second later: the SQS
+            # transport schedules its next receive that way. A short timer
+            # bounds that poll, so the worker polls again within LOOP_TICK.
+            hub.call_repeatedly(LOOP_TICK, _nothing)
+
+    def _wake(self) -> None:
         try:
-            thread.join(STOP_TIMEOUT)
-            if thread.is_alive():
-                raise WorkerFailed(
-                    f"the in-process worker did not stop within {STOP_TIMEOUT:.0f} s "
-                    "(a task still running?)")
-        finally:
-            state.should_terminate = None
+            os.write(self._wake_write, b"!")
+        except OSError:
+            pass
+
+    def _on_wakeup(self, *args: Any) -> None:
+        try:
+            while os.read(self._wake_read, 512):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        while True:
+            try:
+                func, reply = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                reply.put((True, func()))
+            except BaseException as exc:  # handed to the caller
+                reply.put((False, exc))
+
+    def call(self, func: Callable[[], Any]) -> Any:
+        """Run ``func()`` in the worker's thread, between two turns of its loop;
+        return what it returned (or raise what it raised)."""
+        if self._thread is None or self.controller is None:
+            raise WorkerFailed("the in-process worker is not running")
+        reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self._calls.put((func, reply))
+        self._wake()
+        try:
+            ok, value = reply.get(timeout=CALL_TIMEOUT)
+        except queue.Empty:
+            raise WorkerFailed(
+                f"the in-process worker did not answer within {CALL_TIMEOUT:.0f} s "
+                "(a task still running?)") from None
+        if not ok:
+            raise value
+        return value
+
+    # -- what it consumes ----------------------------------------------------------
+    def consume(self, queues: Iterable[str]) -> None:
+        """Also consume ``queues`` (those not consumed yet)."""
+        missing = [q for q in queues if q not in self.queues]
+        if not missing:
+            return
+
+        def add() -> None:
+            for name in missing:
+                self.controller.consumer.add_task_queue(name)
+
+        self.call(add)
+        self.queues += missing
+
+    def pause(self, queues: Iterable[str]) -> list[str]:
+        """Stop consuming ``queues``; return those that were consumed. kombu puts
+        back whatever a poll already under way takes from them."""
+        paused = [q for q in queues if q in self.queues]
+        if not paused:
+            return []
+
+        def cancel() -> None:
+            for name in paused:
+                self.controller.consumer.cancel_task_queue(name)
+
+        self.call(cancel)
+        self.queues = [q for q in self.queues if q not in paused]
+        return paused

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from pytest_cadasta.checks.common import TOOLBOX, row_text
+from pytest_cadasta.checks.common import TOOLBOX, routed_queue, row_text
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.conformance import Conformance, fail
+from pytest_cadasta.conformance import ROUND_TRIP_TIMEOUT, Conformance, fail
+from pytest_cadasta.events import DONE
+from pytest_cadasta.wiring import CHORD_UNLOCK
 
 
 @check("chord", phase=Phase.WITH_WORKER)
@@ -28,9 +31,10 @@ def chord_completes(c: Conformance, _: Any) -> None:
     chord_unlock; without it every chord raises KeyError: 'queue'."""
     from celery import chord, signature
 
-    c.require_worker()
+    worker = c.require_worker()
     probe = c.probes.probe(c.probes.home)
     header = [signature(probe, args=(f"part {i}",), app=c.app) for i in range(2)]
+    since = time.monotonic()
     try:
         joined = chord(header, app=c.app)(signature(probe, args=("body",), app=c.app))
     except KeyError as exc:
@@ -38,7 +42,26 @@ def chord_completes(c: Conformance, _: Any) -> None:
                  "route's 'queue' to send celery.chord_unlock)",
              needs="routes that name their queue",
              fix=f"return 'queue' from the router (the router of {TOOLBOX} does)")
-    row = c.wait_for_row(joined.id, timeout=20.0)
-    if row is None or row["status"] != "SUCCESS":
-        fail(saw=f"the chord's body ended {row_text(row)} after 20 s",
+    # The backend published chord_unlock, synchronously, before the call returned.
+    for unlock in c.events.published(CHORD_UNLOCK, since):
+        key = unlock.info.get("routing_key")
+        if c.dead_letters(unlock.task_id):
+            fail(saw=f"{CHORD_UNLOCK} was published with routing key {key!r} and reached no "
+                     "queue: the publishing connection had no binding for it",
+                 needs=f"{CHORD_UNLOCK} delivered to the celery queue, so chords complete",
+                 fix=f"make the router declare the route's queue (the router of {TOOLBOX} "
+                     "does)")
+        target = routed_queue(c, CHORD_UNLOCK)
+        if target not in worker.queues:
+            fail(saw=f"{CHORD_UNLOCK} routes to queue {target!r}, which the worker does not "
+                     f"consume ({', '.join(worker.queues)})",
+                 needs=f"{CHORD_UNLOCK} in the celery queue",
+                 fix=f"route 'celery.*' to the celery queue (the router of {TOOLBOX})")
+    ended = c.events.wait_for(joined.id, DONE, ROUND_TRIP_TIMEOUT)
+    row = c.row(joined.id)
+    if ended is None or row is None or row["status"] != "SUCCESS":
+        unlocks = c.events.published(CHORD_UNLOCK, since)
+        unlock = c.events.story(unlocks[0].task_id) if unlocks else "never published"
+        fail(saw=f"the chord's body ended {row_text(row)}: {c.events.story(joined.id)}; "
+                 f"{CHORD_UNLOCK}: {unlock}",
              needs="chords that complete", fix=f"configure the app with {TOOLBOX}")

@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.conformance import TOOLBOX
+
 if TYPE_CHECKING:
     from pytest_cadasta.conformance import Conformance
 
-TOOLBOX = "cadasta_toolbox.config.Config"
+__all__ = ["TOOLBOX", "Unroutable", "add_platform_queue_fix", "describe", "effective_route",
+           "monitor_fix", "routed_queue", "row_text"]
 
 
 @dataclass(frozen=True)

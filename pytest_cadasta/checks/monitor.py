@@ -11,10 +11,10 @@ from pytest_cadasta.checks.common import (
     describe,
     monitor_fix,
     routed_queue,
-    row_text,
 )
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.conformance import Conformance, fail
+from pytest_cadasta.conformance import ROUND_TRIP_TIMEOUT, Conformance, fail
+from pytest_cadasta.events import RECEIVED, UNKNOWN
 from pytest_cadasta.probes import ELSEWHERE_ERRBACK
 
 PLATFORM_HEADERS = ("id", "task", "root_id", "parent_id")
@@ -58,20 +58,17 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: Conformance, _: Any) -> No
 def task_lands_once_in_its_queue_and_once_in_the_monitor(c: Conformance, queue: str) -> None:
     """A task message missing from the monitor is a task the platform never tracks;
     one missing from its queue never runs; a duplicate runs twice."""
-    c.fresh_start()
     name = c.probes.probe(queue)
+    consumed = queue in c.consumed_queues()
     result = c.send_fresh(name, args=("fan-out",), kwargs={"probe": True})
-
-    def mine(message: Any) -> bool:
-        return message.id == result.id
-
-    # Publishing is synchronous and moto consistent: a short wait suffices.
-    in_monitor = c.wait_for_messages(c.topology.platform_queue, mine, timeout=0.5)
-    if c.harness.worker_started:
-        # The worker may take the message first: count its consumptions instead.
-        in_queue = c.consumptions(result.id, queue)
-    else:
-        in_queue = c.wait_for_messages(queue, mine, timeout=0.5)
+    # Publishing is synchronous and moto consistent: every copy is where it
+    # will ever be, now. Only a worker consuming the queue can take a copy
+    # first, and then it says so (task_received).
+    in_monitor = c.in_monitor(result.id)
+    in_queue = c.take(queue, result.id) + c.received_from(queue, result.id)
+    if consumed and not in_queue:
+        c.events.wait_for(result.id, (RECEIVED, UNKNOWN), ROUND_TRIP_TIMEOUT)
+        in_queue = c.received_from(queue, result.id)
     if len(in_queue) != 1 or len(in_monitor) != 1:
         elsewhere = {sqs_name: count for sqs_name, count in c.where_is(result.id).items()
                      if count}
@@ -102,25 +99,25 @@ def task_lands_once_in_its_queue_and_once_in_the_monitor(c: Conformance, queue: 
 def followups_scheduled_in_the_worker_reach_the_monitor(c: Conformance, _: Any) -> None:
     """Tasks a worker schedules itself (follow-ups, chords) are invisible to the
     platform unless the worker's own connections fan out too."""
-    c.require_worker()
-    c.fresh_start()
     scheduler = c.probes.scheduler(c.probes.home)
-    result = c.send_fresh(scheduler)
-    row = c.wait_for_row(result.id)
-    if row is None or row["status"] != "SUCCESS":
-        fail(saw=f"the probe that schedules a follow-up and a chord inside the worker "
-                 f"ended {row_text(row)}",
+    result, ended = c.run_in_worker(scheduler)
+    if ended.info.get("state") != "SUCCESS":
+        fail(saw=f"the probe that schedules a follow-up and a chord inside the worker: "
+                 f"{c.events.story(result.id)}",
              needs="tasks scheduled inside the worker sent like any other",
              fix=monitor_fix(c, c.probes.home))
-    children = c.wait_for_messages(
-        c.topology.platform_queue, lambda m: m.headers.get("parent_id") == result.id, count=3,
-        timeout=1.0)  # published before the probe's SUCCESS row was written
-    names = sorted(m.task for m in children)
-    if len(children) < 3:
-        fail(saw=f"{c.topology.platform_queue} received {describe(children)} scheduled by the "
-                 f"probe ({', '.join(names) or 'none'}); expected a follow-up and two "
-                 "chord parts",
-             needs="every task scheduled inside the worker copied to the monitor queue",
+    # Everything it scheduled was published (synchronously) before it ended.
+    scheduled = {e.task_id: e.name for e in c.events.published_by(result.id)}
+    copied = {m.id for m in c.monitor() if m.headers.get("parent_id") == result.id}
+    missed = sorted(name or task_id for task_id, name in scheduled.items()
+                    if task_id not in copied)
+    if len(scheduled) < 3 or missed:
+        fail(saw=f"the probe scheduled {len(scheduled)} tasks inside the worker "
+                 f"({', '.join(sorted(n or '?' for n in scheduled.values()))}); "
+                 f"{c.topology.platform_queue} got no copy of "
+                 f"{', '.join(missed) or 'none'}",
+             needs="every task scheduled inside the worker (a follow-up, each chord part) "
+                   "copied to the monitor queue",
              fix=monitor_fix(c, c.probes.home))
 
 
@@ -130,25 +127,21 @@ def errback_for_another_worker_is_forwarded(c: Conformance, _: Any) -> None:
     monitor), not run here and lost as NotRegistered (celery/celery#4022)."""
     from celery import signature
 
-    c.require_worker()
-    c.fresh_start()
-    errback = signature(ELSEWHERE_ERRBACK, app=c.app)
-    result = c.send_fresh(c.probes.failing(c.probes.home), link_error=errback)
-    c.wait_for_row(result.id)
     target = routed_queue(c, ELSEWHERE_ERRBACK)
-
-    def is_errback(message: Any) -> bool:
-        return message.task == ELSEWHERE_ERRBACK
-
-    in_monitor = c.wait_for_messages(c.topology.platform_queue, is_errback, timeout=1.5)
     if target in c.topology.work_queues:
         fail(saw=f"the errback {ELSEWHERE_ERRBACK!r} routes to {target!r}, a queue this "
                  "worker consumes: it is run here, where it is not registered",
              needs="tasks of other workers routed to their own queues by prefix",
              fix=f"route by the name's first segment (the router of {TOOLBOX})")
-    in_queue = c.wait_for_messages(target, is_errback, timeout=1.0)
+    errback = signature(ELSEWHERE_ERRBACK, app=c.app)
+    errback_id = errback.freeze().id
+    c.run_in_worker(c.probes.failing(c.probes.home), link_error=errback)
+    # The errback was published (synchronously) before the failing run ended.
+    in_monitor = c.in_monitor(errback_id)
+    in_queue = c.take(target, errback_id) if target is not None else []
     if len(in_monitor) != 1 or len(in_queue) != 1:
         fail(saw=f"the errback reached {c.topology.platform_queue} {len(in_monitor)} times and "
-                 f"its queue {target!r} {len(in_queue)} times",
+                 f"its queue {target!r} {len(in_queue)} times "
+                 f"({c.events.story(errback_id)})",
              needs="the errback forwarded once to its own queue and once to the monitor",
              fix=monitor_fix(c, c.probes.home))

@@ -35,12 +35,12 @@ def backend_is_postgresql_through_the_database_backend(c: Conformance, _: Any) -
 def success_leaves_a_success_row(c: Conformance, _: Any) -> None:
     """A worker that cannot write its results (privileges, missing columns) leaves
     the platform showing tasks that never finish."""
-    c.require_worker()
-    result = c.send_fresh(c.probes.probe(c.probes.home), args=("result",))
-    row = c.wait_for_row(result.id)
+    result, _ended = c.run_in_worker(c.probes.probe(c.probes.home), args=("result",))
+    row = c.row(result.id)
     if row is None or row["status"] != "SUCCESS":
         fail(saw=f"celery_taskmeta holds {row_text(row)} for a task that succeeded "
-                 f"(written as role {c.result_db.role!r}, no Task row present)",
+                 f"(written as role {c.result_db.role!r}, no Task row present): "
+                 f"{c.events.story(result.id)}",
              needs="a SUCCESS row per task, written with credentials limited to the "
                    "result tables",
              fix="result_backend on the platform's database (Config's RESULT_DB_*); "
@@ -50,9 +50,8 @@ def success_leaves_a_success_row(c: Conformance, _: Any) -> None:
 @check("result", phase=Phase.WITH_WORKER)
 def failure_leaves_a_failure_row_with_traceback(c: Conformance, _: Any) -> None:
     """A failure the platform cannot see is a user waiting forever for an export."""
-    c.require_worker()
-    result = c.send_fresh(c.probes.failing(c.probes.home))
-    row = c.wait_for_row(result.id)
+    result, _ended = c.run_in_worker(c.probes.failing(c.probes.home))
+    row = c.row(result.id)
     if row is None or row["status"] != "FAILURE" or PROBE_FAILURE_MESSAGE not in (
             row["traceback"] or ""):
         fail(saw=f"celery_taskmeta holds {row_text(row)} for a task that raised",
@@ -64,13 +63,13 @@ def failure_leaves_a_failure_row_with_traceback(c: Conformance, _: Any) -> None:
 @check("result", phase=Phase.WITH_WORKER)
 def started_state_is_tracked(c: Conformance, _: Any) -> None:
     """Without STARTED the platform cannot tell a running export from a queued one."""
-    c.require_worker()
     if not c.app.conf.task_track_started:
         fail(saw="task_track_started = False",
              needs="STARTED written when a task begins", fix="task_track_started = True")
-    result = c.send_fresh(c.probes.started(c.probes.home))
-    row = c.wait_for_row(result.id)
-    seen = result.get(timeout=5, interval=0.05, propagate=False) if row else None
+    result, ended = c.run_in_worker(c.probes.started(c.probes.home))
+    # The probe returns the status its own row held while it ran.
+    seen = result.result if ended.info.get("state") == "SUCCESS" else None
     if seen != "STARTED":
-        fail(saw=f"while running, the task's own row said {seen!r}",
+        fail(saw=f"while running, the task's own row said {seen!r} "
+                 f"({c.events.story(result.id)})",
              needs="status STARTED while the task runs", fix="task_track_started = True")
