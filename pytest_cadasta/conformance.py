@@ -4,13 +4,17 @@ really happened (messages in SQS, rows in the result table)."""
 from __future__ import annotations
 
 import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pytest_cadasta.errors import CadastaError
 from pytest_cadasta.events import DONE, RECEIVED, UNKNOWN, TaskEvents
 from pytest_cadasta.probes import HideProbeFailures, Probes
 from pytest_cadasta.topology import Topology
-from pytest_cadasta.wiring import DEAD_LETTER_QUEUE
+from pytest_cadasta.wiring import UNDELIVERABLE_WARNING
 
 if TYPE_CHECKING:
     from pytest_cadasta.checks import Check
@@ -105,6 +109,37 @@ def fail(saw: str, needs: str, fix: str) -> NoReturn:
     raise CheckFailed(f"\n  saw:   {saw}\n  needs: {needs}\n  fix:   {fix}")
 
 
+@dataclass(frozen=True)
+class Landing:
+    """Where a task sent from the fresh connection landed."""
+
+    name: str
+    task_id: str
+    #: Its copies in its work queue (read there, or taken by the worker).
+    in_queue: list
+    in_monitor: list
+    #: kombu's word for each copy it could route to no queue.
+    lost: list[str]
+
+
+@contextmanager
+def undeliverable() -> Iterator[list[str]]:
+    """Collect, into the list it yields, kombu's word for each message published
+    in this thread (inside the block) that reached no queue; other warnings go
+    on as they would have."""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield found
+    for warning in caught:
+        text = str(warning.message).strip()
+        if text.startswith(UNDELIVERABLE_WARNING):
+            found.append(text)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno, source=warning.source)
+
+
 class Conformance:
     """The state shared by the checks of one run: the wired app, its probes,
     the task events, and ways to see what really happened (messages in SQS,
@@ -130,9 +165,9 @@ class Conformance:
         self.sqs = harness.sqs()
         self.result_db = harness.result_db()
         self._monitor: list[TaskMessage] = []
-        self._dead: list[TaskMessage] = []
         self._declared: Any = None
         self._fresh: Any = None
+        self._landings: dict[str, Landing] | None = None
 
     # -- infrastructure on demand ------------------------------------------
     def require_worker(self) -> InProcessWorker:
@@ -146,19 +181,22 @@ class Conformance:
         return list(self.harness.worker().queues) if self.harness.worker_started else []
 
     def declared_channel(self) -> Any:
-        """A channel on a connection of its own where every queue of the app was
-        declared, once for the whole run (kombu's exchanges live per connection)."""
+        """A channel on a connection of its own where the exchange of every queue
+        of the app was declared as that queue declares it, once for the run
+        (kombu keeps exchanges in memory, per connection: this costs no SQS
+        call, whatever the number of queues)."""
         if self._declared is None:
             connection = self.app.connection_for_write()
             self.harness.on_close(connection.close)
             channel = connection.default_channel
             for queue in self.app.amqp.queues.values():
-                queue(channel).declare()
+                if queue.exchange is not None and queue.exchange.name:
+                    queue.exchange(channel).declare()
             self._declared = channel
         return self._declared
 
     # -- sending --------------------------------------------------------------
-    def send_fresh(self, name: str, args: tuple = (), **options: Any) -> Any:
+    def send_fresh(self, name: str, args: tuple = (), **options: Any) -> tuple[Any, list[str]]:
         """Send ``name`` as the app would, from a connection on which nothing but
         these sends ever declared anything (kombu's exchange bindings live per
         connection). One connection serves every send of the run: a new one per
@@ -166,7 +204,35 @@ class Conformance:
         if self._fresh is None:
             self._fresh = self.app.connection_for_write()
             self.harness.on_close(self._fresh.close)
-        return self.app.send_task(name, args=args, connection=self._fresh, **options)
+        with undeliverable() as lost:
+            result = self.app.send_task(name, args=args, connection=self._fresh, **options)
+        return result, lost
+
+    def landing(self, queue: str) -> Landing:
+        """Where the probe of ``queue``, sent from the fresh connection, landed.
+
+        The first call sends the probe of every work queue and reads the monitor
+        and each queue once: every per-queue check then reads its own answer, so
+        a queue costs its two publishes and one read, not a pass of its own.
+        Publishing is synchronous and moto consistent: every copy is where it will
+        ever be, now. Only a worker consuming a queue can take a copy first, and
+        then it says so (task_received).
+        """
+        if self._landings is None:
+            consumed = set(self.consumed_queues())
+            sent = {q: self.send_fresh(self.probes.probe(q), args=("fan-out",),
+                                       kwargs={"probe": True})
+                    for q in self.topology.work_queues}
+            monitor = self.monitor()
+            self._landings = {}
+            for q, (result, lost) in sent.items():
+                in_queue = self.take(q, result.id) + self.received_from(q, result.id)
+                if q in consumed and not in_queue:
+                    self.events.wait_for(result.id, (RECEIVED, UNKNOWN), ROUND_TRIP_TIMEOUT)
+                    in_queue = self.received_from(q, result.id)
+                self._landings[q] = Landing(self.probes.probe(q), result.id, in_queue,
+                                            [m for m in monitor if m.id == result.id], lost)
+        return self._landings[queue]
 
     def route(self, name: str) -> dict:
         """The route the app's own router gives ``name`` (Celery's Router)."""
@@ -181,13 +247,13 @@ class Conformance:
         from pytest_cadasta.checks.common import routed_queue
 
         worker = self.require_worker()
-        result = self.app.send_task(name, args=args, **options)
+        with undeliverable() as lost:
+            result = self.app.send_task(name, args=args, **options)
         # Publishing is synchronous and moto consistent: where the message went
         # is known now.
         target = routed_queue(self, name)
-        if self.dead_letters(result.id):
-            fail(saw=f"probe {name!r} reached no queue: {self.events.story(result.id)}; "
-                     "kombu had no binding for it on the publishing connection",
+        if lost:
+            fail(saw=f"probe {name!r} reached no queue: {lost[0]}",
                  needs="every task message delivered to the queue of its name's prefix",
                  fix=f"make the router declare the task's queue (the router of {TOOLBOX} "
                      "does)")
@@ -214,11 +280,6 @@ class Conformance:
     def in_monitor(self, task_id: str) -> list[TaskMessage]:
         return [m for m in self.monitor() if m.id == task_id]
 
-    def dead_letters(self, task_id: str) -> list[TaskMessage]:
-        """Copies of ``task_id`` kombu could route to no queue: in the harness
-        they go to a dead-letter queue instead of vanishing."""
-        self._dead += self.sqs.messages(DEAD_LETTER_QUEUE)
-        return [m for m in self._dead if m.id == task_id]
 
     def take(self, queue: str, task_id: str) -> list[TaskMessage]:
         """Copies of ``task_id`` now in ``queue`` (read and deleted, with

@@ -16,7 +16,7 @@ from pytest_cadasta.settings import Settings
 from pytest_cadasta.topology import Topology
 
 if TYPE_CHECKING:
-    from pytest_cadasta.postgres import Server
+    from pytest_cadasta.postgres import Server, StartingPostgres
     from pytest_cadasta.resultdb import ResultDatabase
     from pytest_cadasta.sqs import MockSQS, MotoServer
     from pytest_cadasta.wiring import OriginalSettings
@@ -32,7 +32,8 @@ class Harness:
     """
 
     def __init__(self, settings: Settings, user_app: Any = None,
-                 topology: Topology | None = None, server: MotoServer | None = None) -> None:
+                 topology: Topology | None = None, server: MotoServer | None = None,
+                 postgres: StartingPostgres | None = None) -> None:
         self.settings = settings
         self.user_app = user_app
         if topology is None and user_app is not None:
@@ -40,6 +41,8 @@ class Harness:
         self._topology = topology
         #: The moto server, when the caller started it (before importing the app).
         self._given_server = self._server = server
+        #: PostgreSQL, when the caller started it already (in the background).
+        self._starting_postgres = postgres
         self._stack = ExitStack()
         self._sqs: MockSQS | None = None
         self._database: ResultDatabase | None = None
@@ -93,6 +96,8 @@ class Harness:
 
         if self.settings.result_db is not None:
             return postgres.server_from_url(self.settings.result_db)
+        if self._starting_postgres is not None:
+            return self._starting_postgres.server()
         pg_ctl = self.settings.pg_ctl or postgres.find_pg_ctl(None)
         pg = postgres.EphemeralPostgres(pg_ctl)
         self._stack.callback(pg.stop)

@@ -27,6 +27,7 @@ app_key = pytest.StashKey[Any]()
 topology_key = pytest.StashKey["Topology"]()
 server_key = pytest.StashKey["MotoServer"]()
 stack_key = pytest.StashKey[ExitStack]()
+postgres_key = pytest.StashKey["StartingPostgres"]()
 
 T = TypeVar("T")
 
@@ -61,6 +62,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[server_key] = stack.enter_context(local_aws())
     app = config.stash[app_key] = loader.load_app(settings.app_spec, config.rootpath, label)
     config.stash[topology_key] = Topology.of(app, settings.app_spec.split(".")[0])
+    if settings.result_db is None and settings.pg_ctl is not None \
+            and not config.option.collectonly:
+        from pytest_cadasta.postgres import StartingPostgres
+
+        # initdb (or a copy of the cached cluster) and pg_ctl start run while
+        # pytest collects; the first check that needs the database waits.
+        starting = config.stash[postgres_key] = StartingPostgres(settings.pg_ctl)
+        stack.callback(starting.stop)
+    from pytest_cadasta.wiring import UNDELIVERABLE_WARNING
+
+    # kombu's warning exists because the harness set a dead-letter queue; the
+    # checks read it themselves, and it must not fail a user's -W error run.
+    config.addinivalue_line("filterwarnings", f"ignore:{UNDELIVERABLE_WARNING}")
     config.pluginmanager.register(Summary(), "cadasta-summary")
 
 
@@ -112,7 +126,8 @@ def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Harness]:
 
     stash = pytestconfig.stash
     harness = Harness(stash[settings_key], stash.get(app_key, None),
-                      stash.get(topology_key, None), stash.get(server_key, None))
+                      stash.get(topology_key, None), stash.get(server_key, None),
+                      stash.get(postgres_key, None))
     try:
         yield harness
     finally:

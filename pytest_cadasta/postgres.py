@@ -15,10 +15,11 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_cadasta.errors import InfrastructureError, NotConfigured, PortTaken
+from pytest_cadasta.errors import CadastaError, InfrastructureError, NotConfigured, PortTaken
 from pytest_cadasta.pgtemplate import ClusterTemplate
 
 SUPERUSER = "postgres"
@@ -232,6 +233,40 @@ class EphemeralPostgres:
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None
+
+
+class StartingPostgres:
+    """An ``EphemeralPostgres`` starting in a thread of its own, so pytest goes
+    on (collecting, importing) while the server starts; ``server()`` waits
+    for it."""
+
+    def __init__(self, pg_ctl: str) -> None:
+        self._postgres = EphemeralPostgres(pg_ctl)
+        self._server: Server | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="cadasta-postgres",
+                                        daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._server = self._postgres.start()
+        except BaseException as exc:  # handed to server()
+            self._error = exc
+
+    def server(self) -> Server:
+        self._thread.join()
+        if isinstance(self._error, CadastaError):
+            raise self._error
+        if self._error is not None:
+            raise InfrastructureError(
+                f"the ephemeral PostgreSQL did not start: {self._error}") from None
+        assert self._server is not None
+        return self._server
+
+    def stop(self) -> None:
+        self._thread.join()
+        self._postgres.stop()
 
 
 def _require_passwords(datadir: Path) -> None:

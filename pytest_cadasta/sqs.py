@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -92,9 +94,19 @@ class MotoServer:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        server, self._server = self._server, None
+        if server is None:
+            return
+        stopper = threading.Thread(target=server.stop, name="cadasta-moto-stop", daemon=True)
+        stopper.start()
+        # The server's accept loop notices a shutdown only when it wakes, every
+        # half second; a connection wakes it now.
+        while stopper.is_alive():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                pass
+            stopper.join(0.05)
 
     @property
     def endpoint(self) -> str:
@@ -139,6 +151,8 @@ class MockSQS:
         self.region = region
         self.queue_name_prefix = queue_name_prefix
         self._regions_seen = {region}
+        #: (region, SQS name) -> URL: an SQS queue's URL never changes.
+        self._urls: dict[tuple[str, str], str] = {}
 
     @property
     def port(self) -> int | None:
@@ -176,7 +190,12 @@ class MockSQS:
 
     def url(self, queue: str, region: str | None = None) -> str | None:
         """The URL of the app's queue ``queue`` (a kombu name), or None."""
-        return self.queues(region).get(self.sqs_name(queue))
+        region = region or self.region
+        key = (region, self.sqs_name(queue))
+        if key not in self._urls:  # one listing learns every queue there is now
+            self._urls.update(((region, name), url)
+                              for name, url in self.queues(region).items())
+        return self._urls.get(key)
 
     def attributes(self, queue: str, region: str | None = None) -> dict[str, str]:
         url = self.url(queue, region)
@@ -199,21 +218,22 @@ class MockSQS:
     def read(self, url: str, queue: str, region: str | None = None,
              delete: bool = True) -> list[TaskMessage]:
         """Every message now at the queue ``url``, decoded, read in batches of ten;
-        each batch deleted once read unless ``delete=False``."""
+        each batch deleted once read unless ``delete=False``. moto hands over
+        every visible message up to the batch size, so a short batch is the
+        last."""
         client = self.client(region)
         found: list[TaskMessage] = []
         while True:
             batch = client.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
                 VisibilityTimeout=30 if delete else 0).get("Messages", [])
-            if not batch:
-                return found
             found += [decode(queue, message["Body"]) for message in batch]
-            if not delete:
+            if batch and delete:
+                client.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]}
+                    for i, message in enumerate(batch)])
+            if len(batch) < 10 or not delete:
                 return found
-            client.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]}
-                for i, message in enumerate(batch)])
 
 
 @contextmanager

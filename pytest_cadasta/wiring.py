@@ -17,9 +17,13 @@ from pytest_cadasta.sqs import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MockSQS
 #: worker is stopped through its event loop, not by waiting the poll out).
 TEST_POLLING = {"polling_interval": 0.05, "wait_time_seconds": 1}
 
-#: Where kombu puts a message it can route to no queue, instead of dropping it
-#: in silence: the evidence of an undeliverable task, there to be read at once.
+#: With a dead-letter queue set, kombu warns (UndeliverableWarning) when it can
+#: route a message to no queue, instead of dropping it in silence: the evidence
+#: of an undeliverable task, known as it is published. (A topic exchange never
+#: puts anything in that queue.)
 DEAD_LETTER_QUEUE = "cadasta-undeliverable"
+#: The start of that warning's text (a filter on it imports nothing).
+UNDELIVERABLE_WARNING = "Message could not be delivered"
 
 #: Inside the harness only, celery.chord_unlock polls a chord's parts every
 #: 50 ms, and its first poll is not held back a second; the chord checks report

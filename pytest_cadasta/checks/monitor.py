@@ -13,8 +13,7 @@ from pytest_cadasta.checks.common import (
     routed_queue,
 )
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.conformance import ROUND_TRIP_TIMEOUT, Conformance, fail
-from pytest_cadasta.events import RECEIVED, UNKNOWN
+from pytest_cadasta.conformance import Conformance, fail
 from pytest_cadasta.probes import ELSEWHERE_ERRBACK
 
 PLATFORM_HEADERS = ("id", "task", "root_id", "parent_id")
@@ -45,8 +44,7 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: Conformance, _: Any) -> No
              needs=f"{platform!r} bound to the default exchange {name!r} with '#' "
                    "(every routing key)",
              fix=add)
-    with c.app.connection_for_write() as connection:
-        queue(connection.default_channel).declare()
+    queue(c.declared_channel()).declare()
     attributes = c.sqs.attributes(platform)
     if attributes.get("FifoQueue") != "true":
         fail(saw=f"SQS queue {c.sqs.sqs_name(platform)!r} has FifoQueue="
@@ -58,22 +56,16 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: Conformance, _: Any) -> No
 def task_lands_once_in_its_queue_and_once_in_the_monitor(c: Conformance, queue: str) -> None:
     """A task message missing from the monitor is a task the platform never tracks;
     one missing from its queue never runs; a duplicate runs twice."""
-    name = c.probes.probe(queue)
-    consumed = queue in c.consumed_queues()
-    result = c.send_fresh(name, args=("fan-out",), kwargs={"probe": True})
-    # Publishing is synchronous and moto consistent: every copy is where it
-    # will ever be, now. Only a worker consuming the queue can take a copy
-    # first, and then it says so (task_received).
-    in_monitor = c.in_monitor(result.id)
-    in_queue = c.take(queue, result.id) + c.received_from(queue, result.id)
-    if consumed and not in_queue:
-        c.events.wait_for(result.id, (RECEIVED, UNKNOWN), ROUND_TRIP_TIMEOUT)
-        in_queue = c.received_from(queue, result.id)
+    landing = c.landing(queue)
+    name, in_queue, in_monitor, lost = (landing.name, landing.in_queue, landing.in_monitor,
+                                        landing.lost)
     if len(in_queue) != 1 or len(in_monitor) != 1:
-        elsewhere = {sqs_name: count for sqs_name, count in c.where_is(result.id).items()
+        elsewhere = {sqs_name: count for sqs_name, count in c.where_is(landing.task_id).items()
                      if count}
         also = (f"; elsewhere: {', '.join(f'{k} {v}' for k, v in elsewhere.items())}"
                 if elsewhere else "")
+        if lost:
+            also += f"; kombu: {lost[0]}"
         fail(saw=f"{c.topology.platform_queue} received {describe(in_monitor)} of 1; {queue} "
                  f"received {describe(in_queue)} (task {name!r} sent from a fresh "
                  f"connection){also}",
