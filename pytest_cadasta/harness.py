@@ -9,6 +9,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable
 from contextlib import ExitStack
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pytest_cadasta.errors import InfrastructureError, NotConfigured
@@ -122,12 +123,15 @@ class Harness:
         work queue); started on first use, then told to consume what is missing."""
         wanted = list(self.topology.work_queues if queues is None else queues)
         if self._worker is None:
+            from pytest_cadasta.wiring import close_result_connections, pool_result_connections
             from pytest_cadasta.worker import InProcessWorker
 
             app = self.app()
             worker = InProcessWorker(app, wanted)
             self._stack.callback(worker.stop)
             worker.start()
+            worker.call(partial(pool_result_connections, app))
+            self._stack.callback(worker.call_if_running, partial(close_result_connections, app))
             self._worker = worker
         else:
             self._worker.consume(wanted)

@@ -96,6 +96,8 @@ def wire(app: Any, sqs: MockSQS, database: ResultDatabase | None) -> OriginalSet
             result_driver(original.get("result_backend")))
     _forget_connections(app)
     _quicken_chord_unlock(app)
+    if database is not None:
+        pool_result_connections(app)
     return original
 
 
@@ -134,11 +136,37 @@ def _publish_chord_unlock_now(sender: Any = None, headers: Any = None, **kwargs:
 
 def _forget_connections(app: Any) -> None:
     """Drop the app's cached broker pool and result backend, built from the old
-    settings. Celery has no public call for the backend cache."""
+    settings (an app that sent a task while imported has one). Celery has no
+    public call for the backend cache."""
     import kombu.pools
 
+    close_result_connections(app)
     app.close()
     app.amqp._producer_pool = None
     app._backend_cache = None
     vars(app._local).pop("backend", None)
     kombu.pools.reset()
+
+
+def pool_result_connections(app: Any) -> None:
+    """Give this thread's result backend the connections of a production worker.
+
+    A production worker's pool children are forked processes, and Celery's
+    database backend keeps a connection pool in each; in a process that never
+    forked (the in-process worker's) it opens, and authenticates, a new
+    connection for every state it stores, which halves the worker's pace. The
+    harness marks the backend's session manager as a forked child's, the state
+    Celery's own after-fork hook sets; ``close_result_connections`` closes the
+    pool. (Celery keeps a backend per thread unless it is thread-safe.)
+    """
+    manager = getattr(app.backend, "session_manager", None)
+    if manager is not None and hasattr(manager, "forked"):
+        manager.forked = True
+
+
+def close_result_connections(app: Any) -> None:
+    """Close the pooled result connections of this thread's backend, if any."""
+    backend = app._backend_cache or getattr(app._local, "backend", None)
+    manager = getattr(backend, "session_manager", None)
+    if manager is not None:
+        manager.invalidate(backend.url)

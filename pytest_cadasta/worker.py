@@ -195,6 +195,14 @@ class InProcessWorker:
             raise value
         return value
 
+    def call_if_running(self, func: Callable[[], Any]) -> None:
+        """``call(func)``, or nothing if the worker is gone; for teardown."""
+        if self._thread is not None and self._thread.is_alive():
+            try:
+                self.call(func)
+            except Exception:  # the worker's own teardown reports what went wrong
+                pass
+
     # -- what it consumes ----------------------------------------------------------
     def consume(self, queues: Iterable[str]) -> None:
         """Also consume ``queues`` (those not consumed yet)."""
