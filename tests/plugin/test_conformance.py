@@ -3,6 +3,7 @@ the group that guards against its defect, saying why and what to change."""
 
 import shutil
 import sys
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
@@ -86,9 +87,11 @@ FAILURES = {
     "redis_backend": (["result"], [
         "*saw:   result_backend = 'redis://:**@cache.internal:6379/0'",
         "*fix:   result_backend = 'db+postgresql://*"]),
-    "forgetful_router": (["monitor"], [
+    "forgetful_router": (["monitor", "chord"], [
         "*saw:   platform.fifo received 0 messages of 1; export received 1 message*",
-        "*fix:   make the router return 'declare': *"]),
+        "*fix:   make the router return 'declare': *",
+        "*saw:   celery.chord_unlock was published with routing key 'celery' and reached "
+        "no queue*"]),
 }
 
 
@@ -188,3 +191,17 @@ def test_an_unreachable_result_database_is_an_error_not_a_verdict(pytester):
         "verdict: not judged: 4 checks could not run (see the errors above)"],
         consecutive=False)
     assert "pw-9f3e" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_failing_check_ends_when_the_failure_is_known_not_after_a_timeout(run_inner, pytester):
+    """A chord_unlock routed nowhere is known as it is published, and a follow-up
+    missing from the monitor as the probe ends: no check waits for what cannot
+    come. (The bound is generous; the figures are in the benchmark.)"""
+    pytester.copy_example("apps/handwritten.py")
+    pytester.copy_example("apps/forgetful_router.py")
+    result = run_inner("--cadasta-app=forgetful_router:app", "--junitxml=report.xml",
+                       "-k", "chord_completes or followups or errback")
+    result.assert_outcomes(failed=3, deselected=ALL - 3)
+    cases = ElementTree.parse(pytester.path / "report.xml").getroot().iter("testcase")
+    took = {case.get("name"): float(case.get("time")) for case in cases}
+    assert len(took) == 3 and all(seconds < 5.0 for seconds in took.values()), took

@@ -95,3 +95,26 @@ def test_fixture_without_app_says_how_to_give_one(run_inner, pytester):
     result = run_inner()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no app: give --cadasta-app=module:attribute*"])
+
+
+def test_the_harness_quickens_chord_unlock_and_puts_the_apps_own_setting_back(
+        shared_pg_url, pytester):
+    from celery import Celery
+
+    from cadasta_toolbox.config import Config
+    from pytest_cadasta.harness import Harness
+    from pytest_cadasta.settings import Settings
+    from pytest_cadasta.wiring import CHORD_UNLOCK_TEST_DELAY
+
+    app = Celery("chords", set_as_current=False)
+    app.config_from_object(Config())
+    unlock = app.tasks["celery.chord_unlock"]
+    own = unlock.default_retry_delay
+    harness = Harness(Settings(result_db=shared_pg_url), app)
+    try:
+        harness.app()
+        assert unlock.default_retry_delay == CHORD_UNLOCK_TEST_DELAY != own
+    finally:
+        harness.close()
+    assert unlock.default_retry_delay == own
+    assert app.conf.broker_transport == "sqs" and "127.0.0.1" not in str(app.conf.broker_url)

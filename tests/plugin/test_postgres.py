@@ -1,6 +1,7 @@
 """The ephemeral PostgreSQL: it starts (as root too) and survives a taken port."""
 
 import socket
+import threading
 
 import psycopg
 
@@ -25,3 +26,68 @@ def test_a_taken_port_costs_a_retry_not_the_run(monkeypatch):
         finally:
             server.stop()
         assert not workdir.exists()
+
+
+def test_the_second_cluster_is_a_copy_of_the_cached_template(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTEST_CADASTA_CACHE_DIR", str(tmp_path / "cache"))
+    first = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    second = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    try:
+        first.start()
+        info = second.start()
+        assert (first.from_template, second.from_template) == (False, True)
+        # A cluster of its own, with the template's pg_hba.conf: passwords required.
+        assert second.workdir != first.workdir
+        with psycopg.connect(host=info.host, port=info.port, user=info.user,
+                             dbname="postgres") as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        first.stop()
+        second.stop()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [
+        postgres.ClusterTemplate(postgres.find_pg_ctl(None), postgres.SUPERUSER,
+                                 tmp_path / "cache").path.name]
+
+
+def test_runs_starting_at_once_share_one_template_and_leave_no_half_built_one(
+        monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTEST_CADASTA_CACHE_DIR", str(tmp_path / "cache"))
+    servers = [postgres.EphemeralPostgres(postgres.find_pg_ctl(None)) for _ in range(2)]
+    errors = []
+
+    def start(server):
+        try:
+            server.start()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(server,)) for server in servers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for server in servers:
+            server.stop()
+    assert errors == []
+    entries = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert len(entries) == 1 and entries[0].startswith("cluster-")
+
+
+def test_a_broken_template_is_dropped_and_the_cluster_starts_from_initdb(
+        monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTEST_CADASTA_CACHE_DIR", str(tmp_path / "cache"))
+    template = postgres.ClusterTemplate(postgres.find_pg_ctl(None), postgres.SUPERUSER)
+    template.path.mkdir(parents=True)
+    (template.path / "PG_VERSION").write_text("not a cluster\n")
+    server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    try:
+        info = server.start()
+        assert server.from_template is False
+        with psycopg.connect(host=info.host, port=info.port, user=info.user,
+                             dbname="postgres") as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+    assert (template.path / "PG_VERSION").read_text() != "not a cluster\n"
