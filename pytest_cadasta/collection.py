@@ -44,8 +44,15 @@ def _test_function(check: Check, queue: str | None) -> Any:
         if skipped is not None:
             pytest.skip(skipped)
 
-    test.__doc__ = check.doc
-    return test
+    def test_with_worker(_cadasta_conformance: Conformance,
+                         _cadasta_checks_worker: Any) -> None:
+        # The worker (and the result database) come as a fixture: if they
+        # cannot be provided, the check is an error, not a verdict.
+        test(_cadasta_conformance)
+
+    chosen = test_with_worker if check.needs_worker else test
+    chosen.__doc__ = check.doc
+    return chosen
 
 
 def build_items(session: pytest.Session, topology: Topology,

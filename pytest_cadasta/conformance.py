@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pytest_cadasta.checks import Check
     from pytest_cadasta.harness import Harness
     from pytest_cadasta.messages import TaskMessage
+    from pytest_cadasta.resultdb import ResultDatabase
     from pytest_cadasta.worker import InProcessWorker
 
 #: A safety net: a round trip ends as soon as the worker reports, long before.
@@ -160,16 +161,23 @@ class Conformance:
         hide = HideProbeFailures()
         trace_log.addFilter(hide)
         harness.on_close(trace_log.removeFilter, hide)
-        self.app = harness.app()
+        # The checks that only publish run before PostgreSQL is needed (it
+        # starts meanwhile); the first that reads results waits for it.
+        self.app = harness.broker_app()
         self.original = harness.original
         self.sqs = harness.sqs()
-        self.result_db = harness.result_db()
         self._monitor: list[TaskMessage] = []
         self._declared: Any = None
         self._fresh: Any = None
         self._landings: dict[str, Landing] | None = None
 
     # -- infrastructure on demand ------------------------------------------
+    @property
+    def result_db(self) -> ResultDatabase:
+        """The result database, the app's results wired to it."""
+        self.harness.app()
+        return self.harness.result_db()
+
     def require_worker(self) -> InProcessWorker:
         """The in-process worker, consuming (at least) ``worker_queues``."""
         if not self.is_worker:

@@ -104,17 +104,27 @@ class Harness:
         self._stack.callback(pg.stop)
         return pg.start()
 
-    def app(self) -> Any:
-        """The user's app wired to the mocked SQS and the result database."""
-        if not self._wired:
+    def broker_app(self) -> Any:
+        """The user's app with its broker on the mocked SQS; no result backend
+        yet (the checks that only publish need none, and need not wait for
+        PostgreSQL to start)."""
+        if self.original is None:
             from pytest_cadasta.wiring import unwire, wire
 
             if self.user_app is None:
                 raise _no_app()
-            sqs = self.sqs()
-            database = self.result_db()
-            self.original = wire(self.user_app, sqs, database)
+            self.original = wire(self.user_app, self.sqs())
             self._stack.callback(unwire, self.user_app, self.original)
+        return self.user_app
+
+    def app(self) -> Any:
+        """The user's app wired to the mocked SQS and the result database."""
+        if not self._wired:
+            from pytest_cadasta.wiring import wire_results
+
+            app = self.broker_app()
+            assert self.original is not None
+            wire_results(app, self.result_db(), self.original)
             self._wired = True
         return self.user_app
 
@@ -150,6 +160,7 @@ class Harness:
         self._sqs = self._database = self._worker = None
         self._server = self._given_server
         self._wired = False
+        self.original = None
 
 
 def _no_app() -> NotConfigured:

@@ -182,3 +182,9 @@ def _cadasta_conformance(_cadasta_harness: Harness, pytestconfig: pytest.Config)
 
     return provide("set up the checks", Conformance, _cadasta_harness,
                    not pytestconfig.stash[settings_key].producer_only)
+
+
+@pytest.fixture(scope="session")
+def _cadasta_checks_worker(_cadasta_conformance: Conformance) -> InProcessWorker:
+    """The worker the worker-side checks need, with the result database."""
+    return provide("start the worker", _cadasta_conformance.require_worker)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,7 +181,7 @@ class EphemeralPostgres:
             executable=executable, host="127.0.0.1", port=port,
             datadir=str(datadir), unixsocketdir=str(socketdir),
             logfile=str(logdir / "postgresql.log"), startparams="-w",
-            dbname="postgres", user=SUPERUSER,
+            dbname="postgres", user=SUPERUSER, sleep=0.01,
             postgres_options="-c fsync=off -c synchronous_commit=off "
                              "-c full_page_writes=off")
         template = self._template()
@@ -191,7 +192,8 @@ class EphemeralPostgres:
                 _require_passwords(datadir)
                 if template is not None:
                     template.store(datadir)
-            self.executor.start()
+            self.executor.start()  # returns once the port is open...
+            _wait_until_accepting(port)  # ...not once PostgreSQL is ready
         except BaseException as exc:
             log = self._log_tail()
             self.stop()
@@ -267,6 +269,23 @@ class StartingPostgres:
     def stop(self) -> None:
         self._thread.join()
         self._postgres.stop()
+
+
+def _wait_until_accepting(port: int, timeout: float = 30.0) -> None:
+    """Return once the server on ``port`` accepts a session (not merely a TCP
+    connection: it refuses sessions while it starts up)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres",
+                            connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _require_passwords(datadir: Path) -> None:

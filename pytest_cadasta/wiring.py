@@ -69,8 +69,10 @@ def result_driver(original_backend: Any) -> str:
     return "psycopg2"
 
 
-def wire(app: Any, sqs: MockSQS, database: ResultDatabase | None) -> OriginalSettings:
-    """Point ``app`` at ``sqs`` (and ``database``); return what it had."""
+def wire(app: Any, sqs: MockSQS) -> OriginalSettings:
+    """Point ``app``'s broker at ``sqs``; return what it had. Until
+    ``wire_results`` runs, results go nowhere (no backend), never to the app's
+    own result store."""
     original = snapshot(app, WIRED_KEYS)
     conf = app.conf
     options = dict(conf.broker_transport_options or {})
@@ -91,14 +93,19 @@ def wire(app: Any, sqs: MockSQS, database: ResultDatabase | None) -> OriginalSet
     conf.broker_transport_options = options
     conf.broker_connection_retry_on_startup = False
     conf.broker_connection_max_retries = 1
-    if database is not None:
-        conf.result_backend = "db+" + database.worker_url(
-            result_driver(original.get("result_backend")))
+    conf.result_backend = None
     _forget_connections(app)
     _quicken_chord_unlock(app)
-    if database is not None:
-        pool_result_connections(app)
     return original
+
+
+def wire_results(app: Any, database: ResultDatabase, original: OriginalSettings) -> None:
+    """Point ``app``'s results at ``database``, as its restricted worker role
+    (with the PostgreSQL driver the app chose)."""
+    app.conf.result_backend = "db+" + database.worker_url(
+        result_driver(original.get("result_backend")))
+    _forget_connections(app)
+    pool_result_connections(app)
 
 
 def unwire(app: Any, original: OriginalSettings) -> None:

@@ -97,8 +97,7 @@ def test_fixture_without_app_says_how_to_give_one(run_inner, pytester):
     result.stdout.fnmatch_lines(["*no app: give --cadasta-app=module:attribute*"])
 
 
-def test_the_harness_quickens_chord_unlock_and_puts_the_apps_own_setting_back(
-        shared_pg_url, pytester):
+def test_the_harness_quickens_chord_unlock_and_puts_the_apps_own_setting_back(shared_pg_url):
     from celery import Celery
 
     from cadasta_toolbox.config import Config
