@@ -37,18 +37,18 @@ class CheckItem(pytest.Function):
 
 
 def _test_function(check: Check, queue: str | None) -> Any:
-    def test(_cadasta_conformance: Conformance) -> None:
+    def test(_cadasta_verdict: None, _cadasta_conformance: Conformance) -> None:
         failure, skipped = run_check(check, _cadasta_conformance, queue)
         if failure is not None:
             pytest.fail(failure, pytrace=False)
         if skipped is not None:
             pytest.skip(skipped)
 
-    def test_with_worker(_cadasta_conformance: Conformance,
+    def test_with_worker(_cadasta_verdict: None, _cadasta_conformance: Conformance,
                          _cadasta_checks_worker: Any) -> None:
         # The worker (and the result database) come as a fixture: if they
         # cannot be provided, the check is an error, not a verdict.
-        test(_cadasta_conformance)
+        test(_cadasta_verdict, _cadasta_conformance)
 
     chosen = test_with_worker if check.needs_worker else test
     chosen.__doc__ = check.doc
@@ -70,7 +70,7 @@ def build_items(session: pytest.Session, topology: Topology,
         item = CheckItem.from_parent(groups[check.group], name=name,
                                      callobj=_test_function(check, queue))
         item.add_marker("cadasta")
-        if producer_only and check.needs_worker:
+        if producer_only and check.for_workers_only:
             item.add_marker(pytest.mark.skip(reason=PRODUCER_ONLY_REASON))
         groups[check.group].children.append(item)
         items.append(item)

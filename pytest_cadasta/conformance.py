@@ -150,17 +150,20 @@ class Conformance:
         self.harness = harness
         self.is_worker = is_worker
         self.topology: Topology = harness.topology
-        self.probes = Probes(self.topology.work_queues)
+        self.probes = Probes.for_topology(self.topology)
         self.probes.install(harness.user_app)
         #: The queues the worker-side checks need consumed: the probes' own
-        #: queue, and celery (chord_unlock).
-        self.worker_queues = tuple(dict.fromkeys((self.probes.home, "celery")))
+        #: queue, and celery (chord_unlock) when the worker consumes it in
+        #: production.
+        self.worker_queues = tuple(dict.fromkeys(
+            q for q in (self.probes.home, "celery") if q in self.topology.consumed))
         self.events = TaskEvents().connect()
         harness.on_close(self.events.disconnect)
-        trace_log = logging.getLogger("celery.app.trace")
         hide = HideProbeFailures()
-        trace_log.addFilter(hide)
-        harness.on_close(trace_log.removeFilter, hide)
+        for name in ("celery.app.trace", "celery.app.builtins"):  # tasks, chord_unlock
+            log = logging.getLogger(name)
+            log.addFilter(hide)
+            harness.on_close(log.removeFilter, hide)
         # The checks that only publish run before PostgreSQL is needed (it
         # starts meanwhile); the first that reads results waits for it.
         self.app = harness.broker_app()
@@ -183,6 +186,39 @@ class Conformance:
         if not self.is_worker:
             raise CheckSkipped(PRODUCER_ONLY_REASON)
         return self.harness.worker(self.worker_queues)
+
+    def require_worker_app(self) -> None:
+        """Skip a check that judges the app as a worker when it only produces."""
+        if not self.is_worker:
+            raise CheckSkipped(PRODUCER_ONLY_REASON)
+
+    def own_tasks(self) -> list[str]:
+        """The tasks the app registers itself: not Celery's, not the probes."""
+        probes = self.probes.names()
+        return sorted(name for name in self.app.tasks
+                      if not name.startswith("celery.") and name not in probes)
+
+    def production_consumption(self) -> list[str]:
+        """The queues 'celery worker' consumes as production starts it: those -Q
+        names (--cadasta-queues), else Celery's default, every queue in
+        task_queues; then less what the app's own ``celeryd_after_setup``
+        handlers deselect (the signal fires once -Q is applied). Worked out on
+        the app's own selection, put back afterwards."""
+        from types import SimpleNamespace
+
+        from celery.signals import celeryd_after_setup
+
+        queues = self.app.amqp.queues
+        before = list(queues.consume_from)
+        wanted = self.topology.production_queues
+        try:
+            queues.select(list(queues) if wanted is None else list(wanted))
+            hostname = "cadasta-production@localhost"
+            celeryd_after_setup.send(sender=hostname, conf=self.app.conf,
+                                     instance=SimpleNamespace(app=self.app, hostname=hostname))
+            return list(queues.consume_from)
+        finally:
+            queues.select(before)
 
     def consumed_queues(self) -> list[str]:
         """The queues the in-process worker consumes now (none if not started)."""

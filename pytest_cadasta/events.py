@@ -146,6 +146,20 @@ class TaskEvents:
         with self._changed:
             return [e for e in self._published if e.name == name and e.at >= since]
 
+    def wait_for_publish(self, name: str, since: float, timeout: float) -> TaskEvent | None:
+        """The first publish of a task named ``name`` since ``since``, waiting for
+        it at most ``timeout`` seconds (a safety net: None if it never came)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for event in self._published:
+                    if event.name == name and event.at >= since:
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)
+
     def wait_for(self, task_id: str, kinds: Iterable[str], timeout: float) -> TaskEvent | None:
         """The first event of ``task_id`` among ``kinds``, waiting for it at most
         ``timeout`` seconds (a safety net: None if it never came)."""

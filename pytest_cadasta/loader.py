@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import pytest
+from pytest_cadasta.errors import UsageError
 
 
 def _is_celery_app(obj: Any) -> bool:
@@ -63,20 +63,25 @@ def check_module_exists(spec: str, rootdir: Path, label: str = "--cadasta-app") 
         path = list(locations) if locations is not None else []
 
 
-def _no_module(label: str, spec: str, missing: str, root: str) -> pytest.UsageError:
-    return pytest.UsageError(
+def _no_module(label: str, spec: str, missing: str, root: str) -> UsageError:
+    return UsageError(
         f"{label}={spec!r}: no module named {missing!r} "
         f"(looked in {root} and sys.path); check the module path, "
         "or run pytest from your project's root")
 
 
 def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
-    """Import ``module:attribute`` (``rootdir`` already on sys.path); return the app.
+    """The app ``spec`` names, found as ``celery -A`` finds it (``proj``,
+    ``proj.celery``, ``proj:app``, ``proj.celery:app``; Celery's own finder),
+    with ``rootdir`` already on sys.path, and its task modules imported as the
+    worker imports them (``imports``, ``include``, autodiscovery).
 
-    Every way this can go wrong is a ``pytest.UsageError`` naming what failed;
+    Every way this can go wrong is a ``UsageError`` naming what failed;
     ``label`` says where the value came from (the option or the ini key).
     """
-    module_name, _, attribute = spec.partition(":")
+    from celery.app.utils import find_app
+
+    module_name, colon, attribute = spec.partition(":")
     root = str(rootdir)
     try:
         module = importlib.import_module(module_name)
@@ -91,25 +96,53 @@ def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
         raise _import_failed(label, spec, module_name, exc) from None
 
     try:
-        app = getattr(module, attribute)
-    except AttributeError:
+        app = find_app(spec, imp=lambda name, package=None: importlib.import_module(name))
+    except (AttributeError, ImportError):
         apps = sorted(name for name, value in vars(module).items()
                       if not name.startswith("__") and _is_celery_app(value))
         hint = (f"Celery apps in {module_name}: {', '.join(apps)}" if apps
                 else f"{module_name} defines no Celery app")
-        raise pytest.UsageError(
-            f"{label}={spec!r}: module {module_name!r} has no attribute "
-            f"{attribute!r}; {hint}") from None
+        what = (f"module {module_name!r} has no attribute {attribute!r}" if colon else
+                f"no Celery app in module {module_name!r} (looked for 'app', 'celery', a "
+                "'celery' submodule, then any Celery app in it)")
+        raise UsageError(f"{label}={spec!r}: {what}; {hint}") from None
     if not _is_celery_app(app):
-        raise pytest.UsageError(
+        raise UsageError(
             f"{label}={spec!r}: {attribute!r} is a {type(app).__name__}, "
             "not a Celery app (expected celery.Celery)")
+    _import_task_modules(app, label, spec)
     return app
 
 
+def _import_task_modules(app: Any, label: str, spec: str) -> None:
+    """Import the app's task modules as ``celery worker`` does at start-up."""
+    try:
+        app.loader.import_default_modules()
+    except (Exception, SystemExit) as exc:
+        modules = ", ".join(app.loader.default_modules) or "autodiscovered modules"
+        raise UsageError(
+            f"{label}={spec!r}: importing the app's task modules ({modules}; from "
+            f"imports, include or autodiscovery) raised {_one_line(exc)}") from None
+
+
 def _import_failed(label: str, spec: str, module_name: str,
-                   exc: BaseException) -> pytest.UsageError:
+                   exc: BaseException) -> UsageError:
     command = f"python -c {shlex.quote('import ' + module_name)}"
-    return pytest.UsageError(
+    return UsageError(
         f"{label}={spec!r}: importing {module_name!r} raised "
         f"{_one_line(exc)}; reproduce with: {command}")
+
+
+def check_queues(app: Any, queues: tuple[str, ...] | None, label: str) -> None:
+    """A ``UsageError`` for a -Q queue the app does not declare (Celery would
+    make a queue of that name on a direct exchange, bound to nothing the app
+    sends: a typo, most likely)."""
+    if queues is None:
+        return
+    known = list(app.amqp.queues)
+    unknown = [q for q in queues if q not in known]
+    if unknown:
+        raise UsageError(
+            f"{label}={','.join(queues)!r}: {', '.join(map(repr, unknown))} "
+            f"{'is' if len(unknown) == 1 else 'are'} not among the app's queues "
+            f"({', '.join(known)})")

@@ -30,6 +30,7 @@ stack_key = pytest.StashKey[ExitStack]()
 postgres_key = pytest.StashKey["StartingPostgres"]()
 
 T = TypeVar("T")
+SUMMARY_PLUGIN = "cadasta-summary"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,7 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # imported (the platform sets itself up) must reach moto, never AWS.
     config.stash[server_key] = stack.enter_context(local_aws())
     app = config.stash[app_key] = loader.load_app(settings.app_spec, config.rootpath, label)
-    config.stash[topology_key] = Topology.of(app, settings.app_spec.split(".")[0])
+    loader.check_queues(app, settings.queues, settings.label("queues"))
+    config.stash[topology_key] = Topology.of(app, settings.app_spec.split(".")[0].split(":")[0],
+                                             settings.queues)
     if settings.result_db is None and settings.pg_ctl is not None \
             and not config.option.collectonly:
         from pytest_cadasta.postgres import StartingPostgres
@@ -75,7 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     # kombu's warning exists because the harness set a dead-letter queue; the
     # checks read it themselves, and it must not fail a user's -W error run.
     config.addinivalue_line("filterwarnings", f"ignore:{UNDELIVERABLE_WARNING}")
-    config.pluginmanager.register(Summary(), "cadasta-summary")
+    config.pluginmanager.register(Summary(settings, config.stash[topology_key]),
+                                  SUMMARY_PLUGIN)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -105,7 +109,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     from pytest_cadasta.collection import build_items
 
-    items[:0] = build_items(session, topology, config.stash[settings_key].producer_only)
+    checks = build_items(session, topology, config.stash[settings_key].producer_only)
+    config.pluginmanager.get_plugin(SUMMARY_PLUGIN).expect(checks)
+    items[:0] = checks
 
 
 def provide(what: str, make: Callable[..., T], *args: Any) -> T:
@@ -188,3 +194,16 @@ def _cadasta_conformance(_cadasta_harness: Harness, pytestconfig: pytest.Config)
 def _cadasta_checks_worker(_cadasta_conformance: Conformance) -> InProcessWorker:
     """The worker the worker-side checks need, with the result database."""
     return provide("start the worker", _cadasta_conformance.require_worker)
+
+
+@pytest.fixture(scope="session")
+def _cadasta_verdict(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hands the verdict and the per-group counts to JUnit XML as testsuite
+    properties (pytest's record_testsuite_property) when the checks are done."""
+    record = (request.getfixturevalue("record_testsuite_property")
+              if request.config.option.xmlpath else None)
+    yield
+    summary = request.config.pluginmanager.get_plugin(SUMMARY_PLUGIN)
+    if record is not None and summary is not None:
+        for name, value in summary.properties().items():
+            record(name, value)

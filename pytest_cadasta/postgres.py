@@ -230,6 +230,14 @@ class EphemeralPostgres:
         executor, self.executor = self.executor, None
         try:
             if executor is not None and executor.running():
+                # 'pg_ctl start -w' notices the server is up a tenth of a second
+                # after the harness does; stopped before, it says it failed.
+                starter = getattr(executor, "process", None)
+                if starter is not None:
+                    try:
+                        starter.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        pass
                 executor.stop()
         finally:
             if self.workdir is not None:

@@ -20,6 +20,11 @@ def header_lines(settings: Settings, app: Any, topology: Topology) -> list[str]:
         f"cadasta: app {settings.app_spec} ({app.main or 'unnamed'}), role: {role}",
         f"cadasta: work queues {', '.join(topology.work_queues)}; "
         f"platform queue {topology.platform_queue}",
+        "cadasta: the worker consumes "
+        + (f"{', '.join(topology.production_queues)} (-Q, {settings.label('queues')})"
+           if topology.production_queues is not None else
+           "what 'celery worker' without -Q consumes (every queue in task_queues, less "
+           "what the app deselects at start-up)"),
         "cadasta: SQS: moto server on 127.0.0.1 (random port, fake credentials), "
         "listening since before the app was imported",
         f"cadasta: result database: {database}",

@@ -16,8 +16,8 @@ from pytest_cadasta.errors import NotConfigured, UsageError
 #: its dest and ini key cadasta_<name>; one help text serves both.
 OPTIONS: dict[str, tuple[str, str]] = {
     "app": (
-        "the Celery app to check, as 'module:attribute', e.g. 'worker.celery:app'",
-        "string"),
+        "the Celery app to check, as 'celery -A' takes it: 'proj', 'proj.celery', "
+        "'proj:app' or 'proj.celery:app'", "string"),
     "producer_only": (
         "the app only produces tasks (like the platform): skip the checks that "
         "need a worker", "bool"),
@@ -28,6 +28,13 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "result_schema": (
         "a SQL file creating the result tables, used instead of the toolbox's "
         "schema (test against your platform's real DDL)", "string"),
+    "queues": (
+        "the queues the worker consumes in production, as 'celery worker -Q' takes "
+        "them, e.g. 'export,celery' (default: no -Q, Celery's default: every queue in "
+        "task_queues)", "string"),
+    "report": (
+        "write the verdict, the queues judged and each check's outcome and message "
+        "to this file as JSON, for CI tools", "string"),
     "pg_ctl": (
         "path of the pg_ctl to start the ephemeral PostgreSQL with (default: "
         "PATH, then /usr/lib/postgresql/*/bin)", "string"),
@@ -47,6 +54,10 @@ class Settings:
     result_schema: Path | None = None
     #: The pg_ctl to start PostgreSQL with, found at configure time when needed.
     pg_ctl: str | None = None
+    #: --cadasta-queues: what 'celery worker -Q' names (None: no -Q).
+    queues: tuple[str, ...] | None = None
+    #: --cadasta-report: where to write the JSON report (None: nowhere).
+    report: Path | None = None
     #: Setting name -> how the user spelled it (the option, or the ini key).
     spelled: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -79,6 +90,15 @@ def _read(config: pytest.Config, name: str) -> tuple[Any, str]:
     return value, f"cadasta_{name} (ini)"
 
 
+def _where_written(config: pytest.Config, name: str, value: str) -> Path:
+    """A relative path is relative to where it was written: the invocation
+    directory for the option, the ini file's directory for the ini key."""
+    from_cli = config.getoption(f"cadasta_{name}") is not None
+    base = (config.invocation_params.dir if from_cli or config.inipath is None
+            else config.inipath.parent)
+    return Path(base, value)
+
+
 def read_settings(config: pytest.Config) -> Settings:
     """The settings, validated; a bad value is a ``UsageError``."""
     values: dict[str, Any] = {}
@@ -89,9 +109,11 @@ def read_settings(config: pytest.Config) -> Settings:
     app = values["app"]
     if app is not None:
         module, sep, attribute = app.partition(":")
-        if not sep or not module or not attribute or ":" in attribute:
-            raise UsageError(f"{spelled['app']}={app!r}: expected 'module:attribute', "
-                             "e.g. 'worker.celery:app'")
+        if (not all(part.isidentifier() for part in module.split("."))
+                or (sep and not attribute.isidentifier())):
+            raise UsageError(
+                f"{spelled['app']}={app!r}: expected what 'celery -A' takes: 'proj', "
+                "'proj.celery', 'proj:app' or 'proj.celery:app'")
     result_db = values["result_db"]
     if result_db is not None and not result_db.startswith(
             ("postgresql://", "postgres://", "postgresql+")):
@@ -103,12 +125,7 @@ def read_settings(config: pytest.Config) -> Settings:
     schema = values["result_schema"]
     schema_path = None
     if schema is not None:
-        # A relative path is relative to where it was written: the invocation
-        # directory for the option, the ini file's directory for the ini key.
-        from_cli = config.getoption("cadasta_result_schema") is not None
-        base = (config.invocation_params.dir if from_cli or config.inipath is None
-                else config.inipath.parent)
-        schema_path = Path(base, schema)
+        schema_path = _where_written(config, "result_schema", schema)
         if not schema_path.is_file():
             raise UsageError(f"{spelled['result_schema']}={schema!r}: no such file "
                              f"({schema_path})")
@@ -120,6 +137,18 @@ def read_settings(config: pytest.Config) -> Settings:
             pg_ctl = find_pg_ctl(pg_ctl, spelled["pg_ctl"])
         except NotConfigured as exc:
             raise UsageError(str(exc)) from None
+    queues = None
+    if values["queues"] is not None:
+        queues = tuple(q.strip() for q in values["queues"].split(","))
+        if not all(queues) or any(" " in q for q in queues):
+            raise UsageError(
+                f"{spelled['queues']}={values['queues']!r}: expected queue names "
+                "separated by commas, as 'celery worker -Q' takes them, e.g. 'export,celery'")
+    report = values["report"]
+    report_path = None if report is None else _where_written(config, "report", report)
+    if report_path is not None and not report_path.parent.is_dir():
+        raise UsageError(f"{spelled['report']}={report!r}: no such directory "
+                         f"({report_path.parent})")
     producer_only = values["producer_only"]
     return Settings(
         app_spec=app,
@@ -127,5 +156,7 @@ def read_settings(config: pytest.Config) -> Settings:
         result_db=result_db,
         result_schema=schema_path,
         pg_ctl=pg_ctl,
+        queues=queues,
+        report=report_path,
         spelled=spelled,
     )

@@ -27,9 +27,20 @@ class Topology:
     #: Where the app's SQS queues live, and the prefix kombu gives their names.
     region: str
     queue_name_prefix: str
+    #: What ``celery worker -Q`` names in production (--cadasta-queues); None:
+    #: no -Q, Celery's default (every queue in ``task_queues``).
+    production_queues: tuple[str, ...] | None = None
+
+    @property
+    def consumed(self) -> tuple[str, ...]:
+        """The queues the worker's probes run in: the -Q queues, else the work
+        queues (the platform queue never)."""
+        queues = self.work_queues if self.production_queues is None else self.production_queues
+        return tuple(q for q in queues if q != self.platform_queue)
 
     @classmethod
-    def of(cls, app: Any, label: str | None = None) -> Topology:
+    def of(cls, app: Any, label: str | None = None,
+           production_queues: tuple[str, ...] | None = None) -> Topology:
         conf = app.conf
         platform = conf.get("PLATFORM_QUEUE_NAME")
         platform = DEFAULT_PLATFORM_QUEUE if platform is None else platform
@@ -47,4 +58,5 @@ class Topology:
             exchange_type=conf.task_default_exchange_type or "direct",
             region=options.get("region") or DEFAULT_REGION,
             queue_name_prefix=options.get("queue_name_prefix") or "",
+            production_queues=production_queues,
         )

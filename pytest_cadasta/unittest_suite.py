@@ -60,7 +60,7 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
         # Numbered, so unittest's alphabetical order is the running order.
         name = f"test_{number:02d}_{check.group}_{check.name}" + (f"_{queue}" if queue else "")
         method = _method(check, queue)
-        if check.needs_worker and not is_worker:
+        if check.for_workers_only and not is_worker:
             method = unittest.skip("is_worker=False: the app runs no worker")(method)
         setattr(CadastaFunctionalTests, name.replace(".", "_"), method)
     return CadastaFunctionalTests

@@ -34,3 +34,31 @@ def test_quick_start_main_job_runs_the_example_worker():
     assert ("bash .ci/install && cd examples/worker && ../../.venv/bin/python -m pytest "
             "--cadasta-app=worker.celery:app") in README
     assert (ROOT / "examples" / "worker" / "worker" / "celery.py").is_file()
+
+
+def python_blocks():
+    """The README's Python examples, each as (first line, code)."""
+    blocks = []
+    for chunk in README.split(".. code-block:: python\n\n")[1:]:
+        lines = []
+        for line in chunk.splitlines():
+            if line and not line.startswith("    "):
+                break
+            lines.append(line[4:])
+        code = "\n".join(lines).strip() + "\n"
+        blocks.append((code.splitlines()[0], code))
+    return blocks
+
+
+def test_the_readme_worker_and_its_test_run_as_they_are(run_inner, pytester):
+    """Every line of the README's worker example and of its test, run as a user
+    who copied them would."""
+    files = {first[2:]: code for first, code in python_blocks() if first.startswith("# ")}
+    assert set(files) >= {"worker/celery.py", "tests/test_export.py"}
+    for path in ("worker/celery.py", "tests/test_export.py"):
+        target = pytester.path / path
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(files[path])
+    (pytester.path / "worker" / "__init__.py").write_text("")
+    result = run_inner("--cadasta-app=worker", "-m", "not cadasta", "tests")
+    result.assert_outcomes(passed=1)

@@ -9,6 +9,7 @@ from pytest_cadasta.checks.common import TOOLBOX, routed_queue, row_text
 from pytest_cadasta.checks.registry import Phase, check
 from pytest_cadasta.conformance import ROUND_TRIP_TIMEOUT, Conformance, fail, undeliverable
 from pytest_cadasta.events import DONE
+from pytest_cadasta.probes import ELSEWHERE_ERRBACK
 from pytest_cadasta.wiring import CHORD_UNLOCK
 
 
@@ -66,3 +67,47 @@ def chord_completes(c: Conformance, _: Any) -> None:
         fail(saw=f"the chord's body ended {row_text(row)}: {c.events.story(joined.id)}; "
                  f"{CHORD_UNLOCK}: {unlock}",
              needs="chords that complete", fix=f"configure the app with {TOOLBOX}")
+
+
+@check("chord", phase=Phase.WITH_WORKER)
+def failed_part_reaches_the_body_errback(c: Conformance, _: Any) -> None:
+    """When a chord's part fails, the platform hears of it only through the body's
+    errback (an e-mail task in another worker): lost, the user waits forever."""
+    from celery import chord, signature
+
+    c.require_worker()
+    home = c.probes.home
+    errback = signature(ELSEWHERE_ERRBACK, app=c.app)
+    parts = [signature(c.probes.probe(home), args=("part",), app=c.app),
+             signature(c.probes.failing(home), app=c.app)]
+    body = signature(c.probes.probe(home), args=("body",), app=c.app)
+    body.link_error(errback)
+    since = time.monotonic()
+    joined = chord(parts, app=c.app)(body)
+    failing_id = joined.parent.results[1].id if joined.parent is not None else None
+    # chord_unlock marks the body failed and sends its errback as it finds the
+    # failed part: the errback's publish is the event to wait for.
+    sent = c.events.wait_for_publish(ELSEWHERE_ERRBACK, since, ROUND_TRIP_TIMEOUT)
+    part_row = c.row(failing_id) if failing_id else None
+    body_row = c.row(joined.id)
+    problems = []
+    if part_row is None or part_row["status"] != "FAILURE":
+        problems.append(f"the failed part's row is {row_text(part_row)}")
+    if body_row is None or body_row["status"] != "FAILURE":
+        problems.append(f"the body's row is {row_text(body_row)}")
+    if sent is None:
+        problems.append(f"the body's errback was never sent within {ROUND_TRIP_TIMEOUT:.0f} s "
+                        f"(body: {c.events.story(joined.id)})")
+    else:
+        target = routed_queue(c, ELSEWHERE_ERRBACK)
+        in_queue = c.take(target, sent.task_id) if target is not None else []
+        in_monitor = c.in_monitor(sent.task_id)
+        if len(in_queue) != 1 or len(in_monitor) != 1:
+            problems.append(f"the errback reached its queue {target!r} {len(in_queue)} times "
+                            f"and {c.topology.platform_queue} {len(in_monitor)} times")
+    if problems:
+        fail(saw="; ".join(problems),
+             needs="a failed part recorded, the body marked FAILURE, and the body's errback "
+                   "(a task of another worker) sent once to its queue and once to the monitor",
+             fix=f"configure the app with {TOOLBOX} (its router sends each task to the queue "
+                 "of its prefix, and to the monitor)")

@@ -52,6 +52,24 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: Conformance, _: Any) -> No
              needs="a FIFO queue on SQS", fix="PLATFORM_QUEUE_NAME = 'platform.fifo'")
 
 
+@check("monitor", judges_worker=True)
+def worker_does_not_consume_the_monitor_queue(c: Conformance, _: Any) -> None:
+    """A worker that consumes the monitor queue deletes the platform's copies of
+    the tasks and runs each of its own tasks a second time under the same id."""
+    c.require_worker_app()
+    consumed = c.production_consumption()
+    platform = c.topology.platform_queue
+    if platform in consumed:
+        how = ("-Q " + ",".join(c.topology.production_queues)
+               if c.topology.production_queues is not None else "no -Q")
+        fail(saw=f"'celery worker' started as in production ({how}) consumes "
+                 f"{', '.join(consumed)}",
+             needs=f"a worker that never consumes the monitor queue {platform!r} (only "
+                   "the platform's sync-tasks does)",
+             fix=f"start the worker with -Q naming its work queues, or configure it with "
+                 f"{TOOLBOX} (it leaves {platform!r} out when the worker starts)")
+
+
 @check("monitor", per_queue=True)
 def task_lands_once_in_its_queue_and_once_in_the_monitor(c: Conformance, queue: str) -> None:
     """A task message missing from the monitor is a task the platform never tracks;

@@ -35,10 +35,17 @@ class Check:
     func: CheckFunction
     phase: Phase
     per_queue: bool
+    #: Judges the app as a worker, without running one (False: any app).
+    judges_worker: bool = False
 
     @property
     def needs_worker(self) -> bool:
         return self.phase is Phase.WITH_WORKER
+
+    @property
+    def for_workers_only(self) -> bool:
+        """Does not apply to an app that only produces (--cadasta-producer-only)."""
+        return self.needs_worker or self.judges_worker
 
     @property
     def doc(self) -> str:
@@ -54,14 +61,14 @@ class Check:
 _REGISTERED: list[Check] = []
 
 
-def check(group: str, phase: Phase = Phase.BEFORE_WORKER,
-          per_queue: bool = False) -> Callable[[CheckFunction], CheckFunction]:
+def check(group: str, phase: Phase = Phase.BEFORE_WORKER, per_queue: bool = False,
+          judges_worker: bool = False) -> Callable[[CheckFunction], CheckFunction]:
     """Register the decorated function as a check of ``group``."""
     if group not in GROUPS:
         raise ValueError(f"unknown check group {group!r}; expected one of {GROUPS}")
 
     def register(func: CheckFunction) -> CheckFunction:
-        _REGISTERED.append(Check(group, func.__name__, func, phase, per_queue))
+        _REGISTERED.append(Check(group, func.__name__, func, phase, per_queue, judges_worker))
         return func
     return register
 

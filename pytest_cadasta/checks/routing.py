@@ -72,3 +72,29 @@ def celery_own_tasks_go_to_the_celery_queue(c: Conformance, _: Any) -> None:
     if wrong:
         fail(saw="; ".join(wrong), needs="Celery's own tasks in the 'celery' queue",
              fix=f"route 'celery.*' by its prefix to 'celery' (the router of {TOOLBOX})")
+
+
+@check("routing", judges_worker=True)
+def worker_registers_tasks_of_its_own(c: Conformance, _: Any) -> None:
+    """A worker whose task modules were never imported rejects every task it is
+    sent as unregistered; one whose task routes to a queue it does not consume
+    leaves that task waiting for another worker."""
+    c.require_worker_app()
+    own = c.own_tasks()
+    if not own:
+        modules = ", ".join(c.app.loader.default_modules) or "none"
+        fail(saw=f"the app registers no tasks of its own once its task modules are "
+                 f"imported as 'celery worker' imports them (imports/include: {modules})",
+             needs="the worker's tasks registered when it starts",
+             fix="imports = ('app.tasks',) (or include=[...]) naming the modules that define "
+                 "the tasks; cadasta-workertoolbox 0.6.0's Config set imports=('app.tasks',) "
+                 f"by itself, {TOOLBOX} does not")
+    consumed = c.topology.consumed
+    elsewhere = [f"{name!r} -> {target!r}" for name in own
+                 if (target := routed_queue(c, name)) not in consumed]
+    if elsewhere:
+        fail(saw=f"task {', '.join(elsewhere)}: a queue this worker does not consume "
+                 f"(it consumes {', '.join(consumed)})",
+             needs="every task the worker registers routed to a queue it consumes",
+             fix="consume that queue (-Q, --cadasta-queues) or move the task to a worker "
+                 "that does")

@@ -1,6 +1,7 @@
 """The conformance suite as users run it: right apps pass, each wrong app fails
 the group that guards against its defect, saying why and what to change."""
 
+import json
 import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -14,7 +15,7 @@ EXAMPLE_WORKER = Path(__file__).parents[2] / "examples" / "worker"
 #: The checks an app with the toolbox's default queues gets, in running order.
 CHECKS = list(iter_checks(("celery", "msg", "export")))
 ALL = len(CHECKS)
-WORKER = sum(1 for check, _ in CHECKS if check.needs_worker)
+WORKER = sum(1 for check, _ in CHECKS if check.for_workers_only)
 EXAMPLE_WORKER_OWN_TESTS = 3
 
 
@@ -61,7 +62,8 @@ def test_producer_only_skips_the_worker_checks_saying_why(run_inner, pytester):
     result.assert_outcomes(passed=ALL - WORKER, skipped=WORKER)
     result.stdout.fnmatch_lines([
         group_lines("skipped")[-1],
-        "verdict: conforms",
+        f"verdict: conforms as a producer; {WORKER} checks of a worker do not "
+        "apply",
         f"SKIPPED [[]{WORKER}] cadasta: --cadasta-producer-only: the app runs no worker"])
 
 
@@ -84,6 +86,14 @@ FAILURES = {
         "*saw:   task 'report.generate' -> 'report': no such queue in this app "
         "(its queues: celery, export, msg)",
         "*fix:   add the queue to QUEUES*"]),
+    "eats_monitor": (["monitor"], [
+        "*saw:   'celery worker' started as in production (no -Q) consumes celery, export, "
+        "msg, platform.fifo",
+        "*fix:   start the worker with -Q naming its work queues*"]),
+    "forgot_imports": (["routing"], [
+        "*saw:   the app registers no tasks of its own once its task modules are imported "
+        "as 'celery worker' imports them (imports/include: none)",
+        "*fix:   imports = ('app.tasks',) (or include=[[]...]) naming the modules*"]),
     "redis_backend": (["result"], [
         "*saw:   result_backend = 'redis://:**@cache.internal:6379/0'",
         "*fix:   result_backend = 'db+postgresql://*"]),
@@ -100,6 +110,8 @@ def test_each_defect_fails_its_group_and_says_why(run_inner, pytester, app):
     groups, messages = FAILURES[app]
     pytester.copy_example("apps/handwritten.py")
     pytester.copy_example(f"apps/{app}.py")
+    if app == "forgot_imports":
+        pytester.copy_example("apps/forgot_imports_tasks.py")
     result = run_inner(f"--cadasta-app={app}:app", "-k", " or ".join(groups))
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(messages, consecutive=False)
@@ -107,7 +119,8 @@ def test_each_defect_fails_its_group_and_says_why(run_inner, pytester, app):
     for group in groups:
         assert any(line.startswith(group) and "failed" in line for line in lines), lines
     assert any(line.startswith("verdict: does not conform: ") for line in lines), lines
-    password = "s3cret" if app == "redis_backend" else "hw-pass-7c1"
+    password = {"redis_backend": "s3cret", "forgot_imports": "cadasta:cadasta@"}.get(
+        app, "hw-pass-7c1")
     assert password not in result.stdout.str() + result.stderr.str()
     assert "Traceback" not in result.stdout.str()
     assert "--full-trace" not in result.stdout.str()
@@ -201,8 +214,62 @@ def test_a_failing_check_ends_when_the_failure_is_known_not_after_a_timeout(run_
     pytester.copy_example("apps/handwritten.py")
     pytester.copy_example("apps/forgetful_router.py")
     result = run_inner("--cadasta-app=forgetful_router:app", "--junitxml=report.xml",
-                       "-k", "chord_completes or followups or errback")
+                       "-k", "chord_completes or followups or errback_for")
     result.assert_outcomes(failed=3, deselected=ALL - 3)
     cases = ElementTree.parse(pytester.path / "report.xml").getroot().iter("testcase")
     took = {case.get("name"): float(case.get("time")) for case in cases}
     assert len(took) == 3 and all(seconds < 5.0 for seconds in took.values()), took
+
+
+def test_a_selection_is_not_a_verdict_and_says_how_many_ran(run_inner, pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    result = run_inner("--cadasta-app=toolbox_app:app", "-k", "routing")
+    result.stdout.fnmatch_lines([
+        f"verdict: not judged as a whole: {ROUTING} of {ALL} checks ran, and passed; run them "
+        "all for a verdict"])
+
+
+def test_the_verdict_reaches_junit_xml_and_the_json_report(run_inner, pytester):
+    pytester.copy_example("apps/handwritten.py")
+    pytester.copy_example("apps/no_monitor_queue.py")
+    result = run_inner("--cadasta-app=no_monitor_queue:app", "--junitxml=junit.xml",
+                       "--cadasta-report=report.json", "-k", "monitor or routing")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    root = ElementTree.parse(pytester.path / "junit.xml").getroot()
+    properties = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert properties["cadasta_verdict"] == "does-not-conform"
+    assert properties["cadasta_app"] == "no_monitor_queue:app"
+    assert int(properties["cadasta_monitor_failed"]) >= 1
+    assert properties["cadasta_exchange_passed"] == "0"  # deselected: not run
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["verdict"]["kind"] == "does-not-conform"
+    assert report["queues"] == {"work": ["celery", "export", "msg"],
+                                "platform": "platform.fifo", "consumed": None}
+    by_id = {check["id"]: check for check in report["checks"]}
+    fifo = by_id["cadasta::monitor::platform_queue_is_a_fifo_queue_bound_with_hash"]
+    assert fifo["outcome"] == "failed" and "no queue 'platform.fifo'" in fifo["message"]
+    assert by_id["cadasta::exchange::default_exchange_is_topic"]["outcome"] == "not run"
+    assert len(report["checks"]) == ALL
+
+
+def test_production_queues_decide_where_probes_run_and_what_must_be_consumed(
+        run_inner, pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    result = run_inner("--cadasta-app=toolbox_app:app", "--cadasta-queues=export,celery",
+                       "-rA", "-k", "routing or success_leaves")
+    result.stdout.fnmatch_lines([
+        "cadasta: the worker consumes export, celery (-Q, --cadasta-queues)",
+        "*saw:   task 'msg.email' -> 'msg': a queue this worker does not consume (it "
+        "consumes export, celery)"], consecutive=False)
+    result.assert_outcomes(failed=1, passed=ROUTING, deselected=ALL - ROUTING - 1)
+
+
+def test_an_unknown_production_queue_is_a_usage_error(pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
+                                           "--cadasta-app=toolbox_app:app",
+                                           "--cadasta-queues=exprt,celery")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --cadasta-queues='exprt,celery': 'exprt' is not among the app's queues "
+        "(celery, platform.fifo, msg, export)"])

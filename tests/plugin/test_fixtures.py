@@ -117,3 +117,9 @@ def test_the_harness_quickens_chord_unlock_and_puts_the_apps_own_setting_back(sh
         harness.close()
     assert unlock.default_retry_delay == own
     assert app.conf.broker_transport == "sqs" and "127.0.0.1" not in str(app.conf.broker_url)
+
+
+def test_single_task_chords_keep_their_callbacks_and_errbacks(run_inner):
+    result = run_inner(APP, *ONLY_OWN,
+                       examples=[TOOLBOX_APP, "inner/test_single_task_chords.py"])
+    result.assert_outcomes(passed=2)

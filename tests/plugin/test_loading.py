@@ -1,13 +1,28 @@
 """Every wrong --cadasta-app gets its own message, exit code 4, no traceback."""
 
+import shutil
+from pathlib import Path
+
 import pytest
+
+from pytest_cadasta.checks import iter_checks
+
+ALL_CHECKS_OF_PROJ = len(list(iter_checks(("celery", "export"))))
+APPS = Path(__file__).parents[1] / "examples" / "apps"
+
+
+def copy_package(pytester, name):
+    """pytester.copy_example copies no package: copy apps/<name>/ as <name>/."""
+    shutil.copytree(APPS / name, pytester.path / name)
 
 
 @pytest.fixture
 def apps(pytester):
     for name in ("toolbox_app", "raises_on_import", "no_app_here",
-                 "needs_missing_dependency"):
+                 "needs_missing_dependency", "broken_task_module", "broken_task_module_tasks",
+                 "no_celery_here"):
         pytester.copy_example(f"apps/{name}.py")
+    copy_package(pytester, "proj")
     return pytester
 
 
@@ -16,10 +31,12 @@ def run(pytester, *args):
 
 
 @pytest.mark.parametrize(("value", "expected"), [
-    ("toolbox_app", "*--cadasta-app='toolbox_app': expected 'module:attribute', "
-                    "e.g. 'worker.celery:app'*"),
-    (":app", "*--cadasta-app=':app': expected 'module:attribute'*"),
-    ("toolbox_app:", "*--cadasta-app='toolbox_app:': expected 'module:attribute'*"),
+    (":app", "*--cadasta-app=':app': expected what 'celery -A' takes: 'proj', "
+             "'proj.celery', 'proj:app' or 'proj.celery:app'"),
+    ("toolbox_app:", "*--cadasta-app='toolbox_app:': expected what 'celery -A' takes*"),
+    ("toolbox app", "*--cadasta-app='toolbox app': expected what 'celery -A' takes*"),
+    ("toolbox_app:app:x", "*--cadasta-app='toolbox_app:app:x': expected what*"),
+    ("a..b", "*--cadasta-app='a..b': expected what 'celery -A' takes*"),
     ("no_such_module:app", "*no module named 'no_such_module' (looked in *"),
     ("toolbox_app.sub:app", "*no module named 'toolbox_app.sub'*"),
     ("raises_on_import:app", "*importing 'raises_on_import' raised KeyError: "
@@ -34,6 +51,15 @@ def run(pytester, *args):
                             "toolbox_app: app*"),
     ("no_app_here:not_an_app", "*'not_an_app' is a int, not a Celery app*"),
     ("no_app_here:app_factory", "*'app_factory' is a type, not a Celery app*"),
+    ("needs_missing_dependency", "*importing 'needs_missing_dependency' raised "
+                                 "ModuleNotFoundError*"),
+    ("no_celery_here", "*no Celery app in module 'no_celery_here' (looked for 'app', "
+                       "'celery', a 'celery' submodule, then any Celery app in it); "
+                       "no_celery_here defines no Celery app"),
+    ("broken_task_module", "*--cadasta-app='broken_task_module': importing the app's task "
+                           "modules (broken_task_module_tasks; from imports, include or "
+                           "autodiscovery) raised ModuleNotFoundError: No module named "
+                           "'cadasta_not_installed'"),
 ])
 def test_bad_app_is_a_usage_error(apps, value, expected):
     result = run(apps, f"--cadasta-app={value}")
@@ -61,10 +87,10 @@ def test_command_line_beats_the_ini_file(apps):
 
 
 def test_ini_value_is_checked_like_the_option(apps):
-    apps.makeini("[pytest]\ncadasta_app = toolbox_app\n")
+    apps.makeini("[pytest]\ncadasta_app = toolbox app\n")
     result = run(apps)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='toolbox_app': expected*"])
+    result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='toolbox app': expected*"])
 
 
 def test_an_ini_app_that_fails_says_it_came_from_the_ini(apps):
@@ -72,3 +98,25 @@ def test_an_ini_app_that_fails_says_it_came_from_the_ini(apps):
     result = run(apps)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='no_app_here:missing': module*"])
+
+
+@pytest.mark.parametrize("spec", ["proj", "proj.celery", "proj:app", "proj.celery:app"])
+def test_the_app_is_found_as_celery_a_finds_it_with_its_task_modules(apps, spec):
+    apps.makepyfile(test_tasks="""
+        def test_the_task_module_was_imported(cadasta_app):
+            assert "export.project" in cadasta_app.tasks
+    """)
+    result = run(apps, f"--cadasta-app={spec}", "-m", "not cadasta",
+                 "--cadasta-result-db=postgresql://u@localhost/postgres", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([f"cadasta: app {spec} (proj), role: worker"])
+
+
+def test_task_modules_are_imported_before_any_check_reads_the_tasks(run_inner, pytester):
+    copy_package(pytester, "proj")
+    pytester.makepyfile(test_tasks="""
+        def test_the_task_module_was_imported(cadasta_app):
+            assert "export.project" in cadasta_app.tasks
+    """)
+    result = run_inner("--cadasta-app=proj", "-m", "not cadasta")
+    result.assert_outcomes(passed=1, deselected=ALL_CHECKS_OF_PROJ)

@@ -3,14 +3,15 @@ keyword introduces one specific defect. The sample apps next to it each call
 ``make_app`` with one defect."""
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import celeryd_after_setup, worker_init
 from kombu import Exchange, Queue
 
 RESULTS = "db+postgresql+psycopg2://cadasta:hw-pass-7c1@localhost:5432/cadasta"
 
 
 def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
-             router="declaring", result_backend=RESULTS, track_started=True):
+             router="declaring", result_backend=RESULTS, track_started=True,
+             protect_monitor=True):
     exchange = Exchange("tasks", type=exchange_type)
     platform = Queue("platform.fifo", exchange, routing_key=platform_key)
     queues = [Queue(q, exchange, routing_key=q) for q in ("celery", "export", "msg")]
@@ -54,5 +55,10 @@ def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
     def bound_chord_unlock(sender=None, **kwargs):
         if sender.app is app:
             app.tasks["celery.chord_unlock"].max_retries = 3600
+
+    @celeryd_after_setup.connect(weak=False)
+    def leave_the_monitor_alone(sender=None, instance=None, **kwargs):
+        if protect_monitor and instance.app is app:
+            app.amqp.queues.deselect(["platform.fifo"])
 
     return app

@@ -1,0 +1,1 @@
+import cadasta_not_installed  # noqa: F401

@@ -1,0 +1,3 @@
+from handwritten import make_app
+
+app = make_app("eats_monitor", protect_monitor=False)

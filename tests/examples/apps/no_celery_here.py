@@ -1,0 +1,3 @@
+"""A module with no Celery app in it."""
+
+SETTINGS = {"queues": ("export",)}

@@ -1,0 +1,6 @@
+from proj.celery import app
+
+
+@app.task(name="export.project")
+def export_project(project_id):
+    return project_id
