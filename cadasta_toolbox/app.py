@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["setup_app"]
+__all__ = ["exclude_platform_queue", "setup_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +47,19 @@ def setup_app(app: Any, throw: bool = True) -> bool:
 
     app.is_set_up = ok
     return ok
+
+
+def exclude_platform_queue(app: Any) -> bool:
+    """Take the platform queue (``PLATFORM_QUEUE_NAME``) out of what this
+    worker consumes; returns whether it was there.
+
+    The platform's sync-tasks reads every task copy from that queue; a worker
+    consuming it deletes those copies and runs its tasks a second time.
+    """
+    name = app.conf.PLATFORM_QUEUE_NAME
+    queues = app.amqp.queues
+    if name not in queues.consume_from:
+        return False
+    queues.deselect(name)
+    logger.info("Cadasta set-up: not consuming %s, the platform's monitor queue", name)
+    return True

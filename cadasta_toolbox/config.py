@@ -12,17 +12,27 @@ task-name prefix, and results in the platform's PostgreSQL result table::
 from __future__ import annotations
 
 import ast
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from celery.signals import worker_init
+from celery.signals import celeryd_after_setup, celeryd_init, worker_init
+from celery.utils.text import str_to_list
 from kombu import Exchange, Queue
 
-from cadasta_toolbox.app import DEFAULT_CHORD_UNLOCK_MAX_RETRIES, setup_app
+from cadasta_toolbox.app import (
+    DEFAULT_CHORD_UNLOCK_MAX_RETRIES,
+    exclude_platform_queue,
+    setup_app,
+)
+from cadasta_toolbox.logs import WorkerLogsError, start_worker_logs
 from cadasta_toolbox.masking import mask_secrets
 
-__all__ = ["DEFAULT_QUEUES", "Config", "TaskRouter", "routing_key_for"]
+__all__ = ["DEFAULT_QUEUES", "Config", "TaskRouter", "configured_by_config",
+           "routing_key_for"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_QUEUES = ("msg", "export")
 
@@ -39,8 +49,12 @@ INTERNAL_DEFAULTS: dict[str, Any] = {
     "RESULT_DB_NAME": "cadasta",
     "CHORD_UNLOCK_MAX_RETRIES": DEFAULT_CHORD_UNLOCK_MAX_RETRIES,
     # Names cadasta-workertoolbox 0.6.0 took; a migrating worker passes them.
+    # Both act when a `celery worker` starts (cadasta_toolbox.logs).
     "SETUP_FILE_LOGGING": False,
     "SETUP_SENTRY_LOGGING": False,
+    # Where SETUP_FILE_LOGGING writes app.info.log and app.error.log; '' means
+    # the worker's current directory.
+    "LOG_DIR": "",
 }
 
 RESULT_BACKEND_TEMPLATE = (
@@ -177,6 +191,9 @@ class Config(Mapping):
         platform_queue = Queue(self.PLATFORM_QUEUE_NAME, exchange, routing_key="#")
         work_queues = [Queue(name, exchange, routing_key=name)
                        for name in self.QUEUES if name != "celery"]
+        # Celery must keep the root handlers the toolbox installs at start.
+        logging_defaults = ({"worker_hijack_root_logger": False}
+                            if self.SETUP_FILE_LOGGING else {})
         return {
             "broker_transport": "sqs",
             "broker_transport_options": {
@@ -191,6 +208,7 @@ class Config(Mapping):
                             platform_queue, *work_queues],
             "task_routes": (TaskRouter(exchange, platform_queue),),
             "task_track_started": True,
+            **logging_defaults,
         }
 
     def _render(self, template: str) -> str:
@@ -233,11 +251,62 @@ class Config(Mapping):
         return f"Config({body})"
 
 
+# What the toolbox does as a worker starts, for apps configured by Config only.
+
+
+def configured_by_config(app: Any) -> bool:
+    """Whether ``app`` takes its settings from a ``Config``: its routes hold
+    the ``TaskRouter``. Every worker hook below asks this, and only this."""
+    routes = app.conf.get("task_routes") if app is not None else None
+    return isinstance(routes, (list, tuple)) and any(
+        isinstance(route, TaskRouter) for route in routes)
+
+
 @worker_init.connect(weak=False)
 def _setup_on_worker_init(sender: Any = None, **kwargs: Any) -> None:
-    """Run ``setup_app`` in every worker whose app was configured by ``Config``."""
+    """Run ``setup_app`` in every worker (the program or one embedded in a test)."""
     app = getattr(sender, "app", None)
-    routes = app.conf.get("task_routes") if app is not None else None
-    if isinstance(routes, (list, tuple)) and any(
-            isinstance(route, TaskRouter) for route in routes):
+    if configured_by_config(app):
         setup_app(app, throw=False)
+
+
+@celeryd_init.connect(weak=False)
+def _start_worker_logs(sender: Any = None, instance: Any = None,
+                       options: Any = None, **kwargs: Any) -> None:
+    """As a worker starts, before ``-Q`` is applied: the worker program's logs
+    and Sentry, and a warning if ``-Q`` names the platform queue.
+
+    Logs and Sentry go where Celery sets up its own logging: in its worker
+    program (``celery.apps.worker.Worker``, what ``celery worker`` runs), just
+    before it does so, so it keeps the toolbox's root handlers (see
+    ``_defaults``). A worker embedded in a test run gets neither: no log files,
+    nothing reported. A program that asked for what it cannot have refuses to
+    start, with the reason, rather than run blind.
+    """
+    from celery.apps.worker import Worker
+
+    app = getattr(instance, "app", None)
+    if not configured_by_config(app):
+        return
+    if isinstance(instance, Worker):
+        try:
+            start_worker_logs(app.conf)
+        except WorkerLogsError as exc:
+            # Celery logs and swallows a handler's Exception; this stops the worker.
+            raise SystemExit(f"cadasta_toolbox: {exc}") from exc
+    platform_queue = app.conf.PLATFORM_QUEUE_NAME
+    if platform_queue in str_to_list((options or {}).get("queues") or []):
+        logger.warning(
+            "celery worker -Q names %s, the platform's monitor queue: a Cadasta "
+            "worker never consumes it (it would delete the platform's copies); "
+            "it is left out", platform_queue)
+
+
+@celeryd_after_setup.connect(weak=False)
+def _exclude_platform_queue(sender: Any = None, instance: Any = None,
+                            **kwargs: Any) -> None:
+    """After ``-Q`` is applied: the platform queue is not consumed, whatever
+    was selected (without ``-Q`` Celery consumes every queue in ``task_queues``)."""
+    app = getattr(instance, "app", None)
+    if configured_by_config(app):
+        exclude_platform_queue(app)

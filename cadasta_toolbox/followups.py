@@ -15,11 +15,12 @@ def extract_followups(task: Any) -> dict[str, Any]:
 
         chord(parts)(combine.s().set(**extract_followups(self)))
 
-    Returns ``{'link': ..., 'link_error': ...}`` and clears them on the task, so
-    the worker does not also run them when this task returns.
+    Returns ``{'link': ..., 'link_error': ...}`` and clears only the task's
+    callbacks, so the worker does not also run them when this task returns. Its
+    errbacks stay: if the task fails after handing on, the platform still hears
+    of it (as with cadasta-workertoolbox 0.6.0).
     """
     request = task.request
     followups = {"link": request.callbacks, "link_error": request.errbacks}
     request.callbacks = None
-    request.errbacks = None
     return followups

@@ -26,25 +26,23 @@ def chord_unlock_retries_are_bounded(c: Conformance, _: Any) -> None:
                  f"{TOOLBOX}); CHORD_UNLOCK_MAX_RETRIES sets the bound")
 
 
-@check("chord", phase=Phase.WITH_WORKER)
-def chord_completes(c: Conformance, _: Any) -> None:
-    """With the database backend a chord needs its route's queue to send
-    chord_unlock; without it every chord raises KeyError: 'queue'."""
-    from celery import chord, signature
+def send_chord(c: Conformance, header: list, body: Any) -> Any:
+    """Send the chord ``header`` -> ``body``; fail the check at once if it cannot
+    complete: the router names no queue (KeyError), or chord_unlock, published
+    (synchronously) as the chord was sent, reached no queue or a queue the
+    worker does not consume."""
+    from celery import chord
 
     worker = c.require_worker()
-    probe = c.probes.probe(c.probes.home)
-    header = [signature(probe, args=(f"part {i}",), app=c.app) for i in range(2)]
     since = time.monotonic()
     try:
         with undeliverable() as lost:
-            joined = chord(header, app=c.app)(signature(probe, args=("body",), app=c.app))
+            joined = chord(header, app=c.app)(body)
     except KeyError as exc:
         fail(saw=f"sending a chord raised KeyError: {exc} (the database backend reads the "
                  "route's 'queue' to send celery.chord_unlock)",
              needs="routes that name their queue",
              fix=f"return 'queue' from the router (the router of {TOOLBOX} does)")
-    # The backend published chord_unlock, synchronously, before the call returned.
     for unlock in c.events.published(CHORD_UNLOCK, since):
         key = unlock.info.get("routing_key")
         if any(f"binding key {key!r}" in text for text in lost):
@@ -57,8 +55,22 @@ def chord_completes(c: Conformance, _: Any) -> None:
         if target not in worker.queues:
             fail(saw=f"{CHORD_UNLOCK} routes to queue {target!r}, which the worker does not "
                      f"consume ({', '.join(worker.queues)})",
-                 needs=f"{CHORD_UNLOCK} in the celery queue",
-                 fix=f"route 'celery.*' to the celery queue (the router of {TOOLBOX})")
+                 needs=f"{CHORD_UNLOCK} in the celery queue, consumed by the worker",
+                 fix=f"consume 'celery' (-Q ...,celery) and route 'celery.*' there (the "
+                     f"router of {TOOLBOX} does)")
+    return joined
+
+
+@check("chord", phase=Phase.WITH_WORKER)
+def chord_completes(c: Conformance, _: Any) -> None:
+    """With the database backend a chord needs its route's queue to send
+    chord_unlock; without it every chord raises KeyError: 'queue'."""
+    from celery import signature
+
+    probe = c.probes.probe(c.probes.home)
+    header = [signature(probe, args=(f"part {i}",), app=c.app) for i in range(2)]
+    since = time.monotonic()
+    joined = send_chord(c, header, signature(probe, args=("body",), app=c.app))
     ended = c.events.wait_for(joined.id, DONE, ROUND_TRIP_TIMEOUT)
     row = c.row(joined.id)
     if ended is None or row is None or row["status"] != "SUCCESS":
@@ -73,9 +85,8 @@ def chord_completes(c: Conformance, _: Any) -> None:
 def failed_part_reaches_the_body_errback(c: Conformance, _: Any) -> None:
     """When a chord's part fails, the platform hears of it only through the body's
     errback (an e-mail task in another worker): lost, the user waits forever."""
-    from celery import chord, signature
+    from celery import signature
 
-    c.require_worker()
     home = c.probes.home
     errback = signature(ELSEWHERE_ERRBACK, app=c.app)
     parts = [signature(c.probes.probe(home), args=("part",), app=c.app),
@@ -83,7 +94,7 @@ def failed_part_reaches_the_body_errback(c: Conformance, _: Any) -> None:
     body = signature(c.probes.probe(home), args=("body",), app=c.app)
     body.link_error(errback)
     since = time.monotonic()
-    joined = chord(parts, app=c.app)(body)
+    joined = send_chord(c, parts, body)
     failing_id = joined.parent.results[1].id if joined.parent is not None else None
     # chord_unlock marks the body failed and sends its errback as it finds the
     # failed part: the errback's publish is the event to wait for.

@@ -8,7 +8,8 @@ from cadasta_toolbox.config import DEFAULT_QUEUES, Config, TaskRouter, routing_k
 
 INTERNAL = ["QUEUES", "PLATFORM_QUEUE_NAME", "QUEUE_PREFIX", "RESULT_DB_USER",
             "RESULT_DB_PASS", "RESULT_DB_HOST", "RESULT_DB_PORT", "RESULT_DB_NAME",
-            "CHORD_UNLOCK_MAX_RETRIES", "SETUP_FILE_LOGGING", "SETUP_SENTRY_LOGGING"]
+            "CHORD_UNLOCK_MAX_RETRIES", "SETUP_FILE_LOGGING", "SETUP_SENTRY_LOGGING",
+            "LOG_DIR"]
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +36,7 @@ def test_internal_defaults():
     assert conf.RESULT_DB_NAME == "cadasta"
     assert conf.CHORD_UNLOCK_MAX_RETRIES == 43200
     assert (conf.SETUP_FILE_LOGGING, conf.SETUP_SENTRY_LOGGING) == (False, False)
+    assert conf.LOG_DIR == ""
 
 
 def test_the_names_a_workertoolbox_0_6_worker_passes_are_accepted():
@@ -85,6 +87,9 @@ def test_queue_prefix_and_platform_queue_follow_the_variables():
     ("RESULT_DB_PORT", "6543", "6543"),
     ("RESULT_DB_NAME", "results", "results"),
     ("CHORD_UNLOCK_MAX_RETRIES", "10", 10),
+    ("SETUP_FILE_LOGGING", "True", True),
+    ("SETUP_SENTRY_LOGGING", "True", True),
+    ("LOG_DIR", "/var/log/worker", "/var/log/worker"),
 ])
 def test_internal_variable_from_environment(monkeypatch, variable, raw, expected):
     monkeypatch.setenv(variable, raw)

@@ -69,7 +69,7 @@ def test_setup_app_failure_raises_or_is_logged(app, caplog):
     assert app.tasks["celery.chord_unlock"].max_retries == 7
 
 
-def test_extract_followups_hands_on_and_clears(app):
+def test_extract_followups_hands_on_and_clears_only_the_callbacks(app):
     seen = {}
 
     @app.task(bind=True, name="export.parent", shared=False)
@@ -79,12 +79,37 @@ def test_extract_followups_hands_on_and_clears(app):
 
     link, error = {"task": "msg.done"}, {"task": "msg.failed"}
     parent.apply(link=[link], link_error=[error])
-    assert seen == {"link": [link], "link_error": [error], "after": (None, None)}
+    assert seen == {"link": [link], "link_error": [error], "after": (None, [error])}
+
+
+def test_a_parent_that_fails_after_handing_on_is_still_reported(app):
+    """The errback hears of both failures: the child's (handed on) and the
+    parent's own (kept)."""
+    app.conf.task_always_eager = True
+    ran = []
+
+    @app.task(name="msg.failed", shared=False)
+    def failed(request, exc, traceback):
+        ran.append(("failed", request.task, str(exc)))
+
+    @app.task(name="export.child", shared=False)
+    def child():
+        raise ValueError("child failed")
+
+    @app.task(bind=True, name="export.parent", shared=False)
+    def parent(self):
+        child.s().set(**extract_followups(self)).delay()
+        raise RuntimeError("parent failed after handing on")
+
+    result = parent.apply_async(link_error=failed.s())
+    assert result.failed()
+    assert ran == [("failed", "export.child", "child failed"),
+                   ("failed", "export.parent", "parent failed after handing on")]
 
 
 def test_importing_the_toolbox_config_loads_no_test_machinery():
     code = ("import sys, cadasta_toolbox.config, cadasta_toolbox.app, "
-            "cadasta_toolbox.followups, cadasta_toolbox.schema;"
+            "cadasta_toolbox.followups, cadasta_toolbox.schema, cadasta_toolbox.logs;"
             "print(sorted(m for m in ('pytest', 'moto', 'pytest_postgresql', "
             "'pytest_cadasta', '_pytest') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True,
