@@ -160,15 +160,17 @@ class TaskEvents:
                     return None
                 self._changed.wait(left)
 
-    def wait_for(self, task_id: str, kinds: Iterable[str], timeout: float) -> TaskEvent | None:
-        """The first event of ``task_id`` among ``kinds``, waiting for it at most
-        ``timeout`` seconds (a safety net: None if it never came)."""
+    def wait_for(self, task_id: str, kinds: Iterable[str], timeout: float,
+                 since: float = 0.0) -> TaskEvent | None:
+        """The first event of ``task_id`` among ``kinds`` (at or after ``since``),
+        waiting for it at most ``timeout`` seconds (a safety net: None if it
+        never came)."""
         wanted = set(kinds)
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
                 for event in self._by_task.get(task_id, ()):
-                    if event.kind in wanted:
+                    if event.kind in wanted and event.at >= since:
                         return event
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -99,6 +99,10 @@ def failed_part_reaches_the_body_errback(c: Conformance, _: Any) -> None:
     # chord_unlock marks the body failed and sends its errback as it finds the
     # failed part: the errback's publish is the event to wait for.
     sent = c.events.wait_for_publish(ELSEWHERE_ERRBACK, since, ROUND_TRIP_TIMEOUT)
+    if sent is not None:
+        # ...then stores the body's FAILURE, and its run ends.
+        for unlock in c.events.published(CHORD_UNLOCK, since)[:1]:
+            c.events.wait_for(unlock.task_id, DONE, ROUND_TRIP_TIMEOUT, since=sent.at)
     part_row = c.row(failing_id) if failing_id else None
     body_row = c.row(joined.id)
     problems = []
