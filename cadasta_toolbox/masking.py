@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import urlsplit
-
-from kombu.utils.url import maybe_sanitize_url
 
 __all__ = ["mask_secrets", "mask_url"]
 
@@ -13,19 +11,20 @@ MASK = "**"
 SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "_pass")
 
 
-def mask_url(url: str) -> str:
-    """``url`` with the password replaced by ``**``.
+#: scheme://user:password@host... The password runs to the last '@' before the
+#: path: it may hold '/', '#' or '?', which urlsplit (and so kombu's
+#: maybe_sanitize_url) would take for the start of a path, query or fragment,
+#: and print the password. Hence a local version.
+_CREDENTIALS = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:@/]*):(?P<password>.*)@"
+                          r"(?P<host>[^@]*)$", re.DOTALL)
 
-    kombu's ``maybe_sanitize_url`` does the masking; a URL without a password
-    is returned as it is, since kombu would rewrite it (``sqs://`` becomes
-    ``sqs:///``).
-    """
-    try:
-        if not urlsplit(url).password:
-            return url
-    except ValueError:
+
+def mask_url(url: str) -> str:
+    """``url`` with the password replaced by ``**`` (unchanged if it has none)."""
+    match = _CREDENTIALS.match(url)
+    if match is None or not match.group("password"):
         return url
-    return maybe_sanitize_url(url, mask=MASK)
+    return f"{match.group('head')}:{MASK}@{match.group('host')}"
 
 
 def is_secret_name(name: str) -> bool:

@@ -4,6 +4,7 @@ really happened (messages in SQS, rows in the result table)."""
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +54,8 @@ def run_check(check: Check, conformance: Conformance,
     except CadastaError:
         raise  # the plugin's own part failed: an error, not a verdict
     except Exception as exc:
+        if user_frame(exc) is None:
+            raise  # raised in the libraries or the plugin, not the app: an error
         return f"{check.doc}{raised_while_checking(exc)}", None
     return None, None
 
@@ -83,18 +86,30 @@ def _library_dirs() -> tuple[str, ...]:
     return tuple(str(Path(d).resolve()) + "/" for d in dirs)
 
 
+def user_frame(exc: BaseException) -> Any:
+    """The innermost frame of ``exc``'s traceback outside the libraries and this
+    plugin (a ``traceback.FrameSummary``), or None when there is none."""
+    import os
+    import traceback
+
+    libraries = _library_dirs()
+    own = [f for f in traceback.extract_tb(exc.__traceback__)
+           if not os.path.realpath(f.filename).startswith(libraries)]
+    return own[-1] if own else None
+
+
 def raised_at(exc: BaseException) -> str:
     """``file:line in function`` of the innermost frame outside the libraries
     and this plugin (the innermost frame when all are library frames)."""
     import os
     import traceback
 
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return "an unknown place"
-    libraries = _library_dirs()
-    own = [f for f in frames if not os.path.realpath(f.filename).startswith(libraries)]
-    frame = (own or frames)[-1]
+    frame = user_frame(exc)
+    if frame is None:
+        frames = traceback.extract_tb(exc.__traceback__)
+        if not frames:
+            return "an unknown place"
+        frame = frames[-1]
     try:
         filename = os.path.relpath(frame.filename)
     except ValueError:
@@ -126,19 +141,24 @@ class Landing:
 @contextmanager
 def undeliverable() -> Iterator[list[str]]:
     """Collect, into the list it yields, kombu's word for each message published
-    in this thread (inside the block) that reached no queue; other warnings go
-    on as they would have."""
+    in this thread (inside the block) that reached no queue. Warnings of other
+    threads (the worker's) and other warnings go on as they would have."""
     found: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    me = threading.get_ident()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", message=UNDELIVERABLE_WARNING)
+        shown = warnings.showwarning
+
+        def show(message: Any, category: Any, filename: str, lineno: int,
+                 file: Any = None, line: Any = None) -> None:
+            text = str(message).strip()
+            if threading.get_ident() == me and text.startswith(UNDELIVERABLE_WARNING):
+                found.append(text)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         yield found
-    for warning in caught:
-        text = str(warning.message).strip()
-        if text.startswith(UNDELIVERABLE_WARNING):
-            found.append(text)
-        else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                   warning.lineno, source=warning.source)
 
 
 class Conformance:
@@ -222,7 +242,8 @@ class Conformance:
 
     def consumed_queues(self) -> list[str]:
         """The queues the in-process worker consumes now (none if not started)."""
-        return list(self.harness.worker().queues) if self.harness.worker_started else []
+        worker = self.harness.running_worker
+        return [] if worker is None else list(worker.queues)
 
     def declared_channel(self) -> Any:
         """A channel on a connection of its own where the exchange of every queue

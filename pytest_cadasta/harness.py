@@ -129,9 +129,10 @@ class Harness:
         return self.user_app
 
     def worker(self, queues: Iterable[str] | None = None) -> InProcessWorker:
-        """The in-process worker, consuming at least ``queues`` (default: every
-        work queue); started on first use, then told to consume what is missing."""
-        wanted = list(self.topology.work_queues if queues is None else queues)
+        """The in-process worker, consuming at least ``queues`` (default: what the
+        worker consumes in production, --cadasta-queues, else every work queue);
+        started on first use, then told to consume what is missing."""
+        wanted = list(self.topology.consumed if queues is None else queues)
         if self._worker is None:
             from pytest_cadasta.wiring import close_result_connections, pool_result_connections
             from pytest_cadasta.worker import InProcessWorker
@@ -150,6 +151,11 @@ class Harness:
     @property
     def worker_started(self) -> bool:
         return self._worker is not None
+
+    @property
+    def running_worker(self) -> InProcessWorker | None:
+        """The worker if it started; asking starts nothing and changes nothing."""
+        return self._worker
 
     def on_close(self, callback: Any, *args: Any) -> None:
         """Run ``callback(*args)`` when the harness closes (last in, first out)."""

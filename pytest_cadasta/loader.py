@@ -1,4 +1,4 @@
-"""Loading the user's Celery app from 'module:attribute'."""
+"""Loading the user's Celery app as 'celery -A' does, and its task modules."""
 
 from __future__ import annotations
 
@@ -97,7 +97,10 @@ def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
 
     try:
         app = find_app(spec, imp=lambda name, package=None: importlib.import_module(name))
-    except (AttributeError, ImportError):
+    except (AttributeError, ImportError) as exc:
+        failed = _failed_submodule(exc, module_name)
+        if failed is not None:  # a module find_app imported (proj.celery) raised
+            raise _import_failed(label, spec, failed, exc) from None
         apps = sorted(name for name, value in vars(module).items()
                       if not name.startswith("__") and _is_celery_app(value))
         hint = (f"Celery apps in {module_name}: {', '.join(apps)}" if apps
@@ -106,12 +109,26 @@ def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
                 f"no Celery app in module {module_name!r} (looked for 'app', 'celery', a "
                 "'celery' submodule, then any Celery app in it)")
         raise UsageError(f"{label}={spec!r}: {what}; {hint}") from None
+    except (Exception, SystemExit) as exc:  # a module find_app imported raised
+        raise _import_failed(label, spec, f"{module_name}.celery", exc) from None
     if not _is_celery_app(app):
         raise UsageError(
             f"{label}={spec!r}: {attribute!r} is a {type(app).__name__}, "
             "not a Celery app (expected celery.Celery)")
     _import_task_modules(app, label, spec)
     return app
+
+
+def _failed_submodule(exc: BaseException, module_name: str) -> str | None:
+    """Where the app's own code raised ``exc`` inside Celery's finder (a module
+    it imported, such as proj/celery.py), if that is what happened, rather than
+    the finder finding no app."""
+    if isinstance(exc, ModuleNotFoundError):
+        missing = exc.name or ""
+        return None if missing.startswith(module_name) else f"{module_name}.celery"
+    from pytest_cadasta.conformance import raised_at, user_frame
+
+    return raised_at(exc) if user_frame(exc) is not None else None
 
 
 def _import_task_modules(app: Any, label: str, spec: str) -> None:

@@ -37,6 +37,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def _session_stack(config: pytest.Config) -> ExitStack:
+    """What the run started and must stop: closed by pytest_unconfigure (and, as
+    a backstop, by pytest's cleanup, which runs even when configuring fails)."""
+    if stack_key not in config.stash:
+        config.stash[stack_key] = ExitStack()
+        config.add_cleanup(config.stash[stack_key].close)
+    return config.stash[stack_key]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]:
+    """With an app to check, moto listens and the AWS environment is pinned before
+    any conftest is imported: a conftest that imports the app (and an app that
+    talks to its broker while imported, as the platform does) reaches moto, never
+    AWS."""
+    spec = getattr(early_config.known_args_namespace, "cadasta_app", None)
+    if spec is None:
+        try:
+            spec = early_config.getini("cadasta_app") or None
+        except ValueError:
+            spec = None
+    if spec:
+        from pytest_cadasta.sqs import local_aws
+
+        early_config.stash[server_key] = _session_stack(early_config).enter_context(
+            local_aws())
+    return (yield)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -53,20 +82,18 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_cadasta.summary import Summary
     from pytest_cadasta.topology import Topology
 
-    stack = config.stash[stack_key] = ExitStack()
-    config.add_cleanup(stack.close)  # a backstop: pytest_unconfigure closes it
+    stack = _session_stack(config)
     label = settings.label("app")
     loader.put_rootdir_on_path(config.rootpath, stack)
     loader.check_module_exists(settings.app_spec, config.rootpath, label)
-    # Before the app is imported: whatever it does with its broker while being
-    # imported (the platform sets itself up) must reach moto, never AWS.
-    config.stash[server_key] = stack.enter_context(local_aws())
+    if server_key not in config.stash:
+        config.stash[server_key] = stack.enter_context(local_aws())
     app = config.stash[app_key] = loader.load_app(settings.app_spec, config.rootpath, label)
     loader.check_queues(app, settings.queues, settings.label("queues"))
     config.stash[topology_key] = Topology.of(app, settings.app_spec.split(".")[0].split(":")[0],
                                              settings.queues)
     if settings.result_db is None and settings.pg_ctl is not None \
-            and not config.option.collectonly:
+            and not settings.producer_only and not config.option.collectonly:
         from pytest_cadasta.postgres import StartingPostgres
 
         # initdb (or a copy of the cached cluster) and pg_ctl start run while
@@ -178,7 +205,8 @@ def _cadasta_session_worker(_cadasta_harness: Harness,
 @pytest.fixture
 def cadasta_worker(_cadasta_session_worker: InProcessWorker,
                    cadasta_app: Any) -> InProcessWorker:
-    """An in-process worker consuming the app's work queues (not the monitor)."""
+    """An in-process worker consuming the queues the production worker consumes
+    (--cadasta-queues, else every work queue; never the monitor)."""
     return _cadasta_session_worker
 
 
@@ -201,7 +229,7 @@ def _cadasta_verdict(request: pytest.FixtureRequest) -> Iterator[None]:
     """Hands the verdict and the per-group counts to JUnit XML as testsuite
     properties (pytest's record_testsuite_property) when the checks are done."""
     record = (request.getfixturevalue("record_testsuite_property")
-              if request.config.option.xmlpath else None)
+              if request.config.getoption("xmlpath", None) else None)
     yield
     summary = request.config.pluginmanager.get_plugin(SUMMARY_PLUGIN)
     if record is not None and summary is not None:

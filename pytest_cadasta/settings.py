@@ -139,6 +139,11 @@ def read_settings(config: pytest.Config) -> Settings:
             raise UsageError(str(exc)) from None
     queues = None
     if values["queues"] is not None:
+        if "=" in values["queues"]:
+            raise UsageError(
+                f"{spelled['queues']}={values['queues']!r}: 'LABEL=queues' names the queues "
+                "of one of several apps, and this version checks one app: give the queues "
+                "alone, e.g. 'export,celery'")
         queues = tuple(q.strip() for q in values["queues"].split(","))
         if not all(queues) or any(" " in q for q in queues):
             raise UsageError(

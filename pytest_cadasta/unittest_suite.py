@@ -58,7 +58,9 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
     checks = list(iter_checks(topology.work_queues))
     for number, (check, queue) in enumerate(checks, start=1):
         # Numbered, so unittest's alphabetical order is the running order.
-        name = f"test_{number:02d}_{check.group}_{check.name}" + (f"_{queue}" if queue else "")
+        width = max(2, len(str(len(checks))))
+        name = f"test_{number:0{width}d}_{check.group}_{check.name}" + (
+            f"_{queue}" if queue else "")
         method = _method(check, queue)
         if check.for_workers_only and not is_worker:
             method = unittest.skip("is_worker=False: the app runs no worker")(method)

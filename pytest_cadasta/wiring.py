@@ -19,8 +19,8 @@ TEST_POLLING = {"polling_interval": 0.05, "wait_time_seconds": 1}
 
 #: With a dead-letter queue set, kombu warns (UndeliverableWarning) when it can
 #: route a message to no queue, instead of dropping it in silence: the evidence
-#: of an undeliverable task, known as it is published. (A topic exchange never
-#: puts anything in that queue.)
+#: of an undeliverable task, known as it is published. (A topic exchange puts
+#: nothing in that queue; a direct one delivers there instead of dropping.)
 DEAD_LETTER_QUEUE = "cadasta-undeliverable"
 #: The start of that warning's text (a filter on it imports nothing).
 UNDELIVERABLE_WARNING = "Message could not be delivered"
@@ -111,7 +111,7 @@ def wire_results(app: Any, database: ResultDatabase, original: OriginalSettings)
 def unwire(app: Any, original: OriginalSettings) -> None:
     from celery.signals import before_task_publish
 
-    before_task_publish.disconnect(_publish_chord_unlock_now)
+    before_task_publish.disconnect(_publish_chord_unlock_now, sender=CHORD_UNLOCK)
     unlock = app.tasks.get(CHORD_UNLOCK)
     if unlock is not None and original.chord_unlock_delay is not _MISSING:
         unlock.default_retry_delay = original.chord_unlock_delay
@@ -148,7 +148,12 @@ def _forget_connections(app: Any) -> None:
     import kombu.pools
 
     close_result_connections(app)
-    app.close()
+    # Not app.close(): it also unregisters the app, and shared tasks imported
+    # afterwards would never be bound to it. Celery has no public call to drop
+    # the broker pool alone.
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
     app.amqp._producer_pool = None
     app._backend_cache = None
     vars(app._local).pop("backend", None)

@@ -4,7 +4,7 @@ It is Celery's own ``WorkController`` (via ``celery.contrib.testing``), run in a
 thread with the signals a real ``celery worker`` sends around start-up, so
 handlers such as the toolbox's ``setup_app`` run as they would in production.
 The plugin drives it through its event loop: a wake-up pipe registered there
-runs calls in the worker's own thread (start or stop consuming a queue) and
+runs calls in the worker's own thread (start consuming a queue) and
 ends the loop at once on ``stop()``, without waiting out an SQS long poll.
 """
 
@@ -56,8 +56,8 @@ def _controller_class() -> Any:
 
 
 class InProcessWorker:
-    """Start with ``start()``, stop with ``stop()``; ``consume()`` adds queues and
-    ``pause()`` stops consuming some, each done in the worker's own thread."""
+    """Start with ``start()``, stop with ``stop()``; ``consume()`` adds queues,
+    in the worker's own thread."""
 
     def __init__(self, app: Any, queues: Iterable[str],
                  hostname: str = "cadasta-test@localhost") -> None:
@@ -123,26 +123,27 @@ class InProcessWorker:
             self._ready.set()
 
     def stop(self) -> None:
+        # celery.worker.state.should_terminate is how Celery's own test worker
+        # (celery.contrib.testing) is told to stop; there is no public call.
         from celery.worker import state
 
         thread, self._thread = self._thread, None
-        if thread is not None:
-            state.should_terminate = 0
-            try:
+        try:
+            if thread is not None:
+                state.should_terminate = 0
                 self._wake()  # the loop sees should_terminate now, not after a long poll
                 thread.join(STOP_TIMEOUT)
                 if thread.is_alive():
                     raise WorkerFailed(
                         f"the in-process worker did not stop within {STOP_TIMEOUT:.0f} s "
                         "(a task still running?)")
-            finally:
                 state.should_terminate = None
-        for fd in (self._wake_read, self._wake_write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._wake_read = self._wake_write = -1
+        finally:
+            if thread is None or not thread.is_alive():
+                for fd in (self._wake_read, self._wake_write):
+                    if fd >= 0:
+                        os.close(fd)
+                self._wake_read = self._wake_write = -1
 
     # -- calls in the worker's thread -------------------------------------------
     def _listen_for_wakeups(self, controller: Any) -> None:
@@ -180,8 +181,9 @@ class InProcessWorker:
     def call(self, func: Callable[[], Any]) -> Any:
         """Run ``func()`` in the worker's thread, between two turns of its loop;
         return what it returned (or raise what it raised)."""
-        if self._thread is None or self.controller is None:
-            raise WorkerFailed("the in-process worker is not running")
+        if self._thread is None or self.controller is None or not self._thread.is_alive():
+            reason = f": {self._error}" if self._error is not None else ""
+            raise WorkerFailed(f"the in-process worker is not running{reason}")
         reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
         self._calls.put((func, reply))
         self._wake()
@@ -216,18 +218,3 @@ class InProcessWorker:
 
         self.call(add)
         self.queues += missing
-
-    def pause(self, queues: Iterable[str]) -> list[str]:
-        """Stop consuming ``queues``; return those that were consumed. kombu puts
-        back whatever a poll already under way takes from them."""
-        paused = [q for q in queues if q in self.queues]
-        if not paused:
-            return []
-
-        def cancel() -> None:
-            for name in paused:
-                self.controller.consumer.cancel_task_queue(name)
-
-        self.call(cancel)
-        self.queues = [q for q in self.queues if q not in paused]
-        return paused

@@ -20,10 +20,8 @@ def default_exchange_is_topic(c: Conformance, _: Any) -> None:
              needs="a topic exchange, so the monitor queue bound with '#' gets a copy of "
                    "every task message",
              fix=f"task_default_exchange_type = 'topic' (or configure with {TOOLBOX})")
-    try:
-        on_broker = c.declared_channel().typeof(name).type
-    except KeyError:
-        on_broker = None
+    channel = c.declared_channel()
+    on_broker = channel.typeof(name).type if name in channel.state.exchanges else None
     if on_broker != "topic":
         fail(saw=f"declaring the app's queues creates exchange {name!r} as "
                  f"{on_broker!r} on the broker",

@@ -99,6 +99,7 @@ def test_fixture_without_app_says_how_to_give_one(run_inner, pytester):
 
 def test_the_harness_quickens_chord_unlock_and_puts_the_apps_own_setting_back(shared_pg_url):
     from celery import Celery
+    from celery.signals import before_task_publish
 
     from cadasta_toolbox.config import Config
     from pytest_cadasta.harness import Harness
@@ -109,14 +110,24 @@ def test_the_harness_quickens_chord_unlock_and_puts_the_apps_own_setting_back(sh
     app.config_from_object(Config())
     unlock = app.tasks["celery.chord_unlock"]
     own = unlock.default_retry_delay
+    own_settings = (app.conf.broker_url, app.conf.broker_transport, app.conf.result_backend)
+
+    def published_eta():
+        headers = {"eta": "2026-11-24T00:00:01", "retries": 0}
+        before_task_publish.send(sender="celery.chord_unlock", headers=headers)
+        return headers["eta"]
+
     harness = Harness(Settings(result_db=shared_pg_url), app)
     try:
         harness.app()
         assert unlock.default_retry_delay == CHORD_UNLOCK_TEST_DELAY != own
+        assert published_eta() is None  # chord_unlock's first run is at once
+        assert "127.0.0.1" in app.conf.broker_url
     finally:
         harness.close()
     assert unlock.default_retry_delay == own
-    assert app.conf.broker_transport == "sqs" and "127.0.0.1" not in str(app.conf.broker_url)
+    assert published_eta() is not None
+    assert (app.conf.broker_url, app.conf.broker_transport, app.conf.result_backend) == own_settings
 
 
 def test_single_task_chords_keep_their_callbacks_and_errbacks(run_inner):

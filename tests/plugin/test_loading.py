@@ -101,12 +101,8 @@ def test_an_ini_app_that_fails_says_it_came_from_the_ini(apps):
 
 
 @pytest.mark.parametrize("spec", ["proj", "proj.celery", "proj:app", "proj.celery:app"])
-def test_the_app_is_found_as_celery_a_finds_it_with_its_task_modules(apps, spec):
-    apps.makepyfile(test_tasks="""
-        def test_the_task_module_was_imported(cadasta_app):
-            assert "export.project" in cadasta_app.tasks
-    """)
-    result = run(apps, f"--cadasta-app={spec}", "-m", "not cadasta",
+def test_the_app_is_found_as_celery_a_finds_it(apps, spec):
+    result = run(apps, f"--cadasta-app={spec}",
                  "--cadasta-result-db=postgresql://u@localhost/postgres", "--collect-only")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines([f"cadasta: app {spec} (proj), role: worker"])

@@ -63,9 +63,13 @@ def production_shell(recording_proxy, pytester, monkeypatch):
     return env
 
 
+@pytest.mark.parametrize("imported_by", ["the plugin", "a conftest"])
 def test_an_app_that_sets_itself_up_while_imported_talks_only_to_loopback(
-        run_inner, pytester, recording_proxy, production_shell):
+        run_inner, pytester, recording_proxy, production_shell, imported_by):
     pytester.copy_example("inner_net/conftest.py")
+    if imported_by == "a conftest":  # conftests load before the plugin's configure
+        conftest = pytester.path / "conftest.py"
+        conftest.write_text(conftest.read_text() + "\nimport platform_producer  # noqa\n")
     result = run_inner("--cadasta-app=platform_producer:app", "--cadasta-producer-only",
                        examples=["apps/cadasta_platform.py", "apps/platform_producer.py"],
                        env=production_shell)
