@@ -158,6 +158,8 @@ class EphemeralPostgres:
     def _start_once(self) -> Server:
         from mirakuru.exceptions import AlreadyRunning
 
+        _become_subreaper()
+
         as_root = os.geteuid() == 0
         user = _unprivileged_user() if as_root else None
         base = _reachable_temp_dir() if as_root else None
@@ -238,11 +240,50 @@ class EphemeralPostgres:
                         starter.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         pass
+                postmaster = _postmaster_pid(Path(executor.datadir))
                 executor.stop()
+                if postmaster is not None:
+                    _reap(postmaster)
         finally:
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None
+
+
+def _become_subreaper() -> None:
+    """pg_ctl daemonises the postmaster: once pg_ctl exits, the postmaster's
+    parent is the nearest subreaper, else PID 1, which in many containers never
+    reaps, leaving a '[postgres] <defunct>' behind every run. Making this
+    process a subreaper (Linux) makes it the parent that reaps it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _postmaster_pid(datadir: Path) -> int | None:
+    try:
+        return int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _reap(pid: int, timeout: float = 10.0) -> None:
+    """Wait for the stopped postmaster if it is this process's child."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return  # not ours (no subreaper here): nothing to reap
+        if done or time.monotonic() >= deadline:
+            return
+        time.sleep(0.005)
 
 
 class StartingPostgres:

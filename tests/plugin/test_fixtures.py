@@ -21,6 +21,14 @@ def pg_leftovers(tmpdir):
     return dirs, procs
 
 
+def defunct_postgres():
+    """Zombie PostgreSQL processes on the machine, by pid."""
+    listing = subprocess.run(["ps", "-eo", "pid=,stat=,comm="], capture_output=True,
+                             text=True).stdout
+    return {int(pid) for pid, stat, comm in (line.split(None, 2) for line in listing.splitlines())
+            if stat.startswith("Z") and comm.strip().startswith("postgres")}
+
+
 def test_round_trip_through_worker_queue_monitor_and_result_table(run_inner):
     result = run_inner(APP, *ONLY_OWN, examples=[TOOLBOX_APP, "inner/test_roundtrip.py"])
     result.assert_outcomes(passed=2)
@@ -55,12 +63,14 @@ def test_own_postgres_leaves_nothing_behind(run_inner, pytester, open_tmpdir, ou
             assert cadasta_result_db.rows() == []
             {body}
     """)
+    zombies = defunct_postgres()
     result = run_inner(APP, *ONLY_OWN, own_db=True, env={"TMPDIR": str(tmpdir)})
     if expected:
         result.assert_outcomes(**expected)
     else:
         assert result.ret == pytest.ExitCode.INTERRUPTED
     assert pg_leftovers(tmpdir) == ([], "")
+    assert defunct_postgres() - zombies == set()
 
 
 def test_queues_are_empty_at_the_start_of_each_test(run_inner):
@@ -95,6 +105,8 @@ def test_fixture_without_app_says_how_to_give_one(run_inner, pytester):
     result = run_inner()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*no app: give --cadasta-app=module:attribute*"])
+    assert result.stdout.str().count("no app: give --cadasta-app") == 1
+    assert "During handling of the above exception" not in result.stdout.str()
 
 
 def test_the_harness_quickens_chord_unlock_and_puts_the_apps_own_setting_back(shared_pg_url):
