@@ -16,7 +16,7 @@ def header_lines(settings: Settings, app: Any, topology: Topology) -> list[str]:
         database = mask_url(settings.result_db) + " (a throwaway database on it)"
     else:
         database = "ephemeral PostgreSQL (pytest-postgresql), started on first use"
-    return [
+    lines = [
         f"cadasta: app {settings.app_spec} ({app.main or 'unnamed'}), role: {role}",
         f"cadasta: work queues {', '.join(topology.work_queues)}; "
         f"platform queue {topology.platform_queue}",
@@ -29,3 +29,10 @@ def header_lines(settings: Settings, app: Any, topology: Topology) -> list[str]:
         "listening since before the app was imported",
         f"cadasta: result database: {database}",
     ]
+    broker = app.conf.broker_url or ""
+    transport = app.conf.broker_transport or broker.partition("://")[0] or "amqp"
+    if transport != "sqs":
+        lines.insert(3, f"cadasta: the app's broker ({mask_url(broker) or transport}) is not "
+                        "SQS: replaced by the moto server for the run; the checks judge what "
+                        "the app does on SQS, as the platform runs it")
+    return lines

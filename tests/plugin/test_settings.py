@@ -144,3 +144,21 @@ def test_schema_option_is_relative_to_the_invocation_directory(project):
                                                str(project.path))
     assert ok.ret == pytest.ExitCode.OK
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_a_broker_other_than_sqs_is_replaced_and_the_header_says_so(project):
+    project.makepyfile(amqp_app="""
+        from celery import Celery
+
+        from cadasta_toolbox.config import Config
+
+        app = Celery("amqp_app")
+        app.config_from_object(Config(broker_url="amqp://guest:pw-rabbit@rabbit:5672//",
+                                      broker_transport=None))
+    """)
+    result = run(project, "--cadasta-app=amqp_app",
+                 "--cadasta-result-db=postgresql://u@h/p")
+    result.stdout.fnmatch_lines([
+        "cadasta: the app's broker (amqp://guest:**@rabbit:5672//) is not SQS: replaced by "
+        "the moto server for the run*"])
+    assert "pw-rabbit" not in result.stdout.str()
