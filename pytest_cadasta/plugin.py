@@ -37,6 +37,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def _stop_cleanly_on_sigterm(stack: ExitStack) -> None:
+    """SIGTERM (a CI job's timeout, a container stopping) ends Python without
+    any teardown, leaving PostgreSQL running; while the run holds one, it is
+    handled as Ctrl-C is, so everything started is stopped and removed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        return  # somebody else handles it already
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    stack.callback(signal.signal, signal.SIGTERM, previous)
+
+
 def _session_stack(config: pytest.Config) -> ExitStack:
     """What the run started and must stop: closed by pytest_unconfigure (and, as
     a backstop, by pytest's cleanup, which runs even when configuring fails)."""
@@ -83,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_cadasta.topology import Topology
 
     stack = _session_stack(config)
+    _stop_cleanly_on_sigterm(stack)
     label = settings.label("app")
     loader.put_rootdir_on_path(config.rootpath, stack)
     loader.check_module_exists(settings.app_spec, config.rootpath, label)

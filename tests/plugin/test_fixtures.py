@@ -48,6 +48,8 @@ OUTCOMES = {
     "failing": ("assert False", {"failed": 1}),
     # Ctrl-C while the database and the worker are up.
     "interrupted": ("os.kill(os.getpid(), signal.SIGINT); time.sleep(5)", {}),
+    # A CI job's timeout, a container stopping.
+    "terminated": ("os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)", {}),
 }
 
 
