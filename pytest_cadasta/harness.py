@@ -81,6 +81,8 @@ class Harness:
             self._stack.callback(database.drop)
             try:
                 database.create()
+            except InfrastructureError:
+                raise  # already says what went wrong (a bad --cadasta-result-schema)
             except Exception as exc:
                 detail = str(exc).strip()
                 if server.password:

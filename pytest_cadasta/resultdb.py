@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
+from pytest_cadasta.errors import InfrastructureError
 from pytest_cadasta.postgres import Server
 
 RESULT_COLUMNS = ("task_id", "status", "result", "traceback", "date_done", "name")
@@ -38,9 +39,16 @@ class ResultDatabase:
             maintenance_dbname=server.maintenance_db, connection_timeout=5)
         janitor.init()
         self._janitor = janitor  # only now is there something to drop
+        import psycopg
+
         schema = SCHEMA_SQL if self.schema_file is None else self.schema_file.read_text()
         with self.admin_connection() as connection:
-            apply_result_schema(connection, self.role, self.password, schema)
+            try:
+                apply_result_schema(connection, self.role, self.password, schema)
+            except psycopg.Error as exc:
+                if self.schema_file is None:
+                    raise
+                raise InfrastructureError(_schema_error(self.schema_file, schema, exc)) from None
         return self
 
     def drop(self) -> None:
@@ -105,6 +113,17 @@ class ResultDatabase:
                 "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
                 "WHERE grantee = %s", (self.role,))
             return {(table, privilege) for table, privilege in cursor.fetchall()}
+
+
+def _schema_error(path: Path, schema: str, exc: Any) -> str:
+    """``path:line: the error``, the line found from PostgreSQL's position in
+    the statement (the whole file is sent as one)."""
+    position = getattr(getattr(exc, "diag", None), "statement_position", None)
+    where = str(path)
+    if position:
+        where += f":{schema[:int(position)].count(chr(10)) + 1}"
+    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"the result schema {where}: {message}"
 
 
 def _select_rows(connection: Any, task_id: str | None) -> list[dict]:

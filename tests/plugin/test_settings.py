@@ -162,3 +162,25 @@ def test_a_broker_other_than_sqs_is_replaced_and_the_header_says_so(project):
         "cadasta: the app's broker (amqp://guest:**@rabbit:5672//) is not SQS: replaced by "
         "the moto server for the run*"])
     assert "pw-rabbit" not in result.stdout.str()
+
+
+def test_a_result_schema_with_an_sql_error_names_the_file_and_the_line(run_inner, project):
+    (project.path / "results.sql").write_text(
+        "CREATE SEQUENCE IF NOT EXISTS task_id_sequence;\n"
+        "CREATE TABLE celery_taskmeta (\n"
+        "    id INTEGER PRIMARY KEY,\n"
+        "    task_id VARCHAR(155) UNIQUE,\n"
+        "    status VARCHAR(50)\n"
+        "    result BYTEA\n"
+        ");\n")
+    project.makepyfile(test_db="""
+        def test_uses_results(cadasta_result_db):
+            pass
+    """)
+    result = run_inner("--cadasta-app=toolbox_app:app", "--cadasta-result-schema=results.sql",
+                       "-m", "not cadasta", "-k", "uses_results")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*could not provide the result database: the result schema */results.sql:6: "
+        "syntax error at or near \"result\""])
+    assert "CREATEDB" not in result.stdout.str()
