@@ -32,6 +32,9 @@ class CheckNode(pytest.Collector):
 class CheckItem(pytest.Function):
     """A check, run as a test function over the session's conformance state."""
 
+    #: Its place in the running order (set by ``build_items``).
+    running_order: int = 0
+
     def reportinfo(self) -> tuple[str, int, str]:
         return SUITE, 0, self.nodeid
 
@@ -69,6 +72,7 @@ def build_items(session: pytest.Session, topology: Topology,
         name = check.name if queue is None else f"{check.name}[{queue}]"
         item = CheckItem.from_parent(groups[check.group], name=name,
                                      callobj=_test_function(check, queue))
+        item.running_order = len(items)
         item.add_marker("cadasta")
         if producer_only and check.for_workers_only:
             item.add_marker(pytest.mark.skip(reason=PRODUCER_ONLY_REASON))
@@ -77,3 +81,12 @@ def build_items(session: pytest.Session, topology: Topology,
     session.config.hook.pytest_collectreport(
         report=pytest.CollectReport(SUITE, "passed", None, items))
     return items
+
+
+def keep_check_order(items: list[Any]) -> None:
+    """Put the checks among ``items`` back in their running order, in the places
+    they hold now (the other items stay where they are)."""
+    places = [i for i, item in enumerate(items) if isinstance(item, CheckItem)]
+    ordered = sorted((items[i] for i in places), key=lambda item: item.running_order)
+    for place, item in zip(places, ordered):
+        items[place] = item

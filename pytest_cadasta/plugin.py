@@ -148,18 +148,25 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return header_lines(config.stash[settings_key], config.stash[app_key], topology)
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
-    """Put the conformance checks first (before -k/-m deselection runs)."""
+                                  items: list[pytest.Item]) -> Iterator[None]:
+    """Put the conformance checks first (before -k/-m deselection runs); then,
+    after every other plugin (pytest-randomly, --ff ...), give them back their
+    own running order among themselves, wherever the rest went."""
     topology = config.stash.get(topology_key, None)
-    if topology is None:
-        return
-    from pytest_cadasta.collection import build_items
+    if topology is not None:
+        from pytest_cadasta.collection import build_items
 
-    checks = build_items(session, topology, config.stash[settings_key].producer_only)
-    config.pluginmanager.get_plugin(SUMMARY_PLUGIN).expect(checks)
-    items[:0] = checks
+        checks = build_items(session, topology, config.stash[settings_key].producer_only)
+        config.pluginmanager.get_plugin(SUMMARY_PLUGIN).expect(checks)
+        items[:0] = checks
+    result = yield
+    if topology is not None:
+        from pytest_cadasta.collection import keep_check_order
+
+        keep_check_order(items)
+    return result
 
 
 def provide(what: str, make: Callable[..., T], *args: Any) -> T:

@@ -283,3 +283,47 @@ def test_queues_for_several_apps_say_this_version_checks_one(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --cadasta-queues='toolbox_app=export,celery': "
                                  "'LABEL=queues' names the queues of one of several apps*"])
+
+
+def test_checks_keep_their_order_and_verdict_when_another_plugin_shuffles(run_inner, pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_modifyitems(items):
+            items.reverse()  # as pytest-randomly might
+    """)
+    result = run_inner("--cadasta-app=toolbox_app:app", "-v")
+    result.assert_outcomes(passed=ALL)
+    ran = [line.split(" ")[0] for line in result.stdout.lines if line.startswith("cadasta::")]
+    assert ran == [f"cadasta::{check.group}::{check.name}" + (f"[{queue}]" if queue else "")
+                   for check, queue in CHECKS]
+    result.stdout.fnmatch_lines(["verdict: conforms"])
+
+
+def test_a_conftest_fixture_of_the_same_name_wins(run_inner, pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.fixture
+        def cadasta_sqs():
+            return "the user's own"
+    """)
+    pytester.makepyfile(test_own="""
+        def test_it(cadasta_sqs):
+            assert cadasta_sqs == "the user's own"
+    """)
+    result = run_inner("--cadasta-app=toolbox_app:app", "-m", "not cadasta")
+    result.assert_outcomes(passed=1, deselected=ALL)
+
+
+def test_the_plugin_disabled_with_the_ini_key_set_gives_pytests_usual_warning(pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.makeini("[pytest]\ncadasta_app = toolbox_app:app\n")
+    pytester.makepyfile(test_plain="def test_plain(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:cadasta")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*Unknown config option: cadasta_app*"])
+    assert "cadasta::" not in result.stdout.str()
