@@ -178,7 +178,7 @@ def pool_result_connections(app: Any) -> None:
 
 def close_result_connections(app: Any) -> None:
     """Close the pooled result connections of this thread's backend, if any."""
-    backend = app._backend_cache or getattr(app._local, "backend", None)
+    backend = getattr(app, "_backend_cache", None) or getattr(app._local, "backend", None)
     manager = getattr(backend, "session_manager", None)
     if manager is not None:
         manager.invalidate(backend.url)
