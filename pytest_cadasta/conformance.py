@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pytest_cadasta.errors import CadastaError
+from pytest_cadasta.errors import CadastaError, one_line
 from pytest_cadasta.events import DONE, RECEIVED, UNKNOWN, TaskEvents
 from pytest_cadasta.probes import HideProbeFailures, Probes
 from pytest_cadasta.topology import Topology
@@ -64,9 +64,7 @@ def raised_while_checking(exc: BaseException) -> str:
     """A check failure for an exception the app's own code (or a library it
     drives) raised: the exception in one line and where it was raised."""
     where = raised_at(exc)
-    text = str(exc).strip().splitlines()
-    saw = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return (f"\n  saw:   {saw} (raised at {where})"
+    return (f"\n  saw:   {one_line(exc)} (raised at {where})"
             "\n  needs: the app's own code (its AMQP class, routers, signal handlers) to "
             "send and run tasks while the broker answers: here SQS is moto's server, "
             "listening since before the app was imported"

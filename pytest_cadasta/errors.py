@@ -31,3 +31,9 @@ class PortTaken(InfrastructureError):
 
 class WorkerFailed(InfrastructureError):
     """The in-process worker did not start or stop."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, for a message that shows an exception."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

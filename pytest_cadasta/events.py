@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,19 +146,24 @@ class TaskEvents:
         with self._changed:
             return [e for e in self._published if e.name == name and e.at >= since]
 
-    def wait_for_publish(self, name: str, since: float, timeout: float) -> TaskEvent | None:
-        """The first publish of a task named ``name`` since ``since``, waiting for
-        it at most ``timeout`` seconds (a safety net: None if it never came)."""
+    def _wait(self, find: Callable[[], TaskEvent | None],
+              timeout: float) -> TaskEvent | None:
+        """``find()`` once it finds something, re-asked at each new event, for at
+        most ``timeout`` seconds (a safety net: None if nothing came)."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                for event in self._published:
-                    if event.name == name and event.at >= since:
-                        return event
+                found = find()
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
+                if found is not None or left <= 0:
+                    return found
                 self._changed.wait(left)
+
+    def wait_for_publish(self, name: str, since: float, timeout: float) -> TaskEvent | None:
+        """The first publish of a task named ``name`` since ``since``, waiting for
+        it at most ``timeout`` seconds (a safety net: None if it never came)."""
+        return self._wait(lambda: next((e for e in self._published
+                                        if e.name == name and e.at >= since), None), timeout)
 
     def wait_for(self, task_id: str, kinds: Iterable[str], timeout: float,
                  since: float = 0.0) -> TaskEvent | None:
@@ -166,16 +171,8 @@ class TaskEvents:
         waiting for it at most ``timeout`` seconds (a safety net: None if it
         never came)."""
         wanted = set(kinds)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for event in self._by_task.get(task_id, ()):
-                    if event.kind in wanted and event.at >= since:
-                        return event
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._changed.wait(left)
+        return self._wait(lambda: next((e for e in self._by_task.get(task_id, ())
+                                        if e.kind in wanted and e.at >= since), None), timeout)
 
     def story(self, task_id: str) -> str:
         """What happened to ``task_id``, for a message: 'published (routing key

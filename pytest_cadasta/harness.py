@@ -151,10 +151,6 @@ class Harness:
         return self._worker
 
     @property
-    def worker_started(self) -> bool:
-        return self._worker is not None
-
-    @property
     def running_worker(self) -> InProcessWorker | None:
         """The worker if it started; asking starts nothing and changes nothing."""
         return self._worker

@@ -9,18 +9,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from pytest_cadasta.errors import UsageError
+from pytest_cadasta.errors import UsageError, one_line
 
 
 def _is_celery_app(obj: Any) -> bool:
     from celery import Celery
 
     return isinstance(obj, Celery)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _find_spec(name: str, path: list[str] | None) -> Any:
@@ -139,7 +134,7 @@ def _import_task_modules(app: Any, label: str, spec: str) -> None:
         modules = ", ".join(app.loader.default_modules) or "autodiscovered modules"
         raise UsageError(
             f"{label}={spec!r}: importing the app's task modules ({modules}; from "
-            f"imports, include or autodiscovery) raised {_one_line(exc)}") from None
+            f"imports, include or autodiscovery) raised {one_line(exc)}") from None
 
 
 def _import_failed(label: str, spec: str, module_name: str,
@@ -147,7 +142,7 @@ def _import_failed(label: str, spec: str, module_name: str,
     command = f"python -c {shlex.quote('import ' + module_name)}"
     return UsageError(
         f"{label}={spec!r}: importing {module_name!r} raised "
-        f"{_one_line(exc)}; reproduce with: {command}")
+        f"{one_line(exc)}; reproduce with: {command}")
 
 
 def check_queues(app: Any, queues: tuple[str, ...] | None, label: str) -> None:
