@@ -1,5 +1,7 @@
-"""Turning the checks into pytest items: ``cadasta::<group>::<check>[queue]``,
-marked ``cadasta``, collected once per session whatever paths pytest got."""
+"""Turning the checks into pytest items, marked ``cadasta``, collected once per
+session whatever paths pytest got: ``cadasta::<group>::<check>[queue]`` for one
+app; with several, ``cadasta::<label>::<group>::<check>[queue]`` per app and
+``cadasta::system::<check>`` for the system."""
 
 from __future__ import annotations
 
@@ -7,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_cadasta.checks import Check, iter_checks
+from pytest_cadasta.checks import Check, iter_checks, system_checks
 from pytest_cadasta.conformance import PRODUCER_ONLY_REASON, run_check
+from pytest_cadasta.settings import SYSTEM
 
 if TYPE_CHECKING:
     from pytest_cadasta.conformance import Conformance
-    from pytest_cadasta.topology import Topology
+    from pytest_cadasta.run import LoadedApp
 
 SUITE = "cadasta"
 
@@ -34,6 +37,12 @@ class CheckItem(pytest.Function):
 
     #: Its place in the running order (set by ``build_items``).
     running_order: int = 0
+    #: The label of the app it judges ("system" for the system checks).
+    cadasta_app: str = ""
+    #: Its group (the label "system" for the system checks).
+    cadasta_group: str = ""
+    #: Skipped by design: a check of a worker, on an app that only produces.
+    skip_expected: bool = False
 
     def reportinfo(self) -> tuple[str, int, str]:
         return SUITE, 0, self.nodeid
@@ -58,26 +67,62 @@ def _test_function(check: Check, queue: str | None) -> Any:
     return chosen
 
 
-def build_items(session: pytest.Session, topology: Topology,
-                producer_only: bool) -> list[CheckItem]:
-    """One item per check (per queue where it applies), in running order; each
-    group's items together, so every group shows once."""
+def _system_test_function(check: Check) -> Any:
+    def test(_cadasta_verdict: None, _cadasta_system: Any) -> None:
+        failure, skipped = run_check(check, _cadasta_system, None)
+        if failure is not None:
+            pytest.fail(failure, pytrace=False)
+        if skipped is not None:
+            pytest.skip(skipped)
+
+    def test_with_workers(_cadasta_verdict: None, _cadasta_system: Any,
+                          _cadasta_system_workers: Any) -> None:
+        test(_cadasta_verdict, _cadasta_system)
+
+    chosen = test_with_workers if check.needs_worker else test
+    chosen.__doc__ = check.doc
+    return chosen
+
+
+def _child(parent: Any, name: str) -> CheckNode:
+    node = CheckNode.from_parent(parent, name=name)
+    parent.children.append(node)
+    return node
+
+
+def build_items(session: pytest.Session, apps: list[LoadedApp]) -> list[CheckItem]:
+    """One item per check (per queue where it applies) of each app, then the
+    system's checks when there are several apps, in running order; each group's
+    items together, so every group shows once."""
     suite = CheckNode.from_parent(session, name=SUITE, nodeid=SUITE)
-    groups: dict[str, CheckNode] = {}
-    items = []
-    for check, queue in iter_checks(topology.work_queues):
-        if check.group not in groups:
-            groups[check.group] = CheckNode.from_parent(suite, name=check.group)
-            suite.children.append(groups[check.group])
-        name = check.name if queue is None else f"{check.name}[{queue}]"
-        item = CheckItem.from_parent(groups[check.group], name=name,
-                                     callobj=_test_function(check, queue))
+    items: list[CheckItem] = []
+
+    def add(parent: CheckNode, name: str, function: Any, label: str, group: str,
+            skip: str | None = None) -> None:
+        item = CheckItem.from_parent(parent, name=name, callobj=function)
         item.running_order = len(items)
+        item.cadasta_app, item.cadasta_group = label, group
         item.add_marker("cadasta")
-        if producer_only and check.for_workers_only:
-            item.add_marker(pytest.mark.skip(reason=PRODUCER_ONLY_REASON))
-        groups[check.group].children.append(item)
+        if skip is not None:
+            item.skip_expected = True
+            item.add_marker(pytest.mark.skip(reason=skip))
+        parent.children.append(item)
         items.append(item)
+
+    for loaded in apps:
+        top = suite if len(apps) == 1 else _child(suite, loaded.label)
+        groups: dict[str, CheckNode] = {}
+        for check, queue in iter_checks(loaded.topology.work_queues):
+            if check.group not in groups:
+                groups[check.group] = _child(top, check.group)
+            skip = (PRODUCER_ONLY_REASON
+                    if not loaded.entry.is_worker and check.for_workers_only else None)
+            add(groups[check.group], check.name if queue is None else f"{check.name}[{queue}]",
+                _test_function(check, queue), loaded.label, check.group, skip)
+    if len(apps) > 1:
+        system = _child(suite, SYSTEM)
+        for check in system_checks(apps):
+            add(system, check.name, _system_test_function(check), SYSTEM, SYSTEM)
     session.config.hook.pytest_collectreport(
         report=pytest.CollectReport(SUITE, "passed", None, items))
     return items

@@ -79,12 +79,14 @@ class TaskEvents:
     def _on_received(self, sender: Any = None, request: Any = None, **kwargs: Any) -> None:
         message = getattr(request, "message", None)
         self._record(RECEIVED, request.id, request.name,
-                     queue=_sqs_queue(getattr(message, "delivery_info", None)))
+                     queue=_sqs_queue(getattr(message, "delivery_info", None)),
+                     worker=getattr(sender, "hostname", None))
 
     def _on_unknown(self, sender: Any = None, name: Any = None, id: Any = None,
                     message: Any = None, **kwargs: Any) -> None:
         self._record(UNKNOWN, id, name,
-                     queue=_sqs_queue(getattr(message, "delivery_info", None)))
+                     queue=_sqs_queue(getattr(message, "delivery_info", None)),
+                     worker=getattr(sender, "hostname", None))
 
     def _on_prerun(self, sender: Any = None, task_id: Any = None, task: Any = None,
                    **kwargs: Any) -> None:

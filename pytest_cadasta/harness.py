@@ -24,53 +24,28 @@ if TYPE_CHECKING:
     from pytest_cadasta.worker import InProcessWorker
 
 
-class Harness:
-    """Starts each part on first request, in dependency order; ``close()`` stops
-    everything it started, in reverse, and puts the environment back.
+class Infrastructure:
+    """What every app of a run shares: moto's SQS server and the result
+    database, each started on first request; ``close()`` stops what it started."""
 
-    ``user_app`` is the user's app object; ``app()`` wires that same object to
-    the mocked SQS and the result database (and ``close()`` unwires it).
-    """
-
-    def __init__(self, settings: Settings, user_app: Any = None,
-                 topology: Topology | None = None, server: MotoServer | None = None,
+    def __init__(self, settings: Settings, server: MotoServer | None = None,
                  postgres: StartingPostgres | None = None) -> None:
         self.settings = settings
-        self.user_app = user_app
-        if topology is None and user_app is not None:
-            topology = Topology.of(user_app)
-        self._topology = topology
         #: The moto server, when the caller started it (before importing the app).
         self._given_server = self._server = server
         #: PostgreSQL, when the caller started it already (in the background).
         self._starting_postgres = postgres
         self._stack = ExitStack()
-        self._sqs: MockSQS | None = None
         self._database: ResultDatabase | None = None
-        self._wired = False
-        self.original: OriginalSettings | None = None
-        self._worker: InProcessWorker | None = None
         # A backstop for an interpreter that exits without teardown.
         weakref.finalize(self, ExitStack.close, self._stack)
 
-    @property
-    def topology(self) -> Topology:
-        if self._topology is None:
-            raise _no_app()
-        return self._topology
+    def server(self) -> MotoServer:
+        if self._server is None:
+            from pytest_cadasta.sqs import local_aws
 
-    def sqs(self) -> MockSQS:
-        if self._sqs is None:
-            from pytest_cadasta.sqs import MockSQS, local_aws
-
-            if self._server is None:
-                self._server = self._stack.enter_context(local_aws())
-            if self._topology is None:
-                self._sqs = MockSQS(self._server)
-            else:
-                self._sqs = MockSQS(self._server, self._topology.region,
-                                    self._topology.queue_name_prefix)
-        return self._sqs
+            self._server = self._stack.enter_context(local_aws())
+        return self._server
 
     def result_db(self) -> ResultDatabase:
         if self._database is None:
@@ -106,6 +81,65 @@ class Harness:
         self._stack.callback(pg.stop)
         return pg.start()
 
+    def close(self) -> None:
+        self._stack.close()
+        self._database = None
+        self._server = self._given_server
+
+
+class Harness:
+    """One app's parts, started on first request, in dependency order; ``close()``
+    stops everything it started, in reverse, and puts the app back.
+
+    ``user_app`` is the user's app object; ``app()`` wires that same object to
+    the mocked SQS and the result database (and ``close()`` unwires it). The
+    server and the database come from ``infra``, shared by every app of the run
+    (one of its own, closed with it, when none is given).
+    """
+
+    def __init__(self, settings: Settings, user_app: Any = None,
+                 topology: Topology | None = None, infra: Infrastructure | None = None,
+                 hostname: str = "cadasta-test@localhost") -> None:
+        self.settings = settings
+        self.user_app = user_app
+        if topology is None and user_app is not None:
+            topology = Topology.of(user_app)
+        self._topology = topology
+        self.hostname = hostname
+        self._stack = ExitStack()
+        if infra is None:
+            infra = Infrastructure(settings)
+            self._stack.callback(infra.close)
+        self.infra = infra
+        self._sqs: MockSQS | None = None
+        self._wired = False
+        self.original: OriginalSettings | None = None
+        self._worker: InProcessWorker | None = None
+        self._worker_stack: ExitStack | None = None
+        # A backstop for an interpreter that exits without teardown.
+        weakref.finalize(self, ExitStack.close, self._stack)
+
+    @property
+    def topology(self) -> Topology:
+        if self._topology is None:
+            raise _no_app()
+        return self._topology
+
+    def sqs(self) -> MockSQS:
+        if self._sqs is None:
+            from pytest_cadasta.sqs import MockSQS
+
+            server = self.infra.server()
+            if self._topology is None:
+                self._sqs = MockSQS(server)
+            else:
+                self._sqs = MockSQS(server, self._topology.region,
+                                    self._topology.queue_name_prefix)
+        return self._sqs
+
+    def result_db(self) -> ResultDatabase:
+        return self.infra.result_db()
+
     def broker_app(self) -> Any:
         """The user's app with its broker on the mocked SQS; no result backend
         yet (the checks that only publish need none, and need not wait for
@@ -140,15 +174,23 @@ class Harness:
             from pytest_cadasta.worker import InProcessWorker
 
             app = self.app()
-            worker = InProcessWorker(app, wanted)
-            self._stack.callback(worker.stop)
+            worker = InProcessWorker(app, wanted, self.hostname)
+            stack = self._worker_stack = self._stack.enter_context(ExitStack())
+            stack.callback(worker.stop)
             worker.start()
             worker.call(partial(pool_result_connections, app))
-            self._stack.callback(worker.call_if_running, partial(close_result_connections, app))
+            stack.callback(worker.call_if_running, partial(close_result_connections, app))
             self._worker = worker
         else:
             self._worker.consume(wanted)
         return self._worker
+
+    def stop_worker(self) -> None:
+        """Stop the worker, if it runs; ``worker()`` starts a new one."""
+        stack, self._worker_stack = self._worker_stack, None
+        self._worker = None
+        if stack is not None:
+            stack.close()
 
     @property
     def running_worker(self) -> InProcessWorker | None:
@@ -161,8 +203,7 @@ class Harness:
 
     def close(self) -> None:
         self._stack.close()
-        self._sqs = self._database = self._worker = None
-        self._server = self._given_server
+        self._sqs = self._worker = self._worker_stack = None
         self._wired = False
         self.original = None
 

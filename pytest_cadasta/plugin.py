@@ -19,15 +19,17 @@ if TYPE_CHECKING:
     from pytest_cadasta.conformance import Conformance
     from pytest_cadasta.harness import Harness
     from pytest_cadasta.resultdb import ResultDatabase
+    from pytest_cadasta.run import LoadedApp, Run
     from pytest_cadasta.sqs import MockSQS
+    from pytest_cadasta.system import SystemConformance
     from pytest_cadasta.worker import InProcessWorker
 
 settings_key = pytest.StashKey[Settings]()
-app_key = pytest.StashKey[Any]()
-topology_key = pytest.StashKey["Topology"]()
+apps_key = pytest.StashKey[list["LoadedApp"]]()
 server_key = pytest.StashKey["MotoServer"]()
 stack_key = pytest.StashKey[ExitStack]()
 postgres_key = pytest.StashKey["StartingPostgres"]()
+run_key = pytest.StashKey["Run"]()
 
 T = TypeVar("T")
 SUMMARY_PLUGIN = "cadasta-summary"
@@ -72,13 +74,14 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]
     any conftest is imported: a conftest that imports the app (and an app that
     talks to its broker while imported, as the platform does) reaches moto, never
     AWS."""
-    spec = getattr(early_config.known_args_namespace, "cadasta_app", None)
-    if spec is None:
+    args = early_config.known_args_namespace
+    given = bool(getattr(args, "cadasta_app", None) or getattr(args, "cadasta_producer", None))
+    for key in ("cadasta_app", "cadasta_producer"):
         try:
-            spec = early_config.getini("cadasta_app") or None
+            given = given or bool(early_config.getini(key))
         except ValueError:
-            spec = None
-    if spec:
+            pass
+    if given:
         from pytest_cadasta.sqs import local_aws
 
         early_config.stash[server_key] = _session_stack(early_config).enter_context(
@@ -95,26 +98,30 @@ def pytest_configure(config: pytest.Config) -> None:
     for message in KOMBU_CURL_WARNINGS:
         config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
     settings = config.stash[settings_key] = read_settings(config)
-    if settings.app_spec is None:
+    if not settings.apps:
         return
     from pytest_cadasta import loader
+    from pytest_cadasta.run import LoadedApp
     from pytest_cadasta.sqs import local_aws
     from pytest_cadasta.summary import Summary
     from pytest_cadasta.topology import Topology
 
     stack = _session_stack(config)
     _stop_cleanly_on_sigterm(stack)
-    label = settings.label("app")
     loader.put_rootdir_on_path(config.rootpath, stack)
-    loader.check_module_exists(settings.app_spec, config.rootpath, label)
+    for entry in settings.apps:
+        loader.check_module_exists(entry.spec, config.rootpath, entry.spelled)
     if server_key not in config.stash:
         config.stash[server_key] = stack.enter_context(local_aws())
-    app = config.stash[app_key] = loader.load_app(settings.app_spec, config.rootpath, label)
-    loader.check_queues(app, settings.queues, settings.label("queues"))
-    config.stash[topology_key] = Topology.of(app, settings.app_spec.split(".")[0].split(":")[0],
-                                             settings.queues)
+    loaded = []
+    for entry in settings.apps:
+        app = loader.load_app(entry.spec, config.rootpath, entry.spelled)
+        loader.check_queues(app, entry.queues, settings.label("queues"))
+        loaded.append(LoadedApp(entry, app, Topology.of(app, entry.label, entry.queues)))
+    config.stash[apps_key] = loaded
+    workers = [entry for entry in settings.apps if entry.is_worker]
     if settings.result_db is None and settings.pg_ctl is not None \
-            and not settings.producer_only and not config.option.collectonly:
+            and workers and not config.option.collectonly:
         from pytest_cadasta.postgres import StartingPostgres
 
         # initdb (or a copy of the cached cluster) and pg_ctl start run while
@@ -126,8 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # kombu's warning exists because the harness set a dead-letter queue; the
     # checks read it themselves, and it must not fail a user's -W error run.
     config.addinivalue_line("filterwarnings", f"ignore:{UNDELIVERABLE_WARNING}")
-    config.pluginmanager.register(Summary(settings, config.stash[topology_key]),
-                                  SUMMARY_PLUGIN)
+    config.pluginmanager.register(Summary(settings, loaded), SUMMARY_PLUGIN)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -140,12 +146,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    topology = config.stash.get(topology_key, None)
-    if topology is None:
+    loaded = config.stash.get(apps_key, None)
+    if not loaded:
         return None
     from pytest_cadasta.report import header_lines
 
-    return header_lines(config.stash[settings_key], config.stash[app_key], topology)
+    return header_lines(config.stash[settings_key], loaded)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -154,15 +160,15 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """Put the conformance checks first (before -k/-m deselection runs); then,
     after every other plugin (pytest-randomly, --ff ...), give them back their
     own running order among themselves, wherever the rest went."""
-    topology = config.stash.get(topology_key, None)
-    if topology is not None:
+    loaded = config.stash.get(apps_key, None)
+    if loaded:
         from pytest_cadasta.collection import build_items
 
-        checks = build_items(session, topology, config.stash[settings_key].producer_only)
+        checks = build_items(session, loaded)
         config.pluginmanager.get_plugin(SUMMARY_PLUGIN).expect(checks)
         items[:0] = checks
     result = yield
-    if topology is not None:
+    if loaded:
         from pytest_cadasta.collection import keep_check_order
 
         keep_check_order(items)
@@ -181,18 +187,37 @@ def provide(what: str, make: Callable[..., T], *args: Any) -> T:
     pytest.fail(reason, pytrace=False)  # outside the except: no chained traceback
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """With several apps, an app's worker stops when its checks are done: each
+    app's checks see only its own worker, as when it is judged alone."""
+    label = getattr(item, "cadasta_app", None)
+    if label is None or not item.config.stash[settings_key].is_system:
+        return
+    if getattr(nextitem, "cadasta_app", None) != label:
+        run = item.session.config.stash.get(run_key, None)
+        if run is not None:
+            run.finish_app(label)
+
+
+
 @pytest.fixture(scope="session")
-def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Harness]:
-    from pytest_cadasta.harness import Harness
+def _cadasta_run(pytestconfig: pytest.Config) -> Iterator[Run]:
+    from pytest_cadasta.run import Run
 
     stash = pytestconfig.stash
-    harness = Harness(stash[settings_key], stash.get(app_key, None),
-                      stash.get(topology_key, None), stash.get(server_key, None),
-                      stash.get(postgres_key, None))
+    run = stash[run_key] = Run(stash[settings_key], stash.get(apps_key, []),
+                               stash.get(server_key, None), stash.get(postgres_key, None))
     try:
-        yield harness
+        yield run
     finally:
-        harness.close()
+        del stash[run_key]
+        run.close()
+
+
+@pytest.fixture(scope="session")
+def _cadasta_harness(_cadasta_run: Run) -> Harness:
+    return _cadasta_run.harness()
 
 
 @pytest.fixture
@@ -216,40 +241,65 @@ def _cadasta_wired_app(_cadasta_harness: Harness) -> Any:
 
 @pytest.fixture
 def cadasta_app(_cadasta_wired_app: Any, cadasta_sqs: MockSQS) -> Any:
-    """The user's app, wired to the mocked SQS and the result database."""
+    """The user's app (the first worker's, with several), wired to the mocked SQS
+    and the result database."""
     return _cadasta_wired_app
 
 
-@pytest.fixture(scope="session")
-def _cadasta_session_worker(_cadasta_harness: Harness,
-                            pytestconfig: pytest.Config) -> InProcessWorker:
-    if pytestconfig.stash[settings_key].producer_only:
+@pytest.fixture
+def cadasta_apps(_cadasta_run: Run, cadasta_sqs: MockSQS) -> dict[str, Any]:
+    """Every app of the run, by label, each wired to the mocked SQS and the
+    result database."""
+    return {label: provide(f"provide the app {label}", _cadasta_run.harness(label).app)
+            for label in _cadasta_run.apps}
+
+
+def _skip_without_worker(config: pytest.Config) -> None:
+    if not any(entry.is_worker for entry in config.stash[settings_key].apps):
         from pytest_cadasta.conformance import PRODUCER_ONLY_REASON
 
         pytest.skip(PRODUCER_ONLY_REASON)
+
+
+@pytest.fixture
+def cadasta_worker(_cadasta_harness: Harness, cadasta_app: Any,
+                   pytestconfig: pytest.Config) -> InProcessWorker:
+    """An in-process worker consuming the queues the production worker consumes
+    (--cadasta-queues, else every work queue; never the monitor)."""
+    _skip_without_worker(pytestconfig)
     return provide("provide the worker", _cadasta_harness.worker)
 
 
 @pytest.fixture
-def cadasta_worker(_cadasta_session_worker: InProcessWorker,
-                   cadasta_app: Any) -> InProcessWorker:
-    """An in-process worker consuming the queues the production worker consumes
-    (--cadasta-queues, else every work queue; never the monitor)."""
-    return _cadasta_session_worker
+def cadasta_workers(_cadasta_run: Run, cadasta_apps: dict[str, Any]) -> dict[str, InProcessWorker]:
+    """An in-process worker per worker app, by label, each consuming the queues
+    its production worker consumes."""
+    return {loaded.label: provide(f"provide the worker of {loaded.label}",
+                                  _cadasta_run.harness(loaded.label).worker)
+            for loaded in _cadasta_run.workers}
 
 
-@pytest.fixture(scope="session")
-def _cadasta_conformance(_cadasta_harness: Harness, pytestconfig: pytest.Config) -> Conformance:
-    from pytest_cadasta.conformance import Conformance
-
-    return provide("set up the checks", Conformance, _cadasta_harness,
-                   not pytestconfig.stash[settings_key].producer_only)
+@pytest.fixture
+def _cadasta_conformance(_cadasta_run: Run, request: pytest.FixtureRequest) -> Conformance:
+    """The checks' state of the app the requesting check judges."""
+    return provide("set up the checks", _cadasta_run.conformance, request.node.cadasta_app)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def _cadasta_checks_worker(_cadasta_conformance: Conformance) -> InProcessWorker:
     """The worker the worker-side checks need, with the result database."""
     return provide("start the worker", _cadasta_conformance.require_worker)
+
+
+@pytest.fixture
+def _cadasta_system(_cadasta_run: Run) -> SystemConformance:
+    return provide("set up the system checks", _cadasta_run.system)
+
+
+@pytest.fixture
+def _cadasta_system_workers(_cadasta_system: SystemConformance) -> Any:
+    """Every worker app's worker, each consuming its production queues."""
+    return provide("start the workers", _cadasta_system.require_workers)
 
 
 @pytest.fixture(scope="session")

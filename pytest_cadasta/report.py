@@ -2,37 +2,71 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pytest_cadasta.settings import Settings
-from pytest_cadasta.topology import Topology
+
+if TYPE_CHECKING:
+    from pytest_cadasta.run import LoadedApp
 
 
-def header_lines(settings: Settings, app: Any, topology: Topology) -> list[str]:
+def _consumes(settings: Settings, loaded: LoadedApp) -> str:
+    topology = loaded.topology
+    if topology.production_queues is not None:
+        return f"{', '.join(topology.production_queues)} (-Q, {settings.label('queues')})"
+    return ("what 'celery worker' without -Q consumes (every queue in task_queues, less "
+            "what the app deselects at start-up)")
+
+
+def _broker_replaced(loaded: LoadedApp, whose: str) -> str | None:
     from cadasta_toolbox.masking import mask_url
 
-    role = "producer only (worker checks skipped)" if settings.producer_only else "worker"
+    conf = loaded.app.conf
+    broker = conf.broker_url or ""
+    transport = conf.broker_transport or broker.partition("://")[0] or "amqp"
+    if transport == "sqs":
+        return None
+    return (f"cadasta: {whose} broker ({mask_url(broker) or transport}) is not "
+            "SQS: replaced by the moto server for the run; the checks judge what the app "
+            "does on SQS, as the platform runs it")
+
+
+def header_lines(settings: Settings, apps: list[LoadedApp]) -> list[str]:
+    from cadasta_toolbox.masking import mask_url
+
     if settings.result_db is not None:
         database = mask_url(settings.result_db) + " (a throwaway database on it)"
     else:
         database = "ephemeral PostgreSQL (pytest-postgresql), started on first use"
-    lines = [
-        f"cadasta: app {settings.app_spec} ({app.main or 'unnamed'}), role: {role}",
-        f"cadasta: work queues {', '.join(topology.work_queues)}; "
-        f"platform queue {topology.platform_queue}",
-        "cadasta: the worker consumes "
-        + (f"{', '.join(topology.production_queues)} (-Q, {settings.label('queues')})"
-           if topology.production_queues is not None else
-           "what 'celery worker' without -Q consumes (every queue in task_queues, less "
-           "what the app deselects at start-up)"),
+    infrastructure = [
         "cadasta: SQS: moto server on 127.0.0.1 (random port, fake credentials), "
         "listening since before the app was imported",
         f"cadasta: result database: {database}",
     ]
-    broker = app.conf.broker_url or ""
-    transport = app.conf.broker_transport or broker.partition("://")[0] or "amqp"
-    if transport != "sqs":
-        lines.insert(3, f"cadasta: the app's broker ({mask_url(broker) or transport}) is not "
-                        "SQS: replaced by the moto server for the run; the checks judge what "
-                        "the app does on SQS, as the platform runs it")
-    return lines
+    if len(apps) == 1:
+        loaded = apps[0]
+        topology = loaded.topology
+        role = ("producer only (worker checks skipped)" if not loaded.entry.is_worker
+                else "worker")
+        lines = [
+            f"cadasta: app {loaded.entry.spec} ({loaded.app.main or 'unnamed'}), role: {role}",
+            f"cadasta: work queues {', '.join(topology.work_queues)}; "
+            f"platform queue {topology.platform_queue}",
+            f"cadasta: the worker consumes {_consumes(settings, loaded)}",
+        ]
+    else:
+        lines = [f"cadasta: a system of {len(apps)} apps, one broker, one result database"]
+        for loaded in apps:
+            topology = loaded.topology
+            role = (f"worker consuming {_consumes(settings, loaded)}" if loaded.entry.is_worker
+                    else "producer")
+            lines.append(f"cadasta: {loaded.label}: {loaded.entry.spec} "
+                         f"({loaded.app.main or 'unnamed'}), {role}; work queues "
+                         f"{', '.join(topology.work_queues)}; platform queue "
+                         f"{topology.platform_queue}")
+        if settings.external_queues:
+            lines.append(f"cadasta: consumed outside the run: "
+                         f"{', '.join(settings.external_queues)}")
+    lines += [line for loaded in apps if (line := _broker_replaced(
+        loaded, "the app's" if len(apps) == 1 else f"{loaded.label}'s"))]
+    return lines + infrastructure

@@ -4,7 +4,7 @@ into a frozen value. To add a setting: an entry in ``OPTIONS``, a field in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,12 @@ from pytest_cadasta.errors import NotConfigured, UsageError
 #: its dest and ini key cadasta_<name>; one help text serves both.
 OPTIONS: dict[str, tuple[str, str]] = {
     "app": (
-        "the Celery app to check, as 'celery -A' takes it: 'proj', 'proj.celery', "
-        "'proj:app' or 'proj.celery:app'", "string"),
+        "a Celery worker app to check, as 'celery -A' takes it: 'proj', 'proj.celery', "
+        "'proj:app' or 'proj.celery:app'; give it once per worker to judge a whole "
+        "system (ini: one per line)", "linelist"),
+    "producer": (
+        "an app that only produces tasks, such as the platform, judged with the "
+        "workers (repeatable; ini: one per line)", "linelist"),
     "producer_only": (
         "the app only produces tasks (like the platform): skip the checks that "
         "need a worker", "bool"),
@@ -31,7 +35,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "queues": (
         "the queues the worker consumes in production, as 'celery worker -Q' takes "
         "them, e.g. 'export,celery' (default: no -Q, Celery's default: every queue in "
-        "task_queues)", "string"),
+        "task_queues); with several workers, LABEL=QUEUES per worker, repeatable, "
+        "e.g. 'export_worker=export,celery' (ini: one per line)", "linelist"),
+    "external_queues": (
+        "queues consumed by workers outside this run, e.g. 'search,geo': the system "
+        "checks do not ask for a consumer of theirs among the apps judged", "string"),
     "report": (
         "write the verdict, the queues judged and each check's outcome and message "
         "to this file as JSON, for CI tools", "string"),
@@ -41,21 +49,48 @@ OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
+#: The label of the system checks' node (no app may take it).
+SYSTEM = "system"
+
+
 def option_name(name: str) -> str:
     return "--cadasta-" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
+class AppEntry:
+    """One app of the run, as the user named it."""
+
+    #: As 'celery -A' takes it.
+    spec: str
+    #: How the app is named in test ids, the header and the summary: its module
+    #: path's first segment, the whole module path where two apps share one.
+    label: str
+    #: A worker (--cadasta-app) or an app that only produces (--cadasta-producer,
+    #: --cadasta-producer-only).
+    is_worker: bool = True
+    #: What 'celery worker -Q' names in production (None: no -Q).
+    queues: tuple[str, ...] | None = None
+    #: How the user gave it: the option or the ini key.
+    spelled: str = "--cadasta-app"
+
+    @property
+    def module(self) -> str:
+        return self.spec.partition(":")[0]
+
+
+@dataclass(frozen=True)
 class Settings:
-    #: The app to check, 'module:attribute' (None: no checks).
-    app_spec: str | None = None
+    #: Every app of the run: the workers first, in the order given, then the
+    #: producers (empty: no checks).
+    apps: tuple[AppEntry, ...] = ()
     producer_only: bool = False
     result_db: str | None = None
     result_schema: Path | None = None
     #: The pg_ctl to start PostgreSQL with, found at configure time when needed.
     pg_ctl: str | None = None
-    #: --cadasta-queues: what 'celery worker -Q' names (None: no -Q).
-    queues: tuple[str, ...] | None = None
+    #: --cadasta-external-queues: consumed by workers outside the run.
+    external_queues: tuple[str, ...] = ()
     #: --cadasta-report: where to write the JSON report (None: nowhere).
     report: Path | None = None
     #: Setting name -> how the user spelled it (the option, or the ini key).
@@ -65,6 +100,21 @@ class Settings:
         """How the user gave the setting ``name``, for messages."""
         return self.spelled.get(name, option_name(name))
 
+    @property
+    def app_spec(self) -> str | None:
+        """The first app's spec (the first worker's, when there is one)."""
+        return self.apps[0].spec if self.apps else None
+
+    @property
+    def queues(self) -> tuple[str, ...] | None:
+        """The first app's -Q queues."""
+        return self.apps[0].queues if self.apps else None
+
+    @property
+    def is_system(self) -> bool:
+        """Several apps, judged one by one and as a system."""
+        return len(self.apps) > 1
+
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("cadasta", "Cadasta worker conformance")
@@ -72,6 +122,10 @@ def add_options(parser: pytest.Parser) -> None:
         if ini_type == "bool":
             group.addoption(option_name(name), action="store_true", default=None,
                             dest=f"cadasta_{name}", help=help_text)
+        elif ini_type == "linelist":
+            group.addoption(option_name(name), action="append", default=None,
+                            dest=f"cadasta_{name}", metavar=name.upper(),
+                            help=help_text)
         else:
             group.addoption(option_name(name), action="store", default=None,
                             dest=f"cadasta_{name}", metavar=name.upper(),
@@ -85,7 +139,7 @@ def _read(config: pytest.Config, name: str) -> tuple[Any, str]:
     if value is not None:
         return value, option_name(name)
     value = config.getini(f"cadasta_{name}")
-    if value == "" and OPTIONS[name][1] == "string":
+    if value == "" or value == []:
         value = None
     return value, f"cadasta_{name} (ini)"
 
@@ -106,14 +160,7 @@ def read_settings(config: pytest.Config) -> Settings:
     for name in OPTIONS:
         values[name], spelled[name] = _read(config, name)
 
-    app = values["app"]
-    if app is not None:
-        module, sep, attribute = app.partition(":")
-        if (not all(part.isidentifier() for part in module.split("."))
-                or (sep and not attribute.isidentifier())):
-            raise UsageError(
-                f"{spelled['app']}={app!r}: expected what 'celery -A' takes: 'proj', "
-                "'proj.celery', 'proj:app' or 'proj.celery:app'")
+    apps = _read_apps(values, spelled)
     result_db = values["result_db"]
     if result_db is not None and not result_db.startswith(
             ("postgresql://", "postgres://", "postgresql+")):
@@ -130,38 +177,122 @@ def read_settings(config: pytest.Config) -> Settings:
             raise UsageError(f"{spelled['result_schema']}={schema!r}: no such file "
                              f"({schema_path})")
     pg_ctl = values["pg_ctl"]
-    if app is not None and result_db is None:
+    if apps and result_db is None:
         from pytest_cadasta.postgres import find_pg_ctl
 
         try:  # a missing PostgreSQL is a usage error now, not a failure later
             pg_ctl = find_pg_ctl(pg_ctl, spelled["pg_ctl"])
         except NotConfigured as exc:
             raise UsageError(str(exc)) from None
-    queues = None
-    if values["queues"] is not None:
-        if "=" in values["queues"]:
-            raise UsageError(
-                f"{spelled['queues']}={values['queues']!r}: 'LABEL=queues' names the queues "
-                "of one of several apps, and this version checks one app: give the queues "
-                "alone, e.g. 'export,celery'")
-        queues = tuple(q.strip() for q in values["queues"].split(","))
-        if not all(queues) or any(" " in q for q in queues):
-            raise UsageError(
-                f"{spelled['queues']}={values['queues']!r}: expected queue names "
-                "separated by commas, as 'celery worker -Q' takes them, e.g. 'export,celery'")
+    apps = _read_queues(apps, values["queues"], spelled["queues"])
+    external = ()
+    if values["external_queues"] is not None:
+        external = _queue_list(values["external_queues"], spelled["external_queues"])
     report = values["report"]
     report_path = None if report is None else _where_written(config, "report", report)
     if report_path is not None and not report_path.parent.is_dir():
         raise UsageError(f"{spelled['report']}={report!r}: no such directory "
                          f"({report_path.parent})")
-    producer_only = values["producer_only"]
     return Settings(
-        app_spec=app,
-        producer_only=bool(producer_only) if producer_only is not None else False,
+        apps=apps,
+        producer_only=bool(values["producer_only"]),
         result_db=result_db,
         result_schema=schema_path,
         pg_ctl=pg_ctl,
-        queues=queues,
+        external_queues=external,
         report=report_path,
         spelled=spelled,
     )
+
+
+def _check_spec(spec: str, spelled: str) -> str:
+    module, sep, attribute = spec.partition(":")
+    if (not all(part.isidentifier() for part in module.split("."))
+            or (sep and not attribute.isidentifier())):
+        raise UsageError(
+            f"{spelled}={spec!r}: expected what 'celery -A' takes: 'proj', "
+            "'proj.celery', 'proj:app' or 'proj.celery:app'")
+    return spec
+
+
+def _labels(specs: list[str]) -> list[str]:
+    """Each app's label: its module path's first segment; the whole module path
+    where two apps share one; the module path and attribute where two share that."""
+    def first(spec: str) -> str:
+        return spec.partition(":")[0].split(".")[0]
+
+    def module(spec: str) -> str:
+        return spec.partition(":")[0]
+
+    labels = []
+    for spec in specs:
+        label = first(spec)
+        if label == SYSTEM or sum(first(s) == label for s in specs) > 1:
+            label = module(spec)
+            if sum(module(s) == label for s in specs) > 1:
+                label = spec.replace(":", ".")
+        labels.append(label)
+    return labels
+
+
+def _read_apps(values: dict[str, Any], spelled: dict[str, str]) -> tuple[AppEntry, ...]:
+    """The apps to judge: --cadasta-app (workers), then --cadasta-producer."""
+    workers = [_check_spec(spec.strip(), spelled["app"]) for spec in values["app"] or ()]
+    producers = [_check_spec(spec.strip(), spelled["producer"])
+                 for spec in values["producer"] or ()]
+    if values["producer_only"]:
+        if len(workers) != 1 or producers:
+            raise UsageError(
+                f"{spelled['producer_only']} makes the one app of "
+                f"{spelled['app']} a producer; with several apps, name those that only "
+                f"produce with {option_name('producer')} instead")
+        workers, producers = [], workers
+    specs = workers + producers
+    twice = sorted({spec for spec in specs if specs.count(spec) > 1})
+    if twice:
+        raise UsageError(f"{', '.join(twice)}: the same app given twice; give each app once")
+    labels = _labels(specs)
+    if SYSTEM in labels:
+        raise UsageError(f"an app labelled {SYSTEM!r} ({specs[labels.index(SYSTEM)]}): the "
+                         "system checks take that label; give the app as module:attribute")
+    return tuple(
+        AppEntry(spec, label, is_worker=i < len(workers),
+                 spelled=spelled["app"] if i < len(workers) or values["producer_only"]
+                 else spelled["producer"])
+        for i, (spec, label) in enumerate(zip(specs, labels)))
+
+
+def _queue_list(text: str, spelled: str) -> tuple[str, ...]:
+    queues = tuple(q.strip() for q in text.split(","))
+    if not all(queues) or any(" " in q for q in queues):
+        raise UsageError(
+            f"{spelled}={text!r}: expected queue names separated by commas, as "
+            "'celery worker -Q' takes them, e.g. 'export,celery'")
+    return queues
+
+
+def _read_queues(apps: tuple[AppEntry, ...], given: list[str] | None,
+                 spelled: str) -> tuple[AppEntry, ...]:
+    """The apps, each with its -Q queues: 'QUEUES' for the one app,
+    'LABEL=QUEUES' for one of several."""
+    chosen: dict[str, tuple[str, ...]] = {}
+    workers = [entry.label for entry in apps if entry.is_worker]
+    for text in given or ():
+        label, sep, queues = text.strip().rpartition("=")
+        if not sep:
+            if len(apps) > 1:
+                raise UsageError(
+                    f"{spelled}={text!r}: with several apps, name the worker whose queues "
+                    f"these are: LABEL=QUEUES (labels: {', '.join(workers) or 'none'})")
+            label = apps[0].label if apps else ""
+        elif label not in {entry.label for entry in apps}:
+            raise UsageError(
+                f"{spelled}={text!r}: no app labelled {label!r} (labels: "
+                f"{', '.join(entry.label for entry in apps) or 'none: give --cadasta-app'})")
+        elif label not in workers:
+            raise UsageError(f"{spelled}={text!r}: {label!r} only produces; it consumes "
+                             "no queue")
+        if label in chosen:
+            raise UsageError(f"{spelled}: the queues of {label!r} given twice")
+        chosen[label] = _queue_list(queues, spelled)
+    return tuple(replace(entry, queues=chosen.get(entry.label)) for entry in apps)

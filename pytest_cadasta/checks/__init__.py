@@ -6,7 +6,16 @@ To add a check: write a function in its group's module, decorated with
 says what fails in production without it; document it in the README.
 """
 
-from pytest_cadasta.checks import chord, exchange, monitor, result, routing  # noqa: F401
-from pytest_cadasta.checks.registry import GROUPS, Check, Phase, all_checks, iter_checks
+from pytest_cadasta.checks import chord, exchange, monitor, result, routing, system  # noqa: F401
+from pytest_cadasta.checks.registry import (
+    GROUPS,
+    SYSTEM_GROUP,
+    Check,
+    Phase,
+    all_checks,
+    iter_checks,
+    system_checks,
+)
 
-__all__ = ["GROUPS", "Check", "Phase", "all_checks", "iter_checks"]
+__all__ = ["GROUPS", "SYSTEM_GROUP", "Check", "Phase", "all_checks", "iter_checks",
+           "system_checks"]

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
 #: The groups, in the order they run and are reported.
 GROUPS = ("exchange", "monitor", "routing", "result", "chord")
+#: The group of the checks across every app of a run (given several apps); they
+#: take a ``SystemConformance`` where the others take a ``Conformance``.
+SYSTEM_GROUP = "system"
 
 
 class Phase(enum.IntEnum):
@@ -37,6 +40,8 @@ class Check:
     per_queue: bool
     #: Judges the app as a worker, without running one (False: any app).
     judges_worker: bool = False
+    #: A system check: whether it applies to the run's apps (None: always).
+    applies: Callable[[list[Any]], bool] | None = None
 
     @property
     def needs_worker(self) -> bool:
@@ -55,27 +60,39 @@ class Check:
         return " ".join(paragraph.split())
 
     def order(self) -> tuple[int, int]:
-        return GROUPS.index(self.group), self.phase
+        rank = len(GROUPS) if self.group == SYSTEM_GROUP else GROUPS.index(self.group)
+        return rank, self.phase
 
 
 _REGISTERED: list[Check] = []
 
 
 def check(group: str, phase: Phase = Phase.BEFORE_WORKER, per_queue: bool = False,
-          judges_worker: bool = False) -> Callable[[CheckFunction], CheckFunction]:
+          judges_worker: bool = False, applies: Callable[[list[Any]], bool] | None = None,
+          ) -> Callable[[CheckFunction], CheckFunction]:
     """Register the decorated function as a check of ``group``."""
-    if group not in GROUPS:
-        raise ValueError(f"unknown check group {group!r}; expected one of {GROUPS}")
+    if group not in (*GROUPS, SYSTEM_GROUP):
+        raise ValueError(f"unknown check group {group!r}; expected one of {GROUPS} "
+                         f"or {SYSTEM_GROUP!r}")
 
     def register(func: CheckFunction) -> CheckFunction:
-        _REGISTERED.append(Check(group, func.__name__, func, phase, per_queue, judges_worker))
+        _REGISTERED.append(Check(group, func.__name__, func, phase, per_queue, judges_worker,
+                                 applies))
         return func
     return register
 
 
 def all_checks() -> list[Check]:
-    """Every check, in running order: by group, then phase (stable otherwise)."""
-    return sorted(_REGISTERED, key=Check.order)
+    """Every check of one app, in running order: by group, then phase (stable
+    otherwise)."""
+    return sorted((c for c in _REGISTERED if c.group != SYSTEM_GROUP), key=Check.order)
+
+
+def system_checks(apps: list[Any]) -> list[Check]:
+    """Every check across ``apps`` (the run's ``LoadedApp``s) that applies to
+    them, in running order."""
+    return sorted((c for c in _REGISTERED if c.group == SYSTEM_GROUP
+                   and (c.applies is None or c.applies(apps))), key=Check.order)
 
 
 def iter_checks(work_queues: tuple[str, ...]) -> Iterator[tuple[Check, str | None]]:

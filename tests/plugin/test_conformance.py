@@ -275,16 +275,6 @@ def test_an_unknown_production_queue_is_a_usage_error(pytester):
         "(celery, platform.fifo, msg, export)"])
 
 
-def test_queues_for_several_apps_say_this_version_checks_one(pytester):
-    pytester.copy_example("apps/toolbox_app.py")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider",
-                                           "--cadasta-app=toolbox_app:app",
-                                           "--cadasta-queues=toolbox_app=export,celery")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --cadasta-queues='toolbox_app=export,celery': "
-                                 "'LABEL=queues' names the queues of one of several apps*"])
-
-
 def test_checks_keep_their_order_and_verdict_when_another_plugin_shuffles(run_inner, pytester):
     pytester.copy_example("apps/toolbox_app.py")
     pytester.makeconftest("""

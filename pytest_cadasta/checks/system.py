@@ -1,0 +1,233 @@
+"""system: the apps of a run (several workers, the platform) work together:
+they agree on the broker's shape, every queue has one consumer, a task name
+means one route, and tasks cross from one app to another as the platform needs.
+
+These run only when a run judges several apps; each takes the
+``SystemConformance`` of the run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from pytest_cadasta.checks.common import TOOLBOX, effective_route, routed_queue, row_text
+from pytest_cadasta.checks.registry import SYSTEM_GROUP, Phase, check
+from pytest_cadasta.conformance import CheckSkipped, fail
+from pytest_cadasta.probes import FAILING
+from pytest_cadasta.system import ERRBACK, FOLLOWUP, SENDS
+
+if TYPE_CHECKING:
+    from pytest_cadasta.run import LoadedApp
+    from pytest_cadasta.system import SystemConformance
+
+#: What every app must agree on: (what, the value in an app's topology).
+AGREED = (
+    ("exchange", lambda t: t.exchange),
+    ("exchange type", lambda t: t.exchange_type),
+    ("platform queue", lambda t: t.platform_queue),
+    ("region", lambda t: t.region),
+    ("queue name prefix", lambda t: t.queue_name_prefix),
+    ("QUEUES", lambda t: ",".join(sorted(t.work_queues))),
+)
+
+
+@check(SYSTEM_GROUP)
+def apps_agree_on_exchange_queues_and_region(s: SystemConformance, _: Any) -> None:
+    """Apps that disagree on the exchange, the platform queue, the region, the
+    queue name prefix or QUEUES send tasks where no worker of the others looks,
+    and the platform's monitor misses them ("every task consumer is aware of all
+    queues available")."""
+    differ = []
+    for what, value in AGREED:
+        values = {loaded.label: value(loaded.topology) for loaded in s.apps}
+        counts = Counter(values.values())
+        if len(counts) == 1:
+            continue
+        usual, _ = counts.most_common(1)[0]
+        odd = [f"{label} has {v!r}" for label, v in values.items() if v != usual]
+        differ.append(f"{what}: {'; '.join(odd)} (the others: {usual!r})")
+    if differ:
+        fail(saw=" | ".join(differ),
+             needs="every app of the system with the same exchange (name, type), platform "
+                   "queue, region, queue name prefix and QUEUES",
+             fix=f"configure every app from one {TOOLBOX} with the same QUEUES (a queue used "
+                 "by any worker listed in every app)")
+
+
+def _consumers(s: SystemConformance) -> dict[str, list[str]]:
+    """Queue -> the worker apps consuming it in production."""
+    consumers: dict[str, list[str]] = {}
+    for loaded in s.workers:
+        for queue in s.of(loaded).production_consumption():
+            if queue != loaded.topology.platform_queue:
+                consumers.setdefault(queue, []).append(loaded.label)
+    return consumers
+
+
+@check(SYSTEM_GROUP)
+def every_queue_has_exactly_one_consumer(s: SystemConformance, _: Any) -> None:
+    """A task routed to a queue that no worker consumes waits forever; one routed
+    to a queue two workers consume runs in whichever takes it first, where it may
+    not be registered."""
+    consumers = _consumers(s)
+    external = set(s.run.settings.external_queues)
+    routed: dict[str, list[str]] = {}
+    for loaded in s.apps:
+        c = s.of(loaded)
+        for name in c.own_tasks():
+            queue = routed_queue(c, name)
+            if queue is not None:
+                routed.setdefault(queue, []).append(f"{loaded.label}'s {name!r}")
+    problems = []
+    for queue, tasks in sorted(routed.items()):
+        if queue in external:
+            continue
+        takers = consumers.get(queue, [])
+        if len(takers) != 1:
+            who = ", ".join(takers) if takers else "no worker"
+            problems.append(f"queue {queue!r} (for {', '.join(tasks[:3])}"
+                            f"{', ...' if len(tasks) > 3 else ''}) is consumed by {who}")
+    for queue, takers in sorted(consumers.items()):
+        if len(takers) > 1 and queue not in routed and queue not in external:
+            problems.append(f"queue {queue!r} is consumed by {', '.join(takers)}")
+    if problems:
+        shown = ", ".join(f"{label}: {', '.join(queues)}" for label, queues in
+                          ((w.label, [q for q, t in consumers.items() if w.label in t])
+                           for w in s.workers))
+        fail(saw="; ".join(problems) + f" (the workers consume: {shown})",
+             needs="every queue the apps route their tasks to consumed by exactly one "
+                   "worker of the system",
+             fix="start each worker with -Q naming its own queues (--cadasta-queues="
+                 "LABEL=QUEUES), add the worker that consumes the queue to the run "
+                 "(--cadasta-app), or name a queue consumed outside it with "
+                 "--cadasta-external-queues")
+
+
+def _route_text(route: tuple[Any, Any, Any]) -> str:
+    exchange, key, queue = route
+    name = getattr(queue, "name", None)
+    return f"queue {name!r} (exchange {exchange!r}, key {key!r})"
+
+
+@check(SYSTEM_GROUP)
+def no_task_name_has_two_routes(s: SystemConformance, _: Any) -> None:
+    """A task registered by two apps that route it differently goes to one queue
+    when one app sends it and to another when the other does: its follow-ups and
+    errbacks get lost."""
+    routes: dict[str, dict[str, str]] = {}
+    for loaded in s.apps:
+        c = s.of(loaded)
+        for name in c.own_tasks():
+            routes.setdefault(name, {})[loaded.label] = _route_text(effective_route(c, name))
+    clashes = [f"{name!r}: " + "; ".join(f"{label} sends it to {route}"
+                                          for label, route in by_app.items())
+               for name, by_app in sorted(routes.items()) if len(set(by_app.values())) > 1]
+    if clashes:
+        fail(saw=" | ".join(clashes),
+             needs="a task name routed the same way by every app that registers it",
+             fix=f"route by the name's first segment in every app (the router of {TOOLBOX}), "
+                 "without task_routes entries of one app's own")
+
+
+def _pairs(s: SystemConformance) -> list[tuple[LoadedApp, LoadedApp]]:
+    """Each worker with the next, in a ring: every worker sends and receives."""
+    workers = s.workers
+    if len(workers) == 2:
+        return [(workers[0], workers[1]), (workers[1], workers[0])]
+    return [(w, workers[(i + 1) % len(workers)]) for i, w in enumerate(workers)]
+
+
+def _delivered(s: SystemConformance, sender: LoadedApp, receiver: LoadedApp,
+               name: str, what: str) -> None:
+    """Fail at once if ``sender`` routes ``name`` to a queue ``receiver`` does not
+    consume (nothing would ever run it there)."""
+    __tracebackhide__ = True
+    target = routed_queue(s.of(sender), name)
+    consumed = s.require_workers()[receiver.label].queues
+    if target not in consumed:
+        fail(saw=f"{sender.label} routes {what} {name!r} (living in {receiver.label}) to "
+                 f"queue {target!r}; {receiver.label} consumes {', '.join(consumed)}",
+             needs="a task of another worker sent to that worker's queue, by its name's prefix",
+             fix=f"the same QUEUES in every app, and the router of {TOOLBOX} in each")
+
+
+def _after(s: SystemConformance, task_id: str, name: str, receiver: LoadedApp,
+           monitor: list) -> list[str]:
+    """What went wrong with ``task_id`` (``name``, to be run by ``receiver``)."""
+    problems = []
+    if not s.wait_done(task_id):
+        problems.append(f"{name!r} did not run: {s.events.story(task_id)}")
+        return problems
+    takers = s.receivers(task_id)
+    if takers != [receiver.label]:
+        problems.append(f"{name!r} was taken by {', '.join(takers) or 'no worker'}, not "
+                        f"{receiver.label} alone")
+    copies = sum(1 for m in monitor if m.id == task_id)
+    if copies != 1:
+        problems.append(f"the monitor saw {name!r} {copies} times")
+    row = s.result_db.rows(task_id)
+    if not row or row[0]["status"] != "SUCCESS":
+        problems.append(f"{name!r} left {row_text(row[0] if row else None)} in the result "
+                        "table")
+    return problems
+
+
+@check(SYSTEM_GROUP, phase=Phase.WITH_WORKER,
+       applies=lambda apps: sum(loaded.entry.is_worker for loaded in apps) > 1)
+def followups_and_errbacks_cross_workers(s: SystemConformance, _: Any) -> None:
+    """A worker's follow-up or errback that lives in another worker must run
+    there, once, seen by the monitor, its result where the platform reads it;
+    run in the wrong worker it is lost as NotRegistered."""
+    from celery import signature
+
+    problems = []
+    for sender, receiver in _pairs(s):
+        followup = f"{s.home(receiver)}.{FOLLOWUP}"
+        errback = f"{s.home(receiver)}.{ERRBACK}"
+        _delivered(s, sender, receiver, followup, "the follow-up")
+        _delivered(s, sender, receiver, errback, "the errback")
+        sends = s.send(sender, f"{s.home(sender)}.{SENDS}", args=(followup,))
+        link = signature(errback, app=sender.app)
+        errback_id = link.freeze().id
+        failing = s.send(sender, f"{s.home(sender)}.{FAILING}", link_error=link)
+        if not s.wait_done(sends.id) or not s.wait_done(failing.id):
+            problems.append(f"{sender.label} did not run its own probes: "
+                            f"{s.events.story(sends.id)}")
+            continue
+        # The follow-up was published (synchronously) before its sender ended.
+        followup_id = next((e.task_id for e in s.events.published_by(sends.id)), None)
+        if followup_id is None:
+            problems.append(f"{sender.label} sent no follow-up: {s.events.story(sends.id)}")
+            continue
+        found = (_after(s, followup_id, followup, receiver, s.monitor())
+                 + _after(s, errback_id, errback, receiver, s.monitor()))
+        problems += [f"{sender.label} -> {receiver.label}: {p}" for p in found]
+    if problems:
+        fail(saw="; ".join(problems),
+             needs="a follow-up and an errback sent by one worker to a task of another run "
+                   "by that other worker alone, copied once to the monitor, with a SUCCESS "
+                   "row in the result table",
+             fix=f"configure every app with {TOOLBOX} (the same QUEUES), and start each "
+                 "worker with -Q naming its own queues")
+
+
+@check(SYSTEM_GROUP, phase=Phase.WITH_WORKER,
+       applies=lambda apps: any(not loaded.entry.is_worker for loaded in apps))
+def producer_tasks_reach_a_worker(s: SystemConformance, _: Any) -> None:
+    """A task the platform sends that no worker runs, or whose result is not
+    where the platform reads it, is a request that never completes."""
+    if not s.workers:
+        raise CheckSkipped("no worker app in the run")
+    problems = []
+    for producer in s.producers:
+        for worker in s.workers:
+            name = f"{s.home(worker)}.{FOLLOWUP}"
+            _delivered(s, producer, worker, name, "the task")
+            sent = s.send(producer, name, args=(f"from {producer.label}",))
+            found = _after(s, sent.id, name, worker, s.monitor())
+            problems += [f"{producer.label} -> {worker.label}: {p}" for p in found]
+    if problems:
+        fail(saw="; ".join(problems),
+             needs="every task the producer sends run by the worker of its queue, copied "
+                   "once to the monitor, with its row in the result table",
+             fix=f"configure the producer with {TOOLBOX} and the same QUEUES as the workers")
