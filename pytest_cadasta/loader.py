@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import shlex
 import sys
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,46 @@ def _import_failed(label: str, spec: str, module_name: str,
     return UsageError(
         f"{label}={spec!r}: importing {module_name!r} raised "
         f"{one_line(exc)}; reproduce with: {command}")
+
+
+@contextmanager
+def tasks_apart() -> Iterator[Callable[[Any], None]]:
+    """Load several apps in one process as if each had a process of its own.
+
+    A task made with ``@app.task`` is shared by default: Celery adds it to every
+    app of the process, those finalized already and those finalized later.
+    Production workers never see each other's tasks, so while the block is open
+    each app loaded with the ``load`` it yields keeps to its own: Celery's
+    built-in tasks and the tasks its own modules define. (Celery has no public
+    call for this: its registry of apps and of shared-task constructors is in
+    ``celery._state``.)"""
+    import celery.app.builtins  # noqa: F401  (registers Celery's own tasks' constructors)
+    from celery import _state
+
+    finalizers = _state._on_app_finalizers
+    builtins = set(finalizers)  # Celery's own (and any shared before the apps load)
+    everyone = set(finalizers)
+    loaded: list[Any] = []
+
+    def load(make_app: Callable[[], Any]) -> Any:
+        hidden = [app for app in loaded if app in _state._apps]
+        for app in hidden:
+            _state._apps.discard(app)
+        finalizers.clear()
+        finalizers.update(builtins)
+        try:
+            app = make_app()
+            app.finalize(auto=True)
+        finally:
+            everyone.update(finalizers)
+            finalizers.clear()
+            finalizers.update(everyone)
+            for other in hidden:
+                _state._apps.add(other)
+        loaded.append(app)
+        return app
+
+    yield load
 
 
 def check_queues(app: Any, queues: tuple[str, ...] | None, label: str) -> None:

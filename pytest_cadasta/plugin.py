@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from pytest_cadasta.errors import CadastaError
-from pytest_cadasta.settings import Settings, add_options, read_settings
+from pytest_cadasta.settings import AppEntry, Settings, add_options, read_settings
 
 if TYPE_CHECKING:
     from pytest_cadasta.conformance import Conformance
@@ -114,10 +114,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if server_key not in config.stash:
         config.stash[server_key] = stack.enter_context(local_aws())
     loaded = []
-    for entry in settings.apps:
-        app = loader.load_app(entry.spec, config.rootpath, entry.spelled)
-        loader.check_queues(app, entry.queues, settings.label("queues"))
-        loaded.append(LoadedApp(entry, app, Topology.of(app, entry.label, entry.queues)))
+    with loader.tasks_apart() as load:
+        for entry in settings.apps:
+            def make(entry: AppEntry = entry) -> Any:
+                return loader.load_app(entry.spec, config.rootpath, entry.spelled)
+
+            app = load(make) if settings.is_system else make()
+            loader.check_queues(app, entry.queues, settings.label("queues"))
+            loaded.append(LoadedApp(entry, app, Topology.of(app, entry.label, entry.queues)))
     config.stash[apps_key] = loaded
     workers = [entry for entry in settings.apps if entry.is_worker]
     if settings.result_db is None and settings.pg_ctl is not None \

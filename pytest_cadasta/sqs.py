@@ -73,6 +73,30 @@ def pinned_aws_environment(endpoint: str) -> Iterator[None]:
         yield
 
 
+class _Counted:
+    """A WSGI app counting the requests it is handling."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.handling = 0
+        self.changed = threading.Condition()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        with self.changed:
+            self.handling += 1
+        try:
+            return self.app(environ, start_response)
+        finally:
+            with self.changed:
+                self.handling -= 1
+                self.changed.notify_all()
+
+
+#: A safety net for ``MotoServer.settle``: a receive waits at most the worker's
+#: long poll (TEST_POLLING's one second).
+SETTLE_TIMEOUT = 3.0
+
+
 class MotoServer:
     """moto in server mode on 127.0.0.1 (a random port): every AWS service,
     every region, one process-wide store."""
@@ -81,6 +105,7 @@ class MotoServer:
         self._server: Any = None
         self.port: int | None = None
         self._clients: dict[str, Any] = {}
+        self._counted: _Counted | None = None
 
     def start(self) -> MotoServer:
         from moto.server import ThreadedMotoServer
@@ -88,7 +113,20 @@ class MotoServer:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.port = self._server.get_host_and_port()[1]
+        # werkzeug's server calls its ``app`` attribute for each request; moto
+        # has no hook of its own for what is in flight.
+        wsgi = getattr(self._server, "_server", None)
+        if wsgi is not None and hasattr(wsgi, "app"):
+            self._counted = wsgi.app = _Counted(wsgi.app)
         return self
+
+    def settle(self) -> None:
+        """Return once no request is in flight: a stopped worker's last long
+        poll has been answered, so it can take no message sent from now on."""
+        counted = self._counted
+        if counted is not None:
+            with counted.changed:
+                counted.changed.wait_for(lambda: counted.handling == 0, SETTLE_TIMEOUT)
 
     def stop(self) -> None:
         for client in self._clients.values():

@@ -22,6 +22,8 @@ TEST_POLLING = {"polling_interval": 0.05, "wait_time_seconds": 1}
 #: of an undeliverable task, known as it is published. (A topic exchange puts
 #: nothing in that queue; a direct one delivers there instead of dropping.)
 DEAD_LETTER_QUEUE = "cadasta-undeliverable"
+#: The transport option that gives each wired app pooled connections of its own.
+POOL_KEY = "cadasta_app"
 #: The start of that warning's text (a filter on it imports nothing).
 UNDELIVERABLE_WARNING = "Message could not be delivered"
 
@@ -79,6 +81,12 @@ def wire(app: Any, sqs: MockSQS) -> OriginalSettings:
     options.update(TEST_POLLING)
     options["is_secure"] = False
     options["deadletter_queue"] = DEAD_LETTER_QUEUE
+    # kombu pools connections (and producers) by what the connection is, its
+    # transport options included: two apps on the same server with the same
+    # options would share one, and the exchange bindings one declared. A key of
+    # its own (the SQS transport reads no such option) keeps each app apart, as
+    # its own process keeps it in production.
+    options[POOL_KEY] = f"{app.main or 'app'}-{id(app):x}"
     options.pop("endpoint_url", None)
     predefined = options.get("predefined_queues")
     if predefined:
@@ -146,8 +154,17 @@ def _forget_connections(app: Any) -> None:
     settings (an app that sent a task while imported has one). Celery has no
     public call for the backend cache."""
     import kombu.pools
+    from kombu.utils.collections import eqhash
 
     close_result_connections(app)
+    # kombu's process-wide pools hold the connections and producers of the
+    # app's old settings: those of this app alone go (kombu.pools.reset() would
+    # close every other app's too).
+    key = eqhash(app.connection_for_write())  # how kombu's pool groups key it
+    for group in (kombu.pools.producers, kombu.pools.connections):
+        pool = dict.pop(group, key, None)
+        if pool is not None:
+            pool.force_close_all()
     # Not app.close(): it also unregisters the app, and shared tasks imported
     # afterwards would never be bound to it. Celery has no public call to drop
     # the broker pool alone.
@@ -157,7 +174,6 @@ def _forget_connections(app: Any) -> None:
     app.amqp._producer_pool = None
     app._backend_cache = None
     vars(app._local).pop("backend", None)
-    kombu.pools.reset()
 
 
 def pool_result_connections(app: Any) -> None:

@@ -86,6 +86,12 @@ class InProcessWorker:
             # Not celery's setup_app_for_worker: it would take over the root
             # logger (pytest's capture lives there) and the process default app.
             self.app.finalize()
+            # Celery's worker takes the process's current kombu event loop if
+            # there is one: a second worker in this process would run its loop
+            # on the first one's, from another thread. Each gets its own.
+            from kombu.asynchronous import set_event_loop
+
+            set_event_loop(None)
             controller_class = _controller_class()
             self.controller = controller_class(
                 app=self.app, concurrency=1, pool="solo", loglevel="WARNING",
@@ -105,6 +111,7 @@ class InProcessWorker:
                     + (f": {self._error}" if self._error else ""))
             if self._error is not None:
                 raise WorkerFailed(f"the in-process worker failed: {self._error}")
+            self.call(self._bind_http_client)
             # The solo pool marks the process as "inside a task", which forbids
             # AsyncResult.get() in the tests; celery.contrib.testing clears it too.
             from celery._state import _set_task_join_will_block
@@ -144,6 +151,19 @@ class InProcessWorker:
                     if fd >= 0:
                         os.close(fd)
                 self._wake_read = self._wake_write = -1
+
+    def _bind_http_client(self) -> None:
+        """Make the SQS channel's HTTP client now, on this worker's event loop.
+
+        kombu binds it, when first needed, to the process's current loop: the
+        loop of the worker made last. With several workers in one process, a
+        worker that first polled after another was made would poll on that
+        other's loop, from its own thread."""
+        consumer = getattr(self.controller, "consumer", None)
+        channel = getattr(getattr(consumer, "task_consumer", None), "channel", None)
+        make_client = getattr(channel, "asynsqs", None)
+        if make_client is not None:
+            make_client()
 
     # -- calls in the worker's thread -------------------------------------------
     def _listen_for_wakeups(self, controller: Any) -> None:
