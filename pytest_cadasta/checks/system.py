@@ -140,18 +140,31 @@ def _pairs(s: SystemConformance) -> list[tuple[LoadedApp, LoadedApp]]:
     return [(w, workers[(i + 1) % len(workers)]) for i, w in enumerate(workers)]
 
 
+def _sqs(loaded: LoadedApp, queue: str | None) -> str:
+    """Where ``loaded`` puts (or reads) ``queue``: its SQS name and region."""
+    from pytest_cadasta.sqs import sqs_queue_name
+
+    topology = loaded.topology
+    name = sqs_queue_name(topology.queue_name_prefix, queue or "")
+    return f"{name} ({topology.region})"
+
+
 def _delivered(s: SystemConformance, sender: LoadedApp, receiver: LoadedApp,
                name: str, what: str) -> None:
-    """Fail at once if ``sender`` routes ``name`` to a queue ``receiver`` does not
-    consume (nothing would ever run it there)."""
+    """Fail at once if ``sender`` puts ``name`` in an SQS queue ``receiver`` does
+    not read (nothing would ever run it there)."""
     __tracebackhide__ = True
     target = routed_queue(s.of(sender), name)
     consumed = s.require_workers()[receiver.label].queues
-    if target not in consumed:
-        fail(saw=f"{sender.label} routes {what} {name!r} (living in {receiver.label}) to "
-                 f"queue {target!r}; {receiver.label} consumes {', '.join(consumed)}",
-             needs="a task of another worker sent to that worker's queue, by its name's prefix",
-             fix=f"the same QUEUES in every app, and the router of {TOOLBOX} in each")
+    where = _sqs(sender, target)
+    read = [_sqs(receiver, queue) for queue in consumed]
+    if where not in read:
+        fail(saw=f"{sender.label} sends {what} {name!r} (living in {receiver.label}) to "
+                 f"queue {target!r}, SQS queue {where}; {receiver.label} reads "
+                 f"{', '.join(read)}",
+             needs="a task of another app sent to the SQS queue that app's worker reads",
+             fix=f"the same QUEUES, QUEUE_PREFIX and region in every app (one {TOOLBOX} "
+                 "configuration), and each worker started with -Q naming its own queues")
 
 
 def _after(s: SystemConformance, task_id: str, name: str, receiver: LoadedApp,
