@@ -3,14 +3,22 @@
 from pathlib import Path
 
 from cadasta_toolbox.config import INTERNAL_DEFAULTS
-from pytest_cadasta.checks import all_checks
+from pytest_cadasta.checks import all_checks, system_checks
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.rst").read_text()
 
 
+class _Worker:
+    entry = type("Entry", (), {"is_worker": True})()
+
+
+class _Producer:
+    entry = type("Entry", (), {"is_worker": False})()
+
+
 def test_every_check_is_documented_with_what_it_protects_against():
-    for check in all_checks():
+    for check in all_checks() + system_checks([_Worker, _Worker, _Producer]):
         name = f"``{check.group}::{check.name}"
         assert name in README, name
         entry = README[README.index(name):].split("\n\n", 1)[0]
@@ -62,3 +70,30 @@ def test_the_readme_worker_and_its_test_run_as_they_are(run_inner, pytester):
     (pytester.path / "worker" / "__init__.py").write_text("")
     result = run_inner("--cadasta-app=worker", "-m", "not cadasta", "tests")
     result.assert_outcomes(passed=1)
+
+
+DEPLOYMENT = ("export_worker/celery.py", "email_worker/celery.py", "platform_app/celery.py",
+              "tests/test_deployment.py")
+
+
+def test_the_readme_deployment_runs_as_it_is_in_one_command(run_inner, pytester):
+    """The README's deployment (the platform and two workers) and its test, with
+    the command the README gives: each app conforms, the system conforms, and
+    the test sees the platform's export mail its link through the other worker."""
+    files = {first[2:]: code for first, code in python_blocks() if first.startswith("# ")}
+    assert set(files) >= set(DEPLOYMENT)
+    for path in DEPLOYMENT:
+        target = pytester.path / path
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(files[path])
+        (target.parent / "__init__.py").touch()
+    command = README[README.index("    pytest --cadasta-app=export_worker"):].split("\n\n")[0]
+    args = command.replace("\\\n", " ").split()[1:]
+    assert args[0] == "--cadasta-app=export_worker" and len(args) == 5
+    result = run_inner(*args, "tests")
+    result.stdout.fnmatch_lines(["tests/test_deployment.py .*", "export_worker: conforms",
+                                 "*", "email_worker: conforms", "*",
+                                 "platform_app: conforms as a producer", "*",
+                                 "system: conforms", "*",
+                                 "verdict: the system conforms (3 apps)"])
+    assert result.ret == 0
