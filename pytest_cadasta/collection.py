@@ -135,3 +135,24 @@ def keep_check_order(items: list[Any]) -> None:
     ordered = sorted((items[i] for i in places), key=lambda item: item.running_order)
     for place, item in zip(places, ordered):
         items[place] = item
+
+
+def unit_of(nodeid: str, several: bool) -> str | None:
+    """The unit of work a check's id belongs to: its app's label (``system`` for
+    the system checks) with several apps, the suite with one; None for a test
+    that is not a check."""
+    parts = nodeid.split("::")
+    if parts[0] != SUITE or len(parts) < 3:
+        return None
+    return "::".join(parts[:2]) if several else SUITE
+
+
+def scheduling_by_app(config: pytest.Config, log: Any, several: bool) -> Any:
+    """pytest-xdist's scope distribution with the apps as the scopes."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid, several) or super()._split_scope(nodeid)
+
+    return Scheduling(config, log)

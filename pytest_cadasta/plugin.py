@@ -125,7 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[apps_key] = loaded
     workers = [entry for entry in settings.apps if entry.is_worker]
     if settings.result_db is None and settings.pg_ctl is not None \
-            and workers and not config.option.collectonly:
+            and workers and not config.option.collectonly and not is_xdist_controller(config):
         from pytest_cadasta.postgres import StartingPostgres
 
         # initdb (or a copy of the cached cluster) and pg_ctl start run while
@@ -138,6 +138,26 @@ def pytest_configure(config: pytest.Config) -> None:
     # checks read it themselves, and it must not fail a user's -W error run.
     config.addinivalue_line("filterwarnings", f"ignore:{UNDELIVERABLE_WARNING}")
     config.pluginmanager.register(Summary(settings, loaded), SUMMARY_PLUGIN)
+
+
+def is_xdist_controller(config: pytest.Config) -> bool:
+    """pytest-xdist's controlling process: it runs no test (its workers do, each
+    with infrastructure of its own), so it starts no database."""
+    return (not hasattr(config, "workerinput")
+            and config.getoption("dist", "no") not in (None, "no")
+            and bool(config.getoption("numprocesses", None)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``-n N`` (xdist's default distribution), the apps are what is spread
+    over the xdist workers: each app's checks run together on one of them, the
+    system's too; other tests go as by ``--dist loadscope``."""
+    if not config.stash.get(apps_key, None) or config.getoption("dist") != "load":
+        return None
+    from pytest_cadasta.collection import scheduling_by_app
+
+    return scheduling_by_app(config, log, config.stash[settings_key].is_system)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -101,11 +101,11 @@ class Run:
         """The checks of ``label`` are done: stop its worker, so the next app's
         checks see only their own worker, as when that app is judged alone."""
         harness = self._harnesses.get(label)
-        if harness is not None and harness.running_worker is not None:
+        worker = harness.running_worker if harness is not None else None
+        if harness is not None and worker is not None:
+            consumed = list(worker.queues)
             harness.stop_worker()
-            # A long poll of the stopped worker may still be waiting in moto:
-            # it would take, unseen, what the next app's checks send.
-            self.infra.server().settle()
+            harness.sqs().release(consumed)
 
     def close(self) -> None:
         try:

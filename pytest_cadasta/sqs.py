@@ -92,8 +92,8 @@ class _Counted:
                 self.changed.notify_all()
 
 
-#: A safety net for ``MotoServer.settle``: a receive waits at most the worker's
-#: long poll (TEST_POLLING's one second).
+#: A safety net for ``MotoServer.settle``: a receive waits at most a worker's
+#: long poll (TEST_POLLING's one second), and ``MockSQS.release`` ends it sooner.
 SETTLE_TIMEOUT = 3.0
 
 
@@ -217,6 +217,20 @@ class MockSQS:
         for region in sorted(self._regions_seen):
             for sqs_name, url in self.queues(region).items():
                 self.read(url, sqs_name, region)
+
+    def release(self, queues: list[str]) -> None:
+        """End the long polls a stopped worker left waiting in moto on its
+        ``queues``: such a poll would take, unseen, the first message sent there
+        next. A message in each queue ends them at once; then the queues are
+        emptied (what no poll took goes too)."""
+        urls = {q: url for q in queues if (url := self.url(q)) is not None}
+        client = self.client()
+        for url in urls.values():
+            if not url.endswith(".fifo"):
+                client.send_message(QueueUrl=url, MessageBody="pytest-cadasta: wake up")
+        self.server.settle()
+        for queue, url in urls.items():
+            self.read(url, queue)
 
     def queues(self, region: str | None = None) -> dict[str, str]:
         """SQS queue name -> URL, for every queue in ``region``."""

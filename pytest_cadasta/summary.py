@@ -45,6 +45,27 @@ class Summary:
                          for item in items}
         self.skip_expected = {item.nodeid for item in items if item.skip_expected}
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under pytest-xdist the controlling process collects nothing itself: the
+        checks to expect come from its workers' collections, as ids."""
+        if self.expected:
+            return
+        from pytest_cadasta.checks import all_checks
+
+        workers_only = {check.name for check in all_checks() if check.for_workers_only}
+        producers = {loaded.label for loaded in self.apps if not loaded.entry.is_worker}
+        several = len(self.apps) > 1
+        for nodeid in ids:
+            parts = nodeid.split("::")
+            if parts[0] != SUITE or len(parts) < 3:
+                continue
+            label = parts[1] if several else self.apps[0].label
+            group = SYSTEM if label == SYSTEM else parts[-2]
+            self.expected[nodeid] = (label, group)
+            if label in producers and parts[-1].partition("[")[0] in workers_only:
+                self.skip_expected.add(nodeid)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not report.nodeid.startswith(SUITE + "::"):
             return
@@ -182,7 +203,23 @@ class Summary:
         terminal.write_line(f"verdict: {sentence}",
                             **{colours.get(kind, "yellow"): True, "bold": True})
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        config = session.config
+        if hasattr(config, "workerinput"):
+            return  # a pytest-xdist worker: its controlling process reports
+        from pytest_cadasta.plugin import is_xdist_controller
+
+        if is_xdist_controller(config) and self.outcomes:
+            # The checks ran in the workers, where record_testsuite_property has
+            # no XML file to write to; here junitxml has it (pytest has no
+            # public handle on it).
+            from _pytest.junitxml import xml_key
+
+            xml = config.stash.get(xml_key, None)
+            if xml is not None:
+                for name, value in self.properties().items():
+                    xml.add_global_property(name, value)
         path = self.settings.report
         if path is not None:
             Path(path).write_text(json.dumps(self.report(), indent=2) + "\n")

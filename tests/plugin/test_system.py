@@ -210,3 +210,30 @@ def test_labels_fall_back_to_the_module_path_where_two_apps_share_a_first_segmen
     assert _labels(["proj.celery:export", "proj.celery:msg"]) == [
         "proj.celery.export", "proj.celery.msg"]
     assert _labels(["system.celery"]) == ["system.celery"]
+
+
+def test_with_xdist_the_apps_are_spread_and_the_system_checks_run_once(run_inner, pytester):
+    """-n 2: each app's checks run together on one xdist worker, the system's
+    checks once; the controlling process gives the verdict and writes the report
+    and the JUnit properties once."""
+    result = run_inner(*SYSTEM_APPS, "-n", "2", "-v", "--cadasta-report=report.json",
+                       "--junitxml=junit.xml", examples=["system"])
+    total = 3 * PER_APP + len(SYSTEM_CHECKS)
+    result.assert_outcomes(passed=total - WORKER_ONLY, skipped=WORKER_ONLY)
+    where: dict[str, set[str]] = {}
+    for line in result.stdout.lines:
+        if line.startswith("[gw") and " cadasta::" in line:
+            gw = line.split("]")[0][1:]
+            where.setdefault(line.split(" cadasta::")[1].split("::")[0], set()).add(gw)
+    assert sorted(where) == ["export_worker", "msg_worker", "platform_app", "system"]
+    assert all(len(gws) == 1 for gws in where.values()), where
+    assert len(set().union(*where.values())) == 2
+    ran = [line for line in result.stdout.lines if "PASSED cadasta::system::" in line]
+    assert len(ran) == len(SYSTEM_CHECKS)
+    result.stdout.fnmatch_lines(["system: conforms", "*",
+                                 "verdict: the system conforms (3 apps)"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["verdict"]["kind"] == "conforms"
+    assert len(report["checks"]) == total
+    assert all(check["outcome"] != "not run" for check in report["checks"])
+    assert 'name="cadasta_verdict" value="conforms"' in (pytester.path / "junit.xml").read_text()
