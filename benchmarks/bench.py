@@ -147,6 +147,9 @@ BENCHMARKS = (
               Target(0.7, at_least=True, text=">= 0.7, 0 lost",
                      also=lambda o: max(o.details("lost"), default=1) == 0)),
     Benchmark("result-db", Figure("example-suite-result-db"), Figure("example-suite")),
+    Benchmark("system", Figure("system"), Figure("floor")),
+    Benchmark("system-n2", Figure("system-n2"), Figure("system"),
+              Target(0.99, text="< 1.0 (faster with -n 2)")),
 )
 
 HEADER = ("benchmark", "median", "reference", "ref. median", "ratio", "target", "met?",

@@ -22,6 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = Path(__file__).resolve().parent / "samples"
 EXAMPLE_WORKER = ROOT / "examples" / "worker"
 SAMPLE_APPS = ROOT / "tests" / "examples" / "apps"
+SAMPLE_SYSTEM = ROOT / "tests" / "examples" / "system"
+#: The platform and two workers, as the system's tests run them.
+SYSTEM_OPTIONS = ("--cadasta-app=export_worker", "--cadasta-app=msg_worker",
+                  "--cadasta-producer=platform_app",
+                  "--cadasta-queues=export_worker=export,celery",
+                  "--cadasta-queues=msg_worker=msg,celery")
 
 SECONDS = "s"
 RATE = "tasks/s"
@@ -141,6 +147,15 @@ def scale(queues: int, lab: Lab) -> Sample:
     return _sample(run, ok=(0, 1), verdict=_verdict(run))
 
 
+def system(options: tuple[str, ...], lab: Lab) -> Sample:
+    """The conformance suite on a system of three apps (the platform and two
+    workers), each app's checks and the system's."""
+    names = ("system_base.py", "platform_app.py", "export_worker.py", "msg_worker.py")
+    workdir = _copy({name: SAMPLE_SYSTEM / name for name in names}, lab.workdir("system"))
+    run = lab.pytest([*NO_CACHE, *SYSTEM_OPTIONS, "-q", *options], workdir)
+    return _sample(run, verdict=_verdict(run))
+
+
 def throughput(lab: Lab) -> Sample:
     """Tasks per second through the plugin's fixtures, as the inner test measured."""
     workdir = _copy({"genapp.py": SAMPLES / "genapp.py",
@@ -204,6 +219,8 @@ WORKLOADS = {w.name: w for w in (
     Workload("idle-no-plugin", SECONDS, partial(idle, False)),
     Workload("idle-plugin", SECONDS, partial(idle, True)),
     *(Workload(f"scale-{n}q", SECONDS, partial(scale, n)) for n in (3, 50, 200)),
+    Workload("system", SECONDS, partial(system, ())),
+    Workload("system-n2", SECONDS, partial(system, ("-n", "2"))),
     Workload("throughput-plugin", RATE, throughput),
     Workload("throughput-bare", RATE, bare_boto3),
 )}

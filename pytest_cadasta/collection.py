@@ -115,8 +115,10 @@ def build_items(session: pytest.Session, apps: list[LoadedApp]) -> list[CheckIte
         for check, queue in iter_checks(loaded.topology.work_queues):
             if check.group not in groups:
                 groups[check.group] = _child(top, check.group)
-            skip = (PRODUCER_ONLY_REASON
-                    if not loaded.entry.is_worker and check.for_workers_only else None)
+            skip = None
+            if not loaded.entry.is_worker and check.for_workers_only:
+                skip = (PRODUCER_ONLY_REASON if len(apps) == 1
+                        else f"{loaded.entry.spelled}: the app runs no worker")
             add(groups[check.group], check.name if queue is None else f"{check.name}[{queue}]",
                 _test_function(check, queue), loaded.label, check.group, skip)
     if len(apps) > 1:
