@@ -48,19 +48,25 @@ class CheckItem(pytest.Function):
         return SUITE, 0, self.nodeid
 
 
+def _judge(check: Check, state: Any, queue: str | None) -> None:
+    """Run ``check`` on ``state`` (a Conformance, or the SystemConformance) as a
+    test: a failure without a traceback, or a skip with its reason."""
+    failure, skipped = run_check(check, state, queue)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    if skipped is not None:
+        pytest.skip(skipped)
+
+
+# The infrastructure a check needs comes as a fixture: if it cannot be
+# provided, the check is an error (not judged), not a verdict.
 def _test_function(check: Check, queue: str | None) -> Any:
     def test(_cadasta_verdict: None, _cadasta_conformance: Conformance) -> None:
-        failure, skipped = run_check(check, _cadasta_conformance, queue)
-        if failure is not None:
-            pytest.fail(failure, pytrace=False)
-        if skipped is not None:
-            pytest.skip(skipped)
+        _judge(check, _cadasta_conformance, queue)
 
     def test_with_worker(_cadasta_verdict: None, _cadasta_conformance: Conformance,
                          _cadasta_checks_worker: Any) -> None:
-        # The worker (and the result database) come as a fixture: if they
-        # cannot be provided, the check is an error, not a verdict.
-        test(_cadasta_verdict, _cadasta_conformance)
+        _judge(check, _cadasta_conformance, queue)
 
     chosen = test_with_worker if check.needs_worker else test
     chosen.__doc__ = check.doc
@@ -69,15 +75,11 @@ def _test_function(check: Check, queue: str | None) -> Any:
 
 def _system_test_function(check: Check) -> Any:
     def test(_cadasta_verdict: None, _cadasta_system: Any) -> None:
-        failure, skipped = run_check(check, _cadasta_system, None)
-        if failure is not None:
-            pytest.fail(failure, pytrace=False)
-        if skipped is not None:
-            pytest.skip(skipped)
+        _judge(check, _cadasta_system, None)
 
     def test_with_workers(_cadasta_verdict: None, _cadasta_system: Any,
                           _cadasta_system_workers: Any) -> None:
-        test(_cadasta_verdict, _cadasta_system)
+        _judge(check, _cadasta_system, None)
 
     chosen = test_with_workers if check.needs_worker else test
     chosen.__doc__ = check.doc
