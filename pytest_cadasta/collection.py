@@ -92,7 +92,8 @@ def _child(parent: Any, name: str) -> CheckNode:
     return node
 
 
-def build_items(session: pytest.Session, apps: list[LoadedApp]) -> list[CheckItem]:
+def build_items(session: pytest.Session, apps: list[LoadedApp],
+                producer_only: bool = False) -> list[CheckItem]:
     """One item per check (per queue where it applies) of each app, then the
     system's checks when there are several apps, in running order; each group's
     items together, so every group shows once."""
@@ -119,7 +120,7 @@ def build_items(session: pytest.Session, apps: list[LoadedApp]) -> list[CheckIte
                 groups[check.group] = _child(top, check.group)
             skip = None
             if not loaded.entry.is_worker and check.for_workers_only:
-                skip = (PRODUCER_ONLY_REASON if len(apps) == 1
+                skip = (PRODUCER_ONLY_REASON if producer_only
                         else f"{loaded.entry.spelled}: the app runs no worker")
             add(groups[check.group], check.name if queue is None else f"{check.name}[{queue}]",
                 _test_function(check, queue), loaded.label, check.group, skip)
@@ -152,11 +153,14 @@ def unit_of(nodeid: str, several: bool) -> str | None:
 
 
 def scheduling_by_app(config: pytest.Config, log: Any, several: bool) -> Any:
-    """pytest-xdist's scope distribution with the apps as the scopes."""
+    """pytest-xdist's scope distribution with the apps as the scopes, and every
+    other test a scope of its own (spread one by one, as ``-n`` spreads them)."""
     from xdist.scheduler import LoadScopeScheduling
 
     class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
+        # xdist's own --dist loadfile overrides this (private) method the same
+        # way; xdist has no public hook for the unit of distribution.
         def _split_scope(self, nodeid: str) -> str:
-            return unit_of(nodeid, several) or super()._split_scope(nodeid)
+            return unit_of(nodeid, several) or nodeid
 
     return Scheduling(config, log)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from pytest_cadasta.errors import CadastaError, one_line
 from pytest_cadasta.events import DONE, RECEIVED, UNKNOWN, TaskEvents
-from pytest_cadasta.probes import HideProbeFailures, Probes
+from pytest_cadasta.probes import HideProbeFailures, Probes, is_probe
 from pytest_cadasta.topology import Topology
 from pytest_cadasta.wiring import UNDELIVERABLE_WARNING
 
@@ -212,9 +212,8 @@ class Conformance:
 
     def own_tasks(self) -> list[str]:
         """The tasks the app registers itself: not Celery's, not the probes."""
-        probes = self.probes.names()
         return sorted(name for name in self.app.tasks
-                      if not name.startswith("celery.") and name not in probes)
+                      if not name.startswith("celery.") and not is_probe(name))
 
     def production_consumption(self) -> list[str]:
         """The queues 'celery worker' consumes as production starts it: those -Q

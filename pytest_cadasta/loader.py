@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import shlex
 import sys
 from collections.abc import Callable, Iterator
@@ -146,44 +147,114 @@ def _import_failed(label: str, spec: str, module_name: str,
         f"{one_line(exc)}; reproduce with: {command}")
 
 
+class _ImportGraph:
+    """Which module's code imported which module, recorded while it is on
+    (``builtins.__import__`` sees every import statement, of modules imported
+    already too)."""
+
+    def __init__(self) -> None:
+        self.edges: dict[str, set[str]] = {}
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        import builtins
+
+        original = builtins.__import__
+
+        def record(name: str, globals: Any = None, locals: Any = None,
+                   fromlist: Any = (), level: int = 0) -> Any:
+            module = original(name, globals, locals, fromlist, level)
+            importer = (globals or {}).get("__name__")
+            if importer:
+                try:
+                    target = (importlib.util.resolve_name("." * level + name,
+                                                          globals.get("__package__"))
+                              if level else name)
+                except (ImportError, ValueError):
+                    return module
+                found = self.edges.setdefault(importer, set())
+                found.add(target)
+                found.update(f"{target}.{item}" for item in fromlist or ())
+            return module
+
+        builtins.__import__ = record
+        try:
+            yield
+        finally:
+            builtins.__import__ = original
+
+    def reach(self, roots: set[str]) -> set[str]:
+        """Every module ``roots`` import, directly or not, with their packages."""
+        seen: set[str] = set()
+        todo = list(roots)
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            todo += self.edges.get(name, ())
+            todo += [name.rpartition(".")[0]] if "." in name else []
+        return seen
+
+
 @contextmanager
-def tasks_apart() -> Iterator[Callable[[Any], None]]:
+def tasks_apart() -> Iterator[Callable[[str, Callable[[], Any]], Any]]:
     """Load several apps in one process as if each had a process of its own.
 
-    A task made with ``@app.task`` is shared by default: Celery adds it to every
-    app of the process, those finalized already and those finalized later.
-    Production workers never see each other's tasks, so while the block is open
-    each app loaded with the ``load`` it yields keeps to its own: Celery's
-    built-in tasks and the tasks its own modules define. (Celery has no public
-    call for this: its registry of apps and of shared-task constructors is in
-    ``celery._state``.)"""
+    A task made with ``@app.task`` (or ``@shared_task``) is shared: Celery adds
+    it to every app of the process. ``celery -A`` in production imports one app
+    and what its modules import, so it registers the tasks of those modules
+    only. Each app loaded with the ``load`` this yields is loaded apart (the
+    other apps hidden, only Celery's own shared tasks offered), its imports
+    recorded; when the block closes, each app also gets the shared tasks of
+    the other apps' loads that live in modules it imports itself. An app whose
+    module was imported before the block (by a conftest, say) keeps what Celery
+    gave it: what it imports is not known. (Celery has no public call for any
+    of this: its apps and its shared-task constructors are in ``celery._state``.)
+    """
     import celery.app.builtins  # noqa: F401  (registers Celery's own tasks' constructors)
     from celery import _state
 
     finalizers = _state._on_app_finalizers
-    builtins = set(finalizers)  # Celery's own (and any shared before the apps load)
-    everyone = set(finalizers)
-    loaded: list[Any] = []
+    common = set(finalizers)  # Celery's own, and any shared before the apps load
+    before = set(sys.modules)
+    graph = _ImportGraph()
+    loaded: list[tuple[Any, set[str], set[Any]]] = []  # app, its roots, its shared tasks
 
-    def load(make_app: Callable[[], Any]) -> Any:
-        hidden = [app for app in loaded if app in _state._apps]
-        for app in hidden:
+    def load(module: str, make_app: Callable[[], Any]) -> Any:
+        others = [app for app, _, _ in loaded if app in _state._apps]
+        everyone = set(finalizers)
+        modules = set(sys.modules)
+        for app in others:
             _state._apps.discard(app)
         finalizers.clear()
-        finalizers.update(builtins)
+        finalizers.update(common)
         try:
             app = make_app()
             app.finalize(auto=True)
         finally:
-            everyone.update(finalizers)
+            own = set(finalizers) - common
             finalizers.clear()
-            finalizers.update(everyone)
-            for other in hidden:
+            finalizers.update(everyone | own)
+            for other in others:
                 _state._apps.add(other)
-        loaded.append(app)
+        roots = (set(sys.modules) - modules) | set(app.loader.default_modules) | {module}
+        loaded.append((app, roots, own))
         return app
 
-    yield load
+    with graph.recording():
+        yield load
+    for app, roots, own in loaded:
+        if roots & before:
+            continue
+        reached = graph.reach(roots)
+        for _, _, shared in loaded:
+            for make_task in shared - own:
+                task = make_task(app)  # registers it, unless the name is taken
+                name = getattr(task, "name", None)
+                if name is not None and app.tasks.get(name) is task \
+                        and getattr(task, "__module__", None) not in reached:
+                    app.tasks.unregister(name)
 
 
 def check_queues(app: Any, queues: tuple[str, ...] | None, label: str) -> None:

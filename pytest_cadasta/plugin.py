@@ -119,7 +119,7 @@ def pytest_configure(config: pytest.Config) -> None:
             def make(entry: AppEntry = entry) -> Any:
                 return loader.load_app(entry.spec, config.rootpath, entry.spelled)
 
-            app = load(make) if settings.is_system else make()
+            app = load(entry.module, make) if settings.is_system else make()
             loader.check_queues(app, entry.queues, settings.label("queues"))
             loaded.append(LoadedApp(entry, app, Topology.of(app, entry.label, entry.queues)))
     config.stash[apps_key] = loaded
@@ -188,7 +188,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if loaded:
         from pytest_cadasta.collection import build_items
 
-        checks = build_items(session, loaded)
+        checks = build_items(session, loaded, config.stash[settings_key].producer_only)
         config.pluginmanager.get_plugin(SUMMARY_PLUGIN).expect(checks)
         items[:0] = checks
     result = yield

@@ -17,6 +17,14 @@ SCHEDULER = "cadasta_probe_schedules"
 ELSEWHERE_ERRBACK = "cadasta_elsewhere.cadasta_probe_errback"
 
 PROBE_FAILURE_MESSAGE = "cadasta probe failed on purpose"
+#: What the last segment of every probe's name starts with (the app's checks'
+#: and the system checks').
+PROBE_PREFIXES = ("cadasta_probe", "cadasta_system_")
+
+
+def is_probe(name: str) -> bool:
+    """Whether task ``name`` is one of the plugin's probes, not the app's."""
+    return name.rpartition(".")[2].startswith(PROBE_PREFIXES)
 
 
 class ProbeFailure(Exception):

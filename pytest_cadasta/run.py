@@ -4,6 +4,7 @@ checks per app, and the system's checks across them."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,11 +109,12 @@ class Run:
             harness.sqs().release(consumed)
 
     def close(self) -> None:
-        try:
-            for harness in reversed(list(self._harnesses.values())):
-                harness.close()
-        finally:
-            self._harnesses.clear()
-            self._conformances.clear()
+        """Close every harness (the last made first), then the shared parts; one
+        that fails to close does not keep the others open."""
+        with ExitStack() as stack:
+            stack.callback(self.infra.close)
+            for harness in self._harnesses.values():
+                stack.callback(harness.close)
+            self._harnesses = {}
+            self._conformances = {}
             self._system = None
-            self.infra.close()

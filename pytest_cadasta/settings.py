@@ -217,19 +217,21 @@ def _check_spec(spec: str, spelled: str) -> str:
 
 def _labels(specs: list[str]) -> list[str]:
     """Each app's label: its module path's first segment; the whole module path
-    where two apps share one; the module path and attribute where two share that."""
+    where two apps share one; the module path and attribute where two share
+    that. With several apps, none may be "system" (the system checks' label)."""
     def first(spec: str) -> str:
         return spec.partition(":")[0].split(".")[0]
 
     def module(spec: str) -> str:
         return spec.partition(":")[0]
 
+    several = len(specs) > 1
     labels = []
     for spec in specs:
         label = first(spec)
-        if label == SYSTEM or sum(first(s) == label for s in specs) > 1:
+        if (several and label == SYSTEM) or sum(first(s) == label for s in specs) > 1:
             label = module(spec)
-            if sum(module(s) == label for s in specs) > 1:
+            if (several and label == SYSTEM) or sum(module(s) == label for s in specs) > 1:
                 label = spec.replace(":", ".")
         labels.append(label)
     return labels
@@ -240,7 +242,7 @@ def _read_apps(values: dict[str, Any], spelled: dict[str, str]) -> tuple[AppEntr
     workers = [_check_spec(spec.strip(), spelled["app"]) for spec in values["app"] or ()]
     producers = [_check_spec(spec.strip(), spelled["producer"])
                  for spec in values["producer"] or ()]
-    if values["producer_only"]:
+    if values["producer_only"] and (workers or producers):
         if len(workers) != 1 or producers:
             raise UsageError(
                 f"{spelled['producer_only']} makes the one app of "
@@ -252,9 +254,15 @@ def _read_apps(values: dict[str, Any], spelled: dict[str, str]) -> tuple[AppEntr
     if twice:
         raise UsageError(f"{', '.join(twice)}: the same app given twice; give each app once")
     labels = _labels(specs)
-    if SYSTEM in labels:
-        raise UsageError(f"an app labelled {SYSTEM!r} ({specs[labels.index(SYSTEM)]}): the "
-                         "system checks take that label; give the app as module:attribute")
+    clash = sorted({label for label in labels if labels.count(label) > 1})
+    if clash or (len(specs) > 1 and SYSTEM in labels):
+        label = clash[0] if clash else SYSTEM
+        named = ", ".join(spec for spec, other in zip(specs, labels) if other == label)
+        raise UsageError(
+            f"{named}: labelled {label!r}, " + ("like another app" if clash else
+                                               "the label of the system checks")
+            + "; an app's label is its module path (and attribute): give apps whose "
+              "module paths differ")
     return tuple(
         AppEntry(spec, label, is_worker=i < len(workers),
                  spelled=spelled["app"] if i < len(workers) or values["producer_only"]

@@ -120,13 +120,15 @@ class MotoServer:
             self._counted = wsgi.app = _Counted(wsgi.app)
         return self
 
-    def settle(self) -> None:
+    def settle(self) -> bool:
         """Return once no request is in flight: a stopped worker's last long
-        poll has been answered, so it can take no message sent from now on."""
+        poll has been answered, so it can take no message sent from now on.
+        False if one still was after SETTLE_TIMEOUT."""
         counted = self._counted
-        if counted is not None:
-            with counted.changed:
-                counted.changed.wait_for(lambda: counted.handling == 0, SETTLE_TIMEOUT)
+        if counted is None:
+            return True
+        with counted.changed:
+            return counted.changed.wait_for(lambda: counted.handling == 0, SETTLE_TIMEOUT)
 
     def stop(self) -> None:
         for client in self._clients.values():
@@ -228,7 +230,10 @@ class MockSQS:
         for url in urls.values():
             if not url.endswith(".fifo"):
                 client.send_message(QueueUrl=url, MessageBody="pytest-cadasta: wake up")
-        self.server.settle()
+        if not self.server.settle():
+            logging.getLogger(__name__).warning(
+                "pytest-cadasta: a request to moto was still waiting %.0f s after a worker "
+                "stopped; the next checks may miss a message it takes", SETTLE_TIMEOUT)
         for queue, url in urls.items():
             self.read(url, queue)
 

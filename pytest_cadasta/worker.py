@@ -68,6 +68,7 @@ class InProcessWorker:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._stopping = False
         self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Any]] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -130,21 +131,20 @@ class InProcessWorker:
             self._ready.set()
 
     def stop(self) -> None:
-        # celery.worker.state.should_terminate is how Celery's own test worker
-        # (celery.contrib.testing) is told to stop; there is no public call.
-        from celery.worker import state
-
+        """Stop this worker (and no other: Celery's own test worker is stopped
+        through ``celery.worker.state.should_terminate``, which every worker of
+        the process obeys). Its loop is woken, and raises in its own thread what
+        Celery raises there on a terminate signal."""
         thread, self._thread = self._thread, None
         try:
             if thread is not None:
-                state.should_terminate = 0
-                self._wake()  # the loop sees should_terminate now, not after a long poll
+                self._stopping = True
+                self._wake()  # the loop stops now, not after a long poll
                 thread.join(STOP_TIMEOUT)
                 if thread.is_alive():
                     raise WorkerFailed(
                         f"the in-process worker did not stop within {STOP_TIMEOUT:.0f} s "
                         "(a task still running?)")
-                state.should_terminate = None
         finally:
             if thread is None or not thread.is_alive():
                 for fd in (self._wake_read, self._wake_write):
@@ -167,6 +167,10 @@ class InProcessWorker:
 
     # -- calls in the worker's thread -------------------------------------------
     def _listen_for_wakeups(self, controller: Any) -> None:
+        if self._stopping:  # stopped while it was starting
+            from celery.exceptions import WorkerTerminate
+
+            raise WorkerTerminate(0)
         hub = getattr(controller, "hub", None)
         if hub is not None:
             hub.add_reader(self._wake_read, self._on_wakeup)
@@ -188,6 +192,12 @@ class InProcessWorker:
                 pass
         except (BlockingIOError, OSError):
             pass
+        if self._stopping:
+            from celery.exceptions import WorkerTerminate
+
+            # What celery.worker.state.maybe_shutdown raises in the loop of a
+            # worker told to terminate: WorkController.start stops this worker.
+            raise WorkerTerminate(0)
         while True:
             try:
                 func, reply = self._calls.get_nowait()

@@ -4,6 +4,7 @@ The sample system lives in tests/examples/system: a platform and two workers
 right, and apps wrong in one way each."""
 
 import json
+import sys
 
 import pytest
 
@@ -209,7 +210,52 @@ def test_labels_fall_back_to_the_module_path_where_two_apps_share_a_first_segmen
         "proj.export", "proj.msg", "platform"]
     assert _labels(["proj.celery:export", "proj.celery:msg"]) == [
         "proj.celery.export", "proj.celery.msg"]
-    assert _labels(["system.celery"]) == ["system.celery"]
+    assert _labels(["system.celery"]) == ["system"]  # one app: no system checks
+    assert _labels(["system.celery", "export_worker"]) == ["system.celery", "export_worker"]
+
+
+def test_two_apps_with_one_label_are_a_usage_error(pytester):
+    pytester.copy_example("system")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--collect-only", "--cadasta-app=export_worker",
+        "--cadasta-app=export_worker:app", "--cadasta-app=export_worker.app",
+        "--cadasta-result-db=postgresql://u@h/p")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: export_worker:app, export_worker.app: labelled "
+                                 "'export_worker.app', like another app; *"])
+
+
+def test_stopping_one_apps_worker_leaves_the_others_running(shared_pg_url, monkeypatch):
+    """Celery's own test worker stops through a flag every worker of the process
+    obeys; an app's worker stopping between apps must not stop another's."""
+    from pathlib import Path
+
+    from pytest_cadasta import loader
+    from pytest_cadasta.run import LoadedApp, Run
+    from pytest_cadasta.settings import AppEntry, Settings
+    from pytest_cadasta.sqs import local_aws
+    from pytest_cadasta.topology import Topology
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples" / "system"))
+    for name in ("system_base", "export_worker", "msg_worker"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    entries = (AppEntry("export_worker", "export_worker", queues=("export", "celery")),
+               AppEntry("msg_worker", "msg_worker", queues=("msg", "celery")))
+    with local_aws() as server, loader.tasks_apart() as load:
+        loaded = []
+        for entry in entries:
+            app = load(entry.module,
+                       lambda entry=entry: loader.load_app(entry.spec, Path.cwd()))
+            loaded.append(LoadedApp(entry, app, Topology.of(app, entry.label, entry.queues)))
+        run = Run(Settings(apps=entries, result_db=shared_pg_url), loaded, server)
+        try:
+            for _ in range(12):  # the old way stopped the other about one time in 8
+                other = run.harness("msg_worker").worker()
+                run.harness("export_worker").worker()
+                run.harness("export_worker").stop_worker()
+                assert other.call(lambda: "alive") == "alive"
+        finally:
+            run.close()
 
 
 def test_with_xdist_the_apps_are_spread_and_the_system_checks_run_once(run_inner, pytester):
@@ -237,3 +283,50 @@ def test_with_xdist_the_apps_are_spread_and_the_system_checks_run_once(run_inner
     assert len(report["checks"]) == total
     assert all(check["outcome"] != "not run" for check in report["checks"])
     assert 'name="cadasta_verdict" value="conforms"' in (pytester.path / "junit.xml").read_text()
+
+
+def test_each_app_registers_what_celery_a_would_register_in_its_own_process(run_inner, pytester):
+    """Celery adds an @app.task of one app to every app of the process; each app
+    here has what 'celery -A' would register: its own modules' tasks and those of
+    the modules it imports (a library both import gives both its tasks), no other
+    app's."""
+    pytester.copy_example("system/system_base.py")
+    pytester.makepyfile(
+        mailer="""
+            from celery import shared_task
+
+            @shared_task(name="mail.send")
+            def send(to):
+                return to
+        """,
+        first_worker="""
+            import mailer  # noqa: F401
+            from system_base import make_app
+
+            app = make_app("first_worker")
+
+            @app.task(name="export.first")
+            def first():
+                return 1
+        """,
+        second_worker="""
+            import mailer  # noqa: F401
+            from system_base import make_app
+
+            app = make_app("second_worker")
+
+            @app.task(name="msg.second")
+            def second():
+                return 2
+        """,
+        test_registered="""
+            def test_registered(cadasta_apps):
+                own = {label: sorted(n for n in app.tasks if not n.startswith("celery.")
+                                     and "cadasta_" not in n)
+                       for label, app in cadasta_apps.items()}
+                assert own == {"first_worker": ["export.first", "mail.send"],
+                               "second_worker": ["mail.send", "msg.second"]}
+        """)
+    result = run_inner("--cadasta-app=first_worker", "--cadasta-app=second_worker",
+                       "-m", "not cadasta", "test_registered.py")
+    result.assert_outcomes(passed=1)
