@@ -99,6 +99,27 @@ def _where_written(config: pytest.Config, name: str, value: str) -> Path:
     return Path(base, value)
 
 
+def _queue_names(value: str, label: str) -> tuple[str, ...]:
+    """The queues of ``value`` as 'celery worker -Q' reads them: split on commas,
+    nothing stripped (-Q 'export, celery' names a queue ' celery')."""
+    queues = tuple(value.split(","))
+    spaced = [q for q in queues if any(c.isspace() for c in q)]
+    twice = [q for q in queues if queues.count(q) > 1]
+    problem = None
+    if not all(queues):
+        problem = "an empty queue name" if any(queues) else "no queue named"
+    elif spaced:
+        problem = (f"{spaced[0]!r} has a space in it, and 'celery worker -Q' would consume "
+                   "a queue of that very name")
+    elif twice:
+        problem = f"{twice[0]!r} is named twice"
+    if problem is not None:
+        raise UsageError(f"{label}={value!r}: {problem}; name each queue once, separated "
+                         "by commas alone, as 'celery worker -Q' takes them, e.g. "
+                         "'export,celery'")
+    return queues
+
+
 def read_settings(config: pytest.Config) -> Settings:
     """The settings, validated; a bad value is a ``UsageError``."""
     values: dict[str, Any] = {}
@@ -144,11 +165,7 @@ def read_settings(config: pytest.Config) -> Settings:
                 f"{spelled['queues']}={values['queues']!r}: 'LABEL=queues' names the queues "
                 "of one of several apps, and this version checks one app: give the queues "
                 "alone, e.g. 'export,celery'")
-        queues = tuple(q.strip() for q in values["queues"].split(","))
-        if not all(queues) or any(" " in q for q in queues):
-            raise UsageError(
-                f"{spelled['queues']}={values['queues']!r}: expected queue names "
-                "separated by commas, as 'celery worker -Q' takes them, e.g. 'export,celery'")
+        queues = _queue_names(values["queues"], spelled["queues"])
     report = values["report"]
     report_path = None if report is None else _where_written(config, "report", report)
     if report_path is not None and not report_path.parent.is_dir():
