@@ -28,6 +28,8 @@ topology_key = pytest.StashKey["Topology"]()
 server_key = pytest.StashKey["MotoServer"]()
 stack_key = pytest.StashKey[ExitStack]()
 postgres_key = pytest.StashKey["StartingPostgres"]()
+#: The threads alive before any of the project's code was imported.
+threads_key = pytest.StashKey[frozenset]()
 
 T = TypeVar("T")
 SUMMARY_PLUGIN = "cadasta-summary"
@@ -79,11 +81,36 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]
         except ValueError:
             spec = None
     if spec:
+        import threading
+
         from pytest_cadasta.sqs import local_aws
 
+        early_config.stash[threads_key] = frozenset(threading.enumerate())
         early_config.stash[server_key] = _session_stack(early_config).enter_context(
             local_aws())
     return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Iterator[int | pytest.ExitCode]:
+    """When the run is over (everything the plugin started stopped), a
+    non-daemon thread the project's code left running would keep the process
+    from exiting: the process ends anyway, with the run's exit code."""
+    exit_code: int | pytest.ExitCode = pytest.ExitCode.INTERNAL_ERROR
+    try:
+        exit_code = yield
+        return exit_code
+    except pytest.UsageError:
+        exit_code = pytest.ExitCode.USAGE_ERROR
+        raise
+    finally:
+        before = config.stash.get(threads_key, None)
+        if before is not None:
+            from pytest_cadasta import threads
+
+            lingering = threads.lingering(before)
+            if lingering:
+                threads.end_despite(lingering, exit_code)
 
 
 @pytest.hookimpl(trylast=True)
