@@ -170,6 +170,9 @@ class Conformance:
         self.topology: Topology = harness.topology
         self.probes = Probes.for_topology(self.topology)
         self.probes.install(harness.user_app)
+        worker = harness.running_worker
+        if worker is not None and worker.running:  # started by a test of the user's
+            worker.learn_tasks()
         #: The queues the worker-side checks need consumed: the probes' own
         #: queue, and celery (chord_unlock) when the worker consumes it in
         #: production.
@@ -211,10 +214,13 @@ class Conformance:
             raise CheckSkipped(PRODUCER_ONLY_REASON)
 
     def own_tasks(self) -> list[str]:
-        """The tasks the app registers itself: not Celery's, not the probes."""
+        """The tasks the app registers itself: not Celery's, not the probes, not
+        those of pytest's plugins (pytest-celery's shared tasks)."""
         probes = self.probes.names()
-        return sorted(name for name in self.app.tasks
-                      if not name.startswith("celery.") and name not in probes)
+        tooling = self.harness.tooling_modules
+        return sorted(name for name, task in self.app.tasks.items()
+                      if not name.startswith("celery.") and name not in probes
+                      and task.__module__ not in tooling)
 
     def production_consumption(self) -> list[str]:
         """The queues 'celery worker' consumes as production starts it: those -Q

@@ -34,9 +34,14 @@ class Harness:
 
     def __init__(self, settings: Settings, user_app: Any = None,
                  topology: Topology | None = None, server: MotoServer | None = None,
-                 postgres: StartingPostgres | None = None) -> None:
+                 postgres: StartingPostgres | None = None,
+                 tooling_modules: frozenset[str] = frozenset()) -> None:
         self.settings = settings
         self.user_app = user_app
+        #: Modules imported before any of the project's code (pytest and its
+        #: plugins): a task they define is not the app's, though Celery adds
+        #: shared tasks (pytest-celery's) to every app.
+        self.tooling_modules = tooling_modules
         if topology is None and user_app is not None:
             topology = Topology.of(user_app)
         self._topology = topology
@@ -135,6 +140,11 @@ class Harness:
         worker consumes in production, --cadasta-queues, else every work queue);
         started on first use, then told to consume what is missing."""
         wanted = list(self.topology.consumed if queues is None else queues)
+        if self._worker is not None and not self._worker.running:
+            # Stopped by someone else: Celery's own test worker (the celery_worker
+            # fixture of celery.contrib.pytest) stops every worker in the
+            # process when it stops. Start another.
+            self._worker = None
         if self._worker is None:
             from pytest_cadasta.wiring import close_result_connections, pool_result_connections
             from pytest_cadasta.worker import InProcessWorker

@@ -28,8 +28,10 @@ topology_key = pytest.StashKey["Topology"]()
 server_key = pytest.StashKey["MotoServer"]()
 stack_key = pytest.StashKey[ExitStack]()
 postgres_key = pytest.StashKey["StartingPostgres"]()
-#: The threads alive before any of the project's code was imported.
+#: The threads alive, and the modules imported, before any of the project's
+#: code was imported: pytest's and its plugins'.
 threads_key = pytest.StashKey[frozenset]()
+tooling_key = pytest.StashKey[frozenset]()
 
 T = TypeVar("T")
 SUMMARY_PLUGIN = "cadasta-summary"
@@ -81,11 +83,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]
         except ValueError:
             spec = None
     if spec:
+        import sys
         import threading
 
         from pytest_cadasta.sqs import local_aws
 
         early_config.stash[threads_key] = frozenset(threading.enumerate())
+        early_config.stash[tooling_key] = frozenset(sys.modules)
         early_config.stash[server_key] = _session_stack(early_config).enter_context(
             local_aws())
     return (yield)
@@ -215,7 +219,7 @@ def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Harness]:
     stash = pytestconfig.stash
     harness = Harness(stash[settings_key], stash.get(app_key, None),
                       stash.get(topology_key, None), stash.get(server_key, None),
-                      stash.get(postgres_key, None))
+                      stash.get(postgres_key, None), stash.get(tooling_key, frozenset()))
     try:
         yield harness
     finally:
@@ -258,11 +262,12 @@ def _cadasta_session_worker(_cadasta_harness: Harness,
 
 
 @pytest.fixture
-def cadasta_worker(_cadasta_session_worker: InProcessWorker,
+def cadasta_worker(_cadasta_session_worker: InProcessWorker, _cadasta_harness: Harness,
                    cadasta_app: Any) -> InProcessWorker:
     """An in-process worker consuming the queues the production worker consumes
     (--cadasta-queues, else every work queue; never the monitor)."""
-    return _cadasta_session_worker
+    # Asked again for each test: started anew if something stopped it since.
+    return provide("provide the worker", _cadasta_harness.worker)
 
 
 @pytest.fixture(scope="session")

@@ -286,6 +286,8 @@ def test_queues_for_several_apps_say_this_version_checks_one(pytester):
 
 
 def test_checks_keep_their_order_and_verdict_when_another_plugin_shuffles(run_inner, pytester):
+    """The user's test, which starts the worker, runs first: the worker started
+    before the checks registered their probes still runs them."""
     pytester.copy_example("apps/toolbox_app.py")
     pytester.makeconftest("""
         import pytest
@@ -294,8 +296,13 @@ def test_checks_keep_their_order_and_verdict_when_another_plugin_shuffles(run_in
         def pytest_collection_modifyitems(items):
             items.reverse()  # as pytest-randomly might
     """)
+    pytester.makepyfile(test_own="""
+        def test_uses_the_worker(cadasta_app, cadasta_worker):
+            assert cadasta_app.send_task("export.project", args=(3,)).get(timeout=10) == 6
+    """)
     result = run_inner("--cadasta-app=toolbox_app:app", "-v")
-    result.assert_outcomes(passed=ALL)
+    result.stdout.fnmatch_lines(["test_own.py::test_uses_the_worker PASSED*"])
+    result.assert_outcomes(passed=ALL + 1)
     ran = [line.split(" ")[0] for line in result.stdout.lines if line.startswith("cadasta::")]
     assert ran == [f"cadasta::{check.group}::{check.name}" + (f"[{queue}]" if queue else "")
                    for check, queue in CHECKS]
