@@ -89,13 +89,14 @@ class Harness:
             except InfrastructureError:
                 raise  # already says what went wrong (a bad --cadasta-result-schema)
             except Exception as exc:
-                detail = str(exc).strip()
-                if server.password:
-                    detail = detail.replace(server.password, "**")
+                from pytest_cadasta.postgres import why_unusable
+
+                given = self.settings.result_db is not None
+                why = why_unusable(exc, server, self.settings.label("result_db") if given
+                                   else None)
                 raise InfrastructureError(
                     f"could not create the result database on {server.host}:"
-                    f"{server.port} as {server.user!r}: {type(exc).__name__}: "
-                    f"{detail}; the role needs CREATEDB and CREATEROLE") from None
+                    f"{server.port} as {server.user!r}: {why}") from None
             self._database = database
         return self._database
 

@@ -191,20 +191,64 @@ def test_unittest_flavour_runs_the_same_checks(pytester, shared_pg_url, is_worke
     assert "DeprecationWarning" not in result.stderr.str()
 
 
-def test_an_unreachable_result_database_is_an_error_not_a_verdict(pytester):
+@pytest.fixture
+def result_db_urls(shared_pg_url):
+    """--cadasta-result-db values that cannot work, with the line that says why:
+    on the shared server, a role given the wrong password, and roles lacking
+    CREATEDB or CREATEROLE (made here, dropped after)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = make_url(shared_pg_url)
+    roles = {"cadasta_t_pw": "CREATEDB CREATEROLE", "cadasta_t_nodb": "CREATEROLE",
+             "cadasta_t_norole": "CREATEDB"}
+    where = f"{server.host}:{server.port}"
+    with psycopg.connect(shared_pg_url, autocommit=True) as admin:
+        for role, rights in roles.items():
+            admin.execute(f"CREATE ROLE {role} LOGIN {rights} PASSWORD 'pw-9f3e'")
+        yield {
+            "refused": ("postgresql://admin:pw-9f3e@127.0.0.1:1/postgres",
+                        "on 127.0.0.1:1 as 'admin': Connection refused; is PostgreSQL "
+                        "running there, accepting TCP/IP connections? Check the host and "
+                        "port in --cadasta-result-db (or leave it out: the plugin starts a "
+                        "PostgreSQL of its own)"),
+            "wrong password": (f"postgresql://cadasta_t_pw:pw-wrong-9f3e@{where}/postgres",
+                               f"on {where} as 'cadasta_t_pw': password authentication "
+                               "failed for user \"cadasta_t_pw\"; check the user and "
+                               "password in --cadasta-result-db"),
+            "no createdb": (f"postgresql://cadasta_t_nodb:pw-9f3e@{where}/postgres",
+                            f"on {where} as 'cadasta_t_nodb': permission denied to create "
+                            "database; the role needs CREATEDB and CREATEROLE (as a "
+                            "superuser: ALTER ROLE cadasta_t_nodb CREATEDB CREATEROLE), or "
+                            "name a role that has them in --cadasta-result-db"),
+            "no createrole": (f"postgresql://cadasta_t_norole:pw-9f3e@{where}/postgres",
+                              f"on {where} as 'cadasta_t_norole': permission denied to "
+                              "create role; the role needs CREATEDB and CREATEROLE*"),
+        }
+        for role in roles:
+            admin.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize("case", ["refused", "wrong password", "no createdb", "no createrole"])
+def test_a_result_database_that_cannot_be_used_is_an_error_not_a_verdict(
+        pytester, result_db_urls, case):
+    url, why = result_db_urls[case]
     pytester.copy_example("apps/toolbox_app.py")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--cadasta-app=toolbox_app:app", "-k", "result",
-        "--cadasta-result-db=postgresql://admin:pw-9f3e@127.0.0.1:1/postgres", timeout=120)
+        f"--cadasta-result-db={url}", timeout=120)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     # The check of the settings needs no database; the three that run tasks do.
     result.assert_outcomes(passed=1, errors=3)
     result.stdout.fnmatch_lines([
-        "*could not start the worker: could not create the result database on "
-        "127.0.0.1:1 as 'admin': *",
+        f"pytest-cadasta could not start the worker: could not create the result "
+        f"database {why}",
         "result    1 passed, 3 error",
         "verdict: not judged: 3 checks could not run (see the errors above)"],
         consecutive=False)
-    assert "pw-9f3e" not in result.stdout.str() + result.stderr.str()
+    output = result.stdout.str() + result.stderr.str()
+    assert "pw-9f3e" not in output and "pw-wrong" not in output
+    assert "Traceback" not in output and "During handling" not in output
 
 
 def test_a_failing_check_ends_when_the_failure_is_known_not_after_a_timeout(run_inner, pytester):
