@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.errors import InfrastructureError, NotConfigured
+from pytest_cadasta.errors import InfrastructureError, NotConfigured, WorkerFailed
 from pytest_cadasta.settings import Settings
 from pytest_cadasta.topology import Topology
 
@@ -141,6 +141,9 @@ class Harness:
         worker consumes in production, --cadasta-queues, else every work queue);
         started on first use, then told to consume what is missing."""
         wanted = list(self.topology.consumed if queues is None else queues)
+        refused = [why for q in wanted if (why := self.sqs().refused(q)) is not None]
+        if refused:  # a worker would retry declaring it forever
+            raise WorkerFailed(f"no worker can consume what SQS cannot create: {refused[0]}")
         if self._worker is not None and not self._worker.running:
             # Stopped by someone else: Celery's own test worker (the celery_worker
             # fixture of celery.contrib.pytest) stops every worker in the

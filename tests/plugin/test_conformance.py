@@ -94,6 +94,9 @@ FAILURES = {
         "*saw:   the app registers no tasks of its own once its task modules are imported "
         "as 'celery worker' imports them (imports/include: none)",
         "*fix:   imports = ('app.tasks',) (or include=[[]...]) naming the modules*"]),
+    "no_tasks": (["routing"], [
+        "*saw:   the app registers no tasks of its own once its task modules are imported "
+        "as 'celery worker' imports them (imports/include: none)"]),
     "redis_backend": (["result"], [
         "*saw:   result_backend = 'redis://:**@cache.internal:6379/0'",
         "*fix:   result_backend = 'db+postgresql://*"]),
@@ -124,6 +127,49 @@ def test_each_defect_fails_its_group_and_says_why(run_inner, pytester, app):
     assert password not in result.stdout.str() + result.stderr.str()
     assert "Traceback" not in result.stdout.str()
     assert "--full-trace" not in result.stdout.str()
+
+
+ODD_NAMES = {
+    "odd_task_names": (2, [
+        "*saw:   task 'cleanup' -> 'cleanup', '导出.任务' -> '导出': no such queue in this app "
+        "(its queues: celery, msg, export)",
+        "*fix:   add the queue to QUEUES (Config(QUEUES=(...))) or rename the task under an "
+        "existing prefix; '导出' cannot name an SQS queue (ASCII letters, digits, '-' and "
+        "'_' only): rename those tasks"]),
+    "non_ascii_queue": (1, [
+        "*saw:   queue '导出' is SQS queue 'dev-导出', a name SQS refuses (ASCII letters, "
+        "digits, '-' and '_' only, at most 80 characters)",
+        "*fix:   rename '导出' in QUEUES (or task_queues) with ASCII letters, digits, '-' or "
+        "'_', and the tasks it takes by prefix"]),
+}
+
+
+@pytest.mark.parametrize("app", sorted(ODD_NAMES))
+def test_task_and_queue_names_routing_by_prefix_cannot_serve_are_named(run_inner, pytester,
+                                                                        app):
+    """A name without a dot routes by the whole name; an accented one
+    ('export.résumé') like any other; a prefix or queue no SQS queue can be
+    named after fails its own check, and only that one."""
+    failed, messages = ODD_NAMES[app]
+    pytester.copy_example(f"apps/{app}.py")
+    result = run_inner(f"--cadasta-app={app}:app")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=failed, passed=ALL - failed)  # three work queues each
+    result.stdout.fnmatch_lines([*messages, f"verdict: does not conform: {failed} check*"],
+                                consecutive=False)
+    assert "résumé" not in result.stdout.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_worker_fixture_says_it_cannot_consume_a_queue_sqs_refuses(run_inner, pytester):
+    pytester.copy_example("apps/non_ascii_queue.py")
+    pytester.makepyfile(test_own="def test_it(cadasta_worker):\n    pass\n")
+    result = run_inner("--cadasta-app=non_ascii_queue:app", "-m", "not cadasta")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "pytest-cadasta could not provide the worker: no worker can consume what SQS cannot "
+        "create: queue '导出' is SQS queue 'dev-导出', a name SQS refuses*"])
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_checks_are_items_with_group_ids_and_the_cadasta_marker(run_inner, pytester):
