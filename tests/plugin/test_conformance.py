@@ -172,6 +172,21 @@ def test_the_worker_fixture_says_it_cannot_consume_a_queue_sqs_refuses(run_inner
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.slow
+def test_two_hundred_queues_conform(run_inner, pytester):
+    """The benchmark's generated worker, 200 work queues and a task in each:
+    every per-queue check runs, and the verdict is the same as for three."""
+    shutil.copy(Path(__file__).parents[2] / "benchmarks" / "samples" / "genapp.py",
+                pytester.path)
+    checks = list(iter_checks(("celery", *(f"q{n}" for n in range(200)))))
+    monitor = sum(1 for check, _ in checks if check.group == "monitor")
+    result = run_inner("--cadasta-app=genapp:app",
+                       env={"CADASTA_BENCH_QUEUES": "200", "CADASTA_BENCH_TASKS": "200"})
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=len(checks))
+    result.stdout.fnmatch_lines([f"monitor   {monitor} passed", "verdict: conforms"])
+
+
 def test_checks_are_items_with_group_ids_and_the_cadasta_marker(run_inner, pytester):
     pytester.copy_example("apps/toolbox_app.py")
     result = run_inner("--cadasta-app=toolbox_app:app", "--collect-only", "-q")
