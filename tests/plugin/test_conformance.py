@@ -6,6 +6,7 @@ import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -258,12 +259,11 @@ def result_db_urls(shared_pg_url):
     on the shared server, a role given the wrong password, and roles lacking
     CREATEDB or CREATEROLE (made here, dropped after)."""
     import psycopg
-    from sqlalchemy.engine import make_url
 
-    server = make_url(shared_pg_url)
+    server = urlsplit(shared_pg_url)
     roles = {"cadasta_t_pw": "CREATEDB CREATEROLE", "cadasta_t_nodb": "CREATEROLE",
              "cadasta_t_norole": "CREATEDB"}
-    where = f"{server.host}:{server.port}"
+    where = f"{server.hostname}:{server.port}"
     with psycopg.connect(shared_pg_url, autocommit=True) as admin:
         for role, rights in roles.items():
             admin.execute(f"CREATE ROLE {role} LOGIN {rights} PASSWORD 'pw-9f3e'")
