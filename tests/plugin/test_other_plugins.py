@@ -50,15 +50,13 @@ def cached_run(pytester, shared_pg_url):
     return run
 
 
-def test_x_stops_at_the_first_failing_check_and_says_so(cached_run):
-    result = cached_run("-x")
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(failed=1, passed=2)
-    result.stdout.fnmatch_lines(["verdict: does not conform: 1 check failed"])
-
-
-def test_lf_after_a_fix_reruns_the_failed_check_and_is_no_verdict(cached_run):
-    cached_run("-x")
+def test_x_then_lf_after_a_fix_say_what_they_judged(cached_run):
+    """-x stops at the first failing check and says the app does not conform;
+    --lf once the app is fixed reruns that check alone: no verdict."""
+    first = cached_run("-x")
+    assert first.ret == pytest.ExitCode.TESTS_FAILED
+    first.assert_outcomes(failed=1, passed=2)
+    first.stdout.fnmatch_lines(["verdict: does not conform: 1 check failed"])
     cached_run.fix()
     result = cached_run("--lf")
     assert result.ret == pytest.ExitCode.OK
