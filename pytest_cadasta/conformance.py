@@ -170,6 +170,9 @@ class Conformance:
         self.topology: Topology = harness.topology
         self.probes = Probes.for_topology(self.topology)
         self.probes.install(harness.user_app)
+        worker = harness.running_worker
+        if worker is not None and worker.running:  # started by a test of the user's
+            worker.learn_tasks()
         #: The queues the worker-side checks need consumed: the probes' own
         #: queue, and celery (chord_unlock) when the worker consumes it in
         #: production.
@@ -211,9 +214,12 @@ class Conformance:
             raise CheckSkipped(PRODUCER_ONLY_REASON)
 
     def own_tasks(self) -> list[str]:
-        """The tasks the app registers itself: not Celery's, not the probes."""
-        return sorted(name for name in self.app.tasks
-                      if not name.startswith("celery.") and not is_probe(name))
+        """The tasks the app registers itself: not Celery's, not the probes, not
+        those of pytest's plugins (pytest-celery's shared tasks)."""
+        tooling = self.harness.tooling_modules
+        return sorted(name for name, task in self.app.tasks.items()
+                      if not name.startswith("celery.") and not is_probe(name)
+                      and task.__module__ not in tooling)
 
     def production_consumption(self) -> list[str]:
         """The queues 'celery worker' consumes as production starts it: those -Q
@@ -276,6 +282,7 @@ class Conformance:
         The first call sends the probe of every work queue and reads the monitor
         and each queue once: every per-queue check then reads its own answer, so
         a queue costs its two publishes and one read, not a pass of its own.
+        A queue SQS would refuse to create is not sent to (its check says so).
         Publishing is synchronous and moto consistent: every copy is where it will
         ever be, now. Only a worker consuming a queue can take a copy first, and
         then it says so (task_received).
@@ -284,7 +291,7 @@ class Conformance:
             consumed = set(self.consumed_queues())
             sent = {q: self.send_fresh(self.probes.probe(q), args=("fan-out",),
                                        kwargs={"probe": True})
-                    for q in self.topology.work_queues}
+                    for q in self.topology.work_queues if self.sqs.refused(q) is None}
             monitor = self.monitor()
             self._landings = {}
             for q, (result, lost) in sent.items():

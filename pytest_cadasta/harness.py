@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.errors import InfrastructureError, NotConfigured
+from pytest_cadasta.errors import InfrastructureError, NotConfigured, WorkerFailed
 from pytest_cadasta.settings import Settings
 from pytest_cadasta.topology import Topology
 
@@ -59,13 +59,14 @@ class Infrastructure:
             except InfrastructureError:
                 raise  # already says what went wrong (a bad --cadasta-result-schema)
             except Exception as exc:
-                detail = str(exc).strip()
-                if server.password:
-                    detail = detail.replace(server.password, "**")
+                from pytest_cadasta.postgres import why_unusable
+
+                given = self.settings.result_db is not None
+                why = why_unusable(exc, server, self.settings.label("result_db") if given
+                                   else None)
                 raise InfrastructureError(
                     f"could not create the result database on {server.host}:"
-                    f"{server.port} as {server.user!r}: {type(exc).__name__}: "
-                    f"{detail}; the role needs CREATEDB and CREATEROLE") from None
+                    f"{server.port} as {server.user!r}: {why}") from None
             self._database = database
         return self._database
 
@@ -99,9 +100,14 @@ class Harness:
 
     def __init__(self, settings: Settings, user_app: Any = None,
                  topology: Topology | None = None, infra: Infrastructure | None = None,
-                 hostname: str = "cadasta-test@localhost") -> None:
+                 hostname: str = "cadasta-test@localhost",
+                 tooling_modules: frozenset[str] = frozenset()) -> None:
         self.settings = settings
         self.user_app = user_app
+        #: Modules imported before any of the project's code (pytest and its
+        #: plugins): a task they define is not the app's, though Celery adds
+        #: shared tasks (pytest-celery's) to every app.
+        self.tooling_modules = tooling_modules
         if topology is None and user_app is not None:
             topology = Topology.of(user_app)
         self._topology = topology
@@ -169,6 +175,14 @@ class Harness:
         worker consumes in production, --cadasta-queues, else every work queue);
         started on first use, then told to consume what is missing."""
         wanted = list(self.topology.consumed if queues is None else queues)
+        refused = [why for q in wanted if (why := self.sqs().refused(q)) is not None]
+        if refused:  # a worker would retry declaring it forever
+            raise WorkerFailed(f"no worker can consume what SQS cannot create: {refused[0]}")
+        if self._worker is not None and not self._worker.running:
+            # Stopped by someone else: Celery's own test worker (the celery_worker
+            # fixture of celery.contrib.pytest) stops every worker in the
+            # process when it stops. Start another.
+            self.stop_worker()
         if self._worker is None:
             from pytest_cadasta.wiring import close_result_connections, pool_result_connections
             from pytest_cadasta.worker import InProcessWorker

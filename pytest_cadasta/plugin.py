@@ -30,6 +30,10 @@ server_key = pytest.StashKey["MotoServer"]()
 stack_key = pytest.StashKey[ExitStack]()
 postgres_key = pytest.StashKey["StartingPostgres"]()
 run_key = pytest.StashKey["Run"]()
+#: The threads alive, and the modules imported, before any of the project's
+#: code was imported: pytest's and its plugins'.
+threads_key = pytest.StashKey[frozenset]()
+tooling_key = pytest.StashKey[frozenset]()
 
 T = TypeVar("T")
 SUMMARY_PLUGIN = "cadasta-summary"
@@ -82,11 +86,38 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]
         except ValueError:
             pass
     if given:
+        import sys
+        import threading
+
         from pytest_cadasta.sqs import local_aws
 
+        early_config.stash[threads_key] = frozenset(threading.enumerate())
+        early_config.stash[tooling_key] = frozenset(sys.modules)
         early_config.stash[server_key] = _session_stack(early_config).enter_context(
             local_aws())
     return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Iterator[int | pytest.ExitCode]:
+    """When the run is over (everything the plugin started stopped), a
+    non-daemon thread the project's code left running would keep the process
+    from exiting: the process ends anyway, with the run's exit code."""
+    exit_code: int | pytest.ExitCode = pytest.ExitCode.INTERNAL_ERROR
+    try:
+        exit_code = yield
+        return exit_code
+    except pytest.UsageError:
+        exit_code = pytest.ExitCode.USAGE_ERROR
+        raise
+    finally:
+        before = config.stash.get(threads_key, None)
+        if before is not None:
+            from pytest_cadasta import threads
+
+            lingering = threads.lingering(before)
+            if lingering:
+                threads.end_despite(lingering, exit_code)
 
 
 @pytest.hookimpl(trylast=True)
@@ -231,7 +262,8 @@ def _cadasta_run(pytestconfig: pytest.Config) -> Iterator[Run]:
 
     stash = pytestconfig.stash
     run = stash[run_key] = Run(stash[settings_key], stash.get(apps_key, []),
-                               stash.get(server_key, None), stash.get(postgres_key, None))
+                               stash.get(server_key, None), stash.get(postgres_key, None),
+                               stash.get(tooling_key, frozenset()))
     try:
         yield run
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import stat
 import subprocess
@@ -352,3 +353,38 @@ def server_from_url(url: str) -> Server:
     return Server(parsed.host or "localhost", parsed.port or 5432,
                   parsed.username or os.environ.get("PGUSER", "postgres"),
                   parsed.password, parsed.database or "postgres")
+
+
+#: libpq's preamble before what the server (or the network) said.
+_LIBPQ_PREAMBLE = re.compile(r"^(connection failed: )?connection to server (at|on) .*? failed: "
+                             r"(FATAL:\s+)?")
+
+
+def why_unusable(exc: BaseException, server: Server, label: str | None) -> str:
+    """Why ``server`` could not hold the result database, in one line, password
+    masked; with ``label`` (the user's own server, given there), what to change."""
+    import psycopg
+
+    lines = str(exc).strip().splitlines()
+    detail = _LIBPQ_PREAMBLE.sub("", lines[0]) if lines else type(exc).__name__
+    if server.password:
+        detail = detail.replace(server.password, "**")
+    if not isinstance(exc, psycopg.Error):
+        detail = f"{type(exc).__name__}: {detail}"
+    if label is None:
+        return detail
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        hint = (f"the role needs CREATEDB and CREATEROLE (as a superuser: ALTER ROLE "
+                f"{server.user} CREATEDB CREATEROLE), or name a role that has them in {label}")
+    elif not isinstance(exc, psycopg.OperationalError):
+        return detail
+    elif "password" in detail or "role" in detail:
+        hint = f"check the user and password in {label}"
+    elif "database" in detail and "does not exist" in detail:
+        hint = (f"name a database that exists in {label} (e.g. postgres): the throwaway "
+                "database is made from there")
+    else:
+        hint = (f"is PostgreSQL running there, accepting TCP/IP connections? Check the host "
+                f"and port in {label} (or leave it out: the plugin starts a PostgreSQL of "
+                "its own)")
+    return f"{detail}; {hint}"

@@ -42,8 +42,12 @@ class Probes:
     @classmethod
     def for_topology(cls, topology: Topology) -> Probes:
         """Probes for every work queue; at home in the first queue the worker
-        consumes in production that is not celery (celery if it is the only one)."""
-        own = [q for q in topology.consumed if q != "celery"]
+        consumes in production that is not celery and that SQS can name (celery
+        if there is none)."""
+        from pytest_cadasta.sqs import refused_queue_name
+
+        own = [q for q in topology.consumed if q != "celery"
+               and refused_queue_name(topology.queue_name_prefix, q) is None]
         return cls(topology.work_queues, own[0] if own else "celery")
 
     def probe(self, queue: str) -> str:

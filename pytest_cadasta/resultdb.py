@@ -30,17 +30,22 @@ class ResultDatabase:
         self._janitor: Any = None
 
     def create(self) -> ResultDatabase:
+        import psycopg
         from pytest_postgresql.janitor import DatabaseJanitor
 
         server = self.server
+        # One connection first, without the janitor's retries (they wait for a
+        # server still starting): a refused connection or a wrong password is
+        # known at once, in libpq's own words.
+        psycopg.connect(host=server.host, port=server.port, user=server.user,
+                        password=server.password, dbname=server.maintenance_db,
+                        connect_timeout=10).close()
         janitor = DatabaseJanitor(
             user=server.user, host=server.host, port=server.port,
             password=server.password, dbname=self.dbname,
             maintenance_dbname=server.maintenance_db, connection_timeout=5)
         janitor.init()
         self._janitor = janitor  # only now is there something to drop
-        import psycopg
-
         schema = SCHEMA_SQL if self.schema_file is None else self.schema_file.read_text()
         with self.admin_connection() as connection:
             try:
@@ -56,9 +61,12 @@ class ResultDatabase:
         if janitor is None:
             return
         janitor.drop()
-        # Roles belong to the server, not the database: drop ours too.
+        # Roles belong to the server, not the database: drop ours too, if it was
+        # made (a role without CREATEROLE may not even try to drop one).
         with janitor.cursor() as cursor:
-            cursor.execute(f"DROP ROLE IF EXISTS {self.role}")
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,))
+            if cursor.fetchone():
+                cursor.execute(f"DROP ROLE {self.role}")
 
     @contextmanager
     def admin_connection(self) -> Iterator[Any]:

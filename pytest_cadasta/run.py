@@ -44,8 +44,10 @@ class Run:
 
     def __init__(self, settings: Settings, apps: list[LoadedApp],
                  server: MotoServer | None = None,
-                 postgres: StartingPostgres | None = None) -> None:
+                 postgres: StartingPostgres | None = None,
+                 tooling_modules: frozenset[str] = frozenset()) -> None:
         self.settings = settings
+        self.tooling_modules = tooling_modules
         self.apps = {loaded.label: loaded for loaded in apps}
         self.infra = Infrastructure(settings, server, postgres)
         self._harnesses: dict[str | None, Harness] = {}
@@ -77,7 +79,8 @@ class Run:
             else:
                 loaded = self.loaded(label)
                 harness = Harness(self.settings, loaded.app, loaded.topology, self.infra,
-                                  hostname=loaded.hostname)
+                                  hostname=loaded.hostname,
+                                  tooling_modules=self.tooling_modules)
             self._harnesses[label] = harness
         return self._harnesses[label]
 

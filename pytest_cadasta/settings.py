@@ -270,12 +270,24 @@ def _read_apps(values: dict[str, Any], spelled: dict[str, str]) -> tuple[AppEntr
         for i, (spec, label) in enumerate(zip(specs, labels)))
 
 
-def _queue_list(text: str, spelled: str) -> tuple[str, ...]:
-    queues = tuple(q.strip() for q in text.split(","))
-    if not all(queues) or any(" " in q for q in queues):
-        raise UsageError(
-            f"{spelled}={text!r}: expected queue names separated by commas, as "
-            "'celery worker -Q' takes them, e.g. 'export,celery'")
+def _queue_list(value: str, label: str) -> tuple[str, ...]:
+    """The queues of ``value`` as 'celery worker -Q' reads them: split on commas,
+    nothing stripped (-Q 'export, celery' names a queue ' celery')."""
+    queues = tuple(value.split(","))
+    spaced = [q for q in queues if any(c.isspace() for c in q)]
+    twice = [q for q in queues if queues.count(q) > 1]
+    problem = None
+    if not all(queues):
+        problem = "an empty queue name" if any(queues) else "no queue named"
+    elif spaced:
+        problem = (f"{spaced[0]!r} has a space in it, and 'celery worker -Q' would consume "
+                   "a queue of that very name")
+    elif twice:
+        problem = f"{twice[0]!r} is named twice"
+    if problem is not None:
+        raise UsageError(f"{label}={value!r}: {problem}; name each queue once, separated "
+                         "by commas alone, as 'celery worker -Q' takes them, e.g. "
+                         "'export,celery'")
     return queues
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -41,6 +42,19 @@ def sqs_queue_name(prefix: str, name: str) -> str:
     full = prefix + name
     suffix = ".fifo" if full.endswith(".fifo") else ""
     return full[: len(full) - len(suffix)].translate(CHARS_REPLACE_TABLE) + suffix
+
+
+#: The queue names SQS accepts (a FIFO queue's ends in '.fifo', counted too).
+SQS_QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,75}\.fifo|[A-Za-z0-9_-]{1,80}")
+
+
+def refused_queue_name(prefix: str, name: str) -> str | None:
+    """Why SQS would refuse the queue kombu makes of ``name``; None if it would not."""
+    sqs_name = sqs_queue_name(prefix, name)
+    if SQS_QUEUE_NAME.fullmatch(sqs_name):
+        return None
+    return (f"queue {name!r} is SQS queue {sqs_name!r}, a name SQS refuses (ASCII letters, "
+            "digits, '-' and '_' only, at most 80 characters)")
 
 
 #: Hosts every HTTP client must reach directly, never through a proxy.
@@ -244,6 +258,10 @@ class MockSQS:
 
     def sqs_name(self, queue: str) -> str:
         return sqs_queue_name(self.queue_name_prefix, queue)
+
+    def refused(self, queue: str) -> str | None:
+        """Why SQS would refuse the app's queue ``queue`` (None: it would not)."""
+        return refused_queue_name(self.queue_name_prefix, queue)
 
     def url(self, queue: str, region: str | None = None) -> str | None:
         """The URL of the app's queue ``queue`` (a kombu name), or None."""

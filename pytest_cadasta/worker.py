@@ -152,6 +152,11 @@ class InProcessWorker:
                         os.close(fd)
                 self._wake_read = self._wake_write = -1
 
+    @property
+    def running(self) -> bool:
+        """Started, and its loop still going."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _bind_http_client(self) -> None:
         """Make the SQS channel's HTTP client now, on this worker's event loop.
 
@@ -211,7 +216,7 @@ class InProcessWorker:
     def call(self, func: Callable[[], Any]) -> Any:
         """Run ``func()`` in the worker's thread, between two turns of its loop;
         return what it returned (or raise what it raised)."""
-        if self._thread is None or self.controller is None or not self._thread.is_alive():
+        if not self.running or self.controller is None:
             reason = f": {self._error}" if self._error is not None else ""
             raise WorkerFailed(f"the in-process worker is not running{reason}")
         reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
@@ -229,11 +234,16 @@ class InProcessWorker:
 
     def call_if_running(self, func: Callable[[], Any]) -> None:
         """``call(func)``, or nothing if the worker is gone; for teardown."""
-        if self._thread is not None and self._thread.is_alive():
+        if self.running:
             try:
                 self.call(func)
             except Exception:  # the worker's own teardown reports what went wrong
                 pass
+
+    def learn_tasks(self) -> None:
+        """Make the tasks registered on the app since the worker started known to
+        it (its consumer reads the registry once, as it starts)."""
+        self.call(lambda: self.controller.consumer.update_strategies())
 
     # -- what it consumes ----------------------------------------------------------
     def consume(self, queues: Iterable[str]) -> None:

@@ -27,7 +27,7 @@ def run_inner(pytester, shared_pg_url):
     tests/examples; the result database goes on the shared server unless
     ``own_db=True``."""
 
-    def run(*args, examples=(), own_db=False, env=None):
+    def run(*args, examples=(), own_db=False, env=None, timeout=240):
         for example in examples:
             pytester.copy_example(example)
         if not own_db:
@@ -36,6 +36,6 @@ def run_inner(pytester, shared_pg_url):
             for name, value in (env or {}).items():
                 patch.setenv(name, value)
             return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args,
-                                                 timeout=240)
+                                                 timeout=timeout)
 
     return run

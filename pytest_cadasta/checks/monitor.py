@@ -74,6 +74,12 @@ def worker_does_not_consume_the_monitor_queue(c: Conformance, _: Any) -> None:
 def task_lands_once_in_its_queue_and_once_in_the_monitor(c: Conformance, queue: str) -> None:
     """A task message missing from the monitor is a task the platform never tracks;
     one missing from its queue never runs; a duplicate runs twice."""
+    refused = c.sqs.refused(queue)
+    if refused is not None:
+        fail(saw=refused, needs="every work queue named as SQS names queues: a worker "
+                                "fails declaring it, and every task sent to it is lost",
+             fix=f"rename {queue!r} in QUEUES (or task_queues) with ASCII letters, digits, "
+                 "'-' or '_', and the tasks it takes by prefix")
     landing = c.landing(queue)
     name, in_queue, in_monitor, lost = (landing.name, landing.in_queue, landing.in_monitor,
                                         landing.lost)

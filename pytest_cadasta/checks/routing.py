@@ -42,16 +42,23 @@ def every_registered_task_routes_to_an_existing_queue(c: Conformance, _: Any) ->
     """A task routed to a queue that does not exist waits forever: no worker
     consumes it."""
     lost = []
+    unnamable = []  # prefixes no SQS queue can be named after
     for name in c.own_tasks():
         target = routed_queue(c, name)
         if target not in c.topology.work_queues:
             lost.append(f"{name!r} -> {target!r}")
+            if isinstance(target, str) and c.sqs.refused(target) is not None:
+                unnamable.append(repr(target))
     if lost:
+        fix = ("add the queue to QUEUES (Config(QUEUES=(...))) or rename the task under "
+               "an existing prefix")
+        if unnamable:
+            fix += (f"; {', '.join(dict.fromkeys(unnamable))} cannot name an SQS queue "
+                    "(ASCII letters, digits, '-' and '_' only): rename those tasks")
         fail(saw=f"task {', '.join(lost)}: no such queue in this app "
                  f"(its queues: {', '.join(c.topology.work_queues)})",
              needs="every task the app registers routed to one of its queues",
-             fix="add the queue to QUEUES (Config(QUEUES=(...))) or rename the task under "
-                 "an existing prefix")
+             fix=fix)
 
 
 @check("routing")

@@ -6,6 +6,7 @@ import shutil
 import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -94,6 +95,9 @@ FAILURES = {
         "*saw:   the app registers no tasks of its own once its task modules are imported "
         "as 'celery worker' imports them (imports/include: none)",
         "*fix:   imports = ('app.tasks',) (or include=[[]...]) naming the modules*"]),
+    "no_tasks": (["routing"], [
+        "*saw:   the app registers no tasks of its own once its task modules are imported "
+        "as 'celery worker' imports them (imports/include: none)"]),
     "redis_backend": (["result"], [
         "*saw:   result_backend = 'redis://:**@cache.internal:6379/0'",
         "*fix:   result_backend = 'db+postgresql://*"]),
@@ -124,6 +128,64 @@ def test_each_defect_fails_its_group_and_says_why(run_inner, pytester, app):
     assert password not in result.stdout.str() + result.stderr.str()
     assert "Traceback" not in result.stdout.str()
     assert "--full-trace" not in result.stdout.str()
+
+
+ODD_NAMES = {
+    "odd_task_names": (2, [
+        "*saw:   task 'cleanup' -> 'cleanup', '导出.任务' -> '导出': no such queue in this app "
+        "(its queues: celery, msg, export)",
+        "*fix:   add the queue to QUEUES (Config(QUEUES=(...))) or rename the task under an "
+        "existing prefix; '导出' cannot name an SQS queue (ASCII letters, digits, '-' and "
+        "'_' only): rename those tasks"]),
+    "non_ascii_queue": (1, [
+        "*saw:   queue '导出' is SQS queue 'dev-导出', a name SQS refuses (ASCII letters, "
+        "digits, '-' and '_' only, at most 80 characters)",
+        "*fix:   rename '导出' in QUEUES (or task_queues) with ASCII letters, digits, '-' or "
+        "'_', and the tasks it takes by prefix"]),
+}
+
+
+@pytest.mark.parametrize("app", sorted(ODD_NAMES))
+def test_task_and_queue_names_routing_by_prefix_cannot_serve_are_named(run_inner, pytester,
+                                                                        app):
+    """A name without a dot routes by the whole name; an accented one
+    ('export.résumé') like any other; a prefix or queue no SQS queue can be
+    named after fails its own check, and only that one."""
+    failed, messages = ODD_NAMES[app]
+    pytester.copy_example(f"apps/{app}.py")
+    result = run_inner(f"--cadasta-app={app}:app")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=failed, passed=ALL - failed)  # three work queues each
+    result.stdout.fnmatch_lines([*messages, f"verdict: does not conform: {failed} check*"],
+                                consecutive=False)
+    assert "résumé" not in result.stdout.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_the_worker_fixture_says_it_cannot_consume_a_queue_sqs_refuses(run_inner, pytester):
+    pytester.copy_example("apps/non_ascii_queue.py")
+    pytester.makepyfile(test_own="def test_it(cadasta_worker):\n    pass\n")
+    result = run_inner("--cadasta-app=non_ascii_queue:app", "-m", "not cadasta")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "pytest-cadasta could not provide the worker: no worker can consume what SQS cannot "
+        "create: queue '导出' is SQS queue 'dev-导出', a name SQS refuses*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.slow
+def test_two_hundred_queues_conform(run_inner, pytester):
+    """The benchmark's generated worker, 200 work queues and a task in each:
+    every per-queue check runs, and the verdict is the same as for three."""
+    shutil.copy(Path(__file__).parents[2] / "benchmarks" / "samples" / "genapp.py",
+                pytester.path)
+    checks = list(iter_checks(("celery", *(f"q{n}" for n in range(200)))))
+    monitor = sum(1 for check, _ in checks if check.group == "monitor")
+    result = run_inner("--cadasta-app=genapp:app",
+                       env={"CADASTA_BENCH_QUEUES": "200", "CADASTA_BENCH_TASKS": "200"})
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=len(checks))
+    result.stdout.fnmatch_lines([f"monitor   {monitor} passed", "verdict: conforms"])
 
 
 def test_checks_are_items_with_group_ids_and_the_cadasta_marker(run_inner, pytester):
@@ -191,20 +253,63 @@ def test_unittest_flavour_runs_the_same_checks(pytester, shared_pg_url, is_worke
     assert "DeprecationWarning" not in result.stderr.str()
 
 
-def test_an_unreachable_result_database_is_an_error_not_a_verdict(pytester):
+@pytest.fixture
+def result_db_urls(shared_pg_url):
+    """--cadasta-result-db values that cannot work, with the line that says why:
+    on the shared server, a role given the wrong password, and roles lacking
+    CREATEDB or CREATEROLE (made here, dropped after)."""
+    import psycopg
+
+    server = urlsplit(shared_pg_url)
+    roles = {"cadasta_t_pw": "CREATEDB CREATEROLE", "cadasta_t_nodb": "CREATEROLE",
+             "cadasta_t_norole": "CREATEDB"}
+    where = f"{server.hostname}:{server.port}"
+    with psycopg.connect(shared_pg_url, autocommit=True) as admin:
+        for role, rights in roles.items():
+            admin.execute(f"CREATE ROLE {role} LOGIN {rights} PASSWORD 'pw-9f3e'")
+        yield {
+            "refused": ("postgresql://admin:pw-9f3e@127.0.0.1:1/postgres",
+                        "on 127.0.0.1:1 as 'admin': Connection refused; is PostgreSQL "
+                        "running there, accepting TCP/IP connections? Check the host and "
+                        "port in --cadasta-result-db (or leave it out: the plugin starts a "
+                        "PostgreSQL of its own)"),
+            "wrong password": (f"postgresql://cadasta_t_pw:pw-wrong-9f3e@{where}/postgres",
+                               f"on {where} as 'cadasta_t_pw': password authentication "
+                               "failed for user \"cadasta_t_pw\"; check the user and "
+                               "password in --cadasta-result-db"),
+            "no createdb": (f"postgresql://cadasta_t_nodb:pw-9f3e@{where}/postgres",
+                            f"on {where} as 'cadasta_t_nodb': permission denied to create "
+                            "database; the role needs CREATEDB and CREATEROLE (as a "
+                            "superuser: ALTER ROLE cadasta_t_nodb CREATEDB CREATEROLE), or "
+                            "name a role that has them in --cadasta-result-db"),
+            "no createrole": (f"postgresql://cadasta_t_norole:pw-9f3e@{where}/postgres",
+                              f"on {where} as 'cadasta_t_norole': permission denied to "
+                              "create role; the role needs CREATEDB and CREATEROLE*"),
+        }
+        for role in roles:
+            admin.execute(f"DROP ROLE {role}")
+
+
+@pytest.mark.parametrize("case", ["refused", "wrong password", "no createdb", "no createrole"])
+def test_a_result_database_that_cannot_be_used_is_an_error_not_a_verdict(
+        pytester, result_db_urls, case):
+    url, why = result_db_urls[case]
     pytester.copy_example("apps/toolbox_app.py")
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--cadasta-app=toolbox_app:app", "-k", "result",
-        "--cadasta-result-db=postgresql://admin:pw-9f3e@127.0.0.1:1/postgres", timeout=120)
+        f"--cadasta-result-db={url}", timeout=120)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     # The check of the settings needs no database; the three that run tasks do.
     result.assert_outcomes(passed=1, errors=3)
     result.stdout.fnmatch_lines([
-        "*could not start the worker: could not create the result database on "
-        "127.0.0.1:1 as 'admin': *",
+        f"pytest-cadasta could not start the worker: could not create the result "
+        f"database {why}",
         "result    1 passed, 3 error",
         "verdict: not judged: 3 checks could not run (see the errors above)"],
         consecutive=False)
-    assert "pw-9f3e" not in result.stdout.str() + result.stderr.str()
+    output = result.stdout.str() + result.stderr.str()
+    assert "pw-9f3e" not in output and "pw-wrong" not in output
+    assert "Traceback" not in output and "During handling" not in output
 
 
 def test_a_failing_check_ends_when_the_failure_is_known_not_after_a_timeout(run_inner, pytester):
@@ -276,6 +381,8 @@ def test_an_unknown_production_queue_is_a_usage_error(pytester):
 
 
 def test_checks_keep_their_order_and_verdict_when_another_plugin_shuffles(run_inner, pytester):
+    """The user's test, which starts the worker, runs first: the worker started
+    before the checks registered their probes still runs them."""
     pytester.copy_example("apps/toolbox_app.py")
     pytester.makeconftest("""
         import pytest
@@ -284,8 +391,13 @@ def test_checks_keep_their_order_and_verdict_when_another_plugin_shuffles(run_in
         def pytest_collection_modifyitems(items):
             items.reverse()  # as pytest-randomly might
     """)
+    pytester.makepyfile(test_own="""
+        def test_uses_the_worker(cadasta_app, cadasta_worker):
+            assert cadasta_app.send_task("export.project", args=(3,)).get(timeout=10) == 6
+    """)
     result = run_inner("--cadasta-app=toolbox_app:app", "-v")
-    result.assert_outcomes(passed=ALL)
+    result.stdout.fnmatch_lines(["test_own.py::test_uses_the_worker PASSED*"])
+    result.assert_outcomes(passed=ALL + 1)
     ran = [line.split(" ")[0] for line in result.stdout.lines if line.startswith("cadasta::")]
     assert ran == [f"cadasta::{check.group}::{check.name}" + (f"[{queue}]" if queue else "")
                    for check, queue in CHECKS]

@@ -20,7 +20,7 @@ def copy_package(pytester, name):
 def apps(pytester):
     for name in ("toolbox_app", "raises_on_import", "no_app_here",
                  "needs_missing_dependency", "broken_task_module", "broken_task_module_tasks",
-                 "no_celery_here"):
+                 "no_celery_here", "exits_on_import"):
         pytester.copy_example(f"apps/{name}.py")
     copy_package(pytester, "proj")
     return pytester
@@ -42,6 +42,8 @@ def run(pytester, *args):
     ("raises_on_import:app", "*importing 'raises_on_import' raised KeyError: "
                              "'broker_url'; reproduce with: "
                              "python -c 'import raises_on_import'*"),
+    ("exits_on_import:app", "*importing 'exits_on_import' raised SystemExit: 3; reproduce "
+                            "with: python -c 'import exits_on_import'"),
     ("needs_missing_dependency:app",
      "*importing 'needs_missing_dependency' raised ModuleNotFoundError: "
      "No module named 'cadasta_no_such_dependency'*"),
@@ -116,3 +118,30 @@ def test_task_modules_are_imported_before_any_check_reads_the_tasks(run_inner, p
     """)
     result = run_inner("--cadasta-app=proj", "-m", "not cadasta")
     result.assert_outcomes(passed=1, deselected=ALL_CHECKS_OF_PROJ)
+
+
+def test_an_app_that_prints_while_imported_is_judged_as_any_other(run_inner, pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.copy_example("apps/prints_on_import.py")
+    result = run_inner("--cadasta-app=prints_on_import:app")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["verdict: conforms"])
+
+
+@pytest.mark.parametrize(("spec", "exit_code"), [
+    ("thread_on_import:app", pytest.ExitCode.OK),
+    ("thread_on_import:missing", pytest.ExitCode.USAGE_ERROR),
+])
+def test_a_thread_the_app_leaves_running_does_not_keep_the_run_from_ending(
+        run_inner, pytester, spec, exit_code):
+    """Python waits for every non-daemon thread before it exits: without the
+    plugin's help the run would print its verdict and hang."""
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.copy_example("apps/thread_on_import.py")
+    result = run_inner(f"--cadasta-app={spec}", "-k", "routing", timeout=60)
+    assert result.ret == exit_code
+    result.stderr.fnmatch_lines([
+        "pytest-cadasta: non-daemon threads still running now the run is over: "
+        "'metrics-flusher' (started by the project's code: the app, a conftest or a test); "
+        "Python would wait for them forever, as 'celery worker' would at shutdown: the "
+        "process ends here (make them daemon threads, or stop them)"])

@@ -184,3 +184,31 @@ def test_a_result_schema_with_an_sql_error_names_the_file_and_the_line(run_inner
         "*could not provide the result database: the result schema */results.sql:6: "
         "syntax error at or near \"result\""])
     assert "CREATEDB" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(("queues", "problem"), [
+    ("", "no queue named"),
+    (",,", "no queue named"),
+    ("export,,celery", "an empty queue name"),
+    ("export,celery,", "an empty queue name"),
+    ("export,export", "'export' is named twice"),
+    ("export, celery", "' celery' has a space in it, and 'celery worker -Q' would consume "
+                       "a queue of that very name"),
+    ("export celery", "'export celery' has a space in it*"),
+])
+def test_malformed_production_queues_are_usage_errors(project, queues, problem):
+    result = run(project, "--cadasta-app=toolbox_app:app",
+                 "--cadasta-result-db=postgresql://u@h/p", f"--cadasta-queues={queues}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"ERROR: --cadasta-queues={queues!r}: {problem}; name each queue once, separated by "
+        "commas alone, as 'celery worker -Q' takes them, e.g. 'export,celery'"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_malformed_queues_in_the_ini_say_they_came_from_the_ini(project):
+    project.makeini("[pytest]\ncadasta_app = toolbox_app:app\n"
+                    "cadasta_result_db = postgresql://u@h/p\ncadasta_queues = msg,msg\n")
+    result = run(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: cadasta_queues (ini)='msg,msg': 'msg' is named twice*"])
