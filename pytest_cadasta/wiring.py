@@ -196,5 +196,13 @@ def close_result_connections(app: Any) -> None:
     """Close the pooled result connections of this thread's backend, if any."""
     backend = getattr(app, "_backend_cache", None) or getattr(app._local, "backend", None)
     manager = getattr(backend, "session_manager", None)
-    if manager is not None:
+    if manager is None:
+        return
+    if hasattr(manager, "invalidate"):
         manager.invalidate(backend.url)
+        return
+    # Celery < 5.6.3 has no SessionManager.invalidate; this is its body.
+    manager._sessions.pop(backend.url, None)
+    engine = manager._engines.pop(backend.url, None)
+    if engine is not None:
+        engine.dispose()

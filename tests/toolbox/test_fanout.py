@@ -8,6 +8,7 @@ import boto3
 import kombu.pools
 import pytest
 from celery import Celery
+from kombu.transport import SQS
 from moto import mock_aws
 
 from cadasta_toolbox.config import Config
@@ -23,9 +24,20 @@ def sqs(monkeypatch):
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
-        kombu.pools.reset()
+        forget_queue_urls()
         yield boto3.client("sqs", region_name=REGION)
-        kombu.pools.reset()
+        forget_queue_urls()
+
+
+def forget_queue_urls():
+    """Drop pooled connections and what they know of queues: mock_aws forgets
+    the queues themselves at the end of each test."""
+    kombu.pools.reset()
+    # kombu < 5.7 keeps one queue-URL cache, a dict on the Channel class, for
+    # every connection; later versions keep one per channel.
+    cache = vars(SQS.Channel).get("_queue_cache")
+    if isinstance(cache, dict):
+        cache.clear()
 
 
 def drain(client, suffix):
