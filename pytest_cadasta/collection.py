@@ -9,12 +9,16 @@ import pytest
 
 from pytest_cadasta.checks import Check, iter_checks
 from pytest_cadasta.conformance import PRODUCER_ONLY_REASON, run_check
+from pytest_cadasta.errors import CadastaError, could_not_run_key
 
 if TYPE_CHECKING:
     from pytest_cadasta.conformance import Conformance
     from pytest_cadasta.topology import Topology
 
 SUITE = "cadasta"
+#: Celery warns, with a traceback, of each task the worker could not run or
+#: record; a check tells it from its events, in one line with its cause.
+INTERNAL_ERROR_WARNING = "ignore:Exception raised outside body:RuntimeWarning"
 
 
 class CheckNode(pytest.Collector):
@@ -40,18 +44,26 @@ class CheckItem(pytest.Function):
 
 
 def _test_function(check: Check, queue: str | None) -> Any:
-    def test(_cadasta_verdict: None, _cadasta_conformance: Conformance) -> None:
-        failure, skipped = run_check(check, _cadasta_conformance, queue)
+    def test(request: pytest.FixtureRequest, _cadasta_verdict: None,
+             _cadasta_conformance: Conformance) -> None:
+        error = None
+        try:
+            failure, skipped = run_check(check, _cadasta_conformance, queue)
+        except CadastaError as exc:
+            error = f"pytest-cadasta could not run the check: {exc}"
+        if error is not None:
+            request.node.stash[could_not_run_key] = True
+            pytest.fail(error, pytrace=False)
         if failure is not None:
             pytest.fail(failure, pytrace=False)
         if skipped is not None:
             pytest.skip(skipped)
 
-    def test_with_worker(_cadasta_verdict: None, _cadasta_conformance: Conformance,
-                         _cadasta_checks_worker: Any) -> None:
+    def test_with_worker(request: pytest.FixtureRequest, _cadasta_verdict: None,
+                         _cadasta_conformance: Conformance, _cadasta_checks_worker: Any) -> None:
         # The worker (and the result database) come as a fixture: if they
         # cannot be provided, the check is an error, not a verdict.
-        test(_cadasta_verdict, _cadasta_conformance)
+        test(request, _cadasta_verdict, _cadasta_conformance)
 
     chosen = test_with_worker if check.needs_worker else test
     chosen.__doc__ = check.doc
@@ -74,6 +86,7 @@ def build_items(session: pytest.Session, topology: Topology,
                                      callobj=_test_function(check, queue))
         item.running_order = len(items)
         item.add_marker("cadasta")
+        item.add_marker(pytest.mark.filterwarnings(INTERNAL_ERROR_WARNING))
         if producer_only and check.for_workers_only:
             item.add_marker(pytest.mark.skip(reason=PRODUCER_ONLY_REASON))
         groups[check.group].children.append(item)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pytest_cadasta.errors import CadastaError, one_line
+from pytest_cadasta.errors import CadastaError, InfrastructureError, one_line
 from pytest_cadasta.events import DONE, RECEIVED, UNKNOWN, TaskEvents
 from pytest_cadasta.probes import HideProbeFailures, Probes
 from pytest_cadasta.topology import Topology
@@ -43,17 +43,22 @@ def run_check(check: Check, conformance: Conformance,
     """Run one check; return (failure message, skip reason), at most one set.
 
     Both runners (pytest items, unittest methods) report from this, outside
-    any except block, so no exception chain reaches the report.
+    any except block, so no exception chain reaches the report. A check that
+    went wrong while a part of the infrastructure had gone away raises an
+    ``InfrastructureError`` saying so: what it saw is no verdict on the app.
     """
     try:
         check.func(conformance, queue)
-    except CheckFailed as exc:
-        return f"{check.doc}{exc}", None
     except CheckSkipped as exc:
         return None, str(exc)
     except CadastaError:
         raise  # the plugin's own part failed: an error, not a verdict
     except Exception as exc:
+        gone = conformance.harness.gone()
+        if gone is not None:
+            raise InfrastructureError(gone) from None
+        if isinstance(exc, CheckFailed):
+            return f"{check.doc}{exc}", None
         if user_frame(exc) is None:
             raise  # raised in the libraries or the plugin, not the app: an error
         return f"{check.doc}{raised_while_checking(exc)}", None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_cadasta.errors import CadastaError
+from pytest_cadasta.errors import COULD_NOT_RUN, CadastaError, could_not_run_key
 from pytest_cadasta.settings import Settings, add_options, read_settings
 
 if TYPE_CHECKING:
@@ -167,6 +167,25 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
         keep_check_order(items)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[Any]:
+    """The report of a check that could not run says so, for its status and the
+    verdict; its line says why, so the worker's log of the same fault (a
+    traceback per retry) is left out."""
+    report = yield
+    if call.when == "call" and item.stash.get(could_not_run_key, False):
+        setattr(report, COULD_NOT_RUN, True)
+        report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    if getattr(report, COULD_NOT_RUN, False):
+        return "error", "E", "ERROR"
+    return None
 
 
 def provide(what: str, make: Callable[..., T], *args: Any) -> T:

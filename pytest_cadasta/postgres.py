@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -231,7 +232,13 @@ class EphemeralPostgres:
     def stop(self) -> None:
         executor, self.executor = self.executor, None
         try:
-            if executor is not None and executor.running():
+            postmaster = None if executor is None else _postmaster_pid(Path(executor.datadir))
+            if postmaster is not None and _died(postmaster):
+                # Killed or crashed: 'pg_ctl stop' would wait a minute for it;
+                # what it left running is this process's to end.
+                executor.kill()
+                _collect_orphans()
+            elif executor is not None and executor.running():
                 # 'pg_ctl start -w' notices the server is up a tenth of a second
                 # after the harness does; stopped before, it says it failed.
                 starter = getattr(executor, "process", None)
@@ -240,7 +247,6 @@ class EphemeralPostgres:
                         starter.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         pass
-                postmaster = _postmaster_pid(Path(executor.datadir))
                 executor.stop()
                 if postmaster is not None:
                     _reap(postmaster)
@@ -280,6 +286,48 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass  # not ours (no subreaper here): nothing to reap
+
+
+def _died(postmaster: int) -> bool:
+    """Whether the postmaster has died without being stopped; collected now if
+    it is this process's child (a zombie, which 'pg_ctl' would take for a
+    running server)."""
+    try:
+        pid, _status = os.waitpid(postmaster, os.WNOHANG)
+    except ChildProcessError:  # not ours (no subreaper here): is it there at all?
+        try:
+            os.kill(postmaster, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+    return pid == postmaster
+
+
+def _collect_orphans() -> None:
+    """End and collect the processes a dead postmaster left: its children
+    (background processes, backends) became this subreaper's, and nobody else
+    would collect them ('[postgres] <defunct>'). A live postmaster keeps its
+    command line, its children keep theirs: both are left alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+            title = Path("/proc", entry, "cmdline").read_bytes()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if (int(ppid) != os.getpid() or name != "postgres"
+                or (state != "Z" and not title.startswith(b"postgres: "))):
+            continue
+        try:
+            os.kill(int(entry), signal.SIGKILL)
+            os.waitpid(int(entry), 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 class StartingPostgres:

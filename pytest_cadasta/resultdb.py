@@ -53,12 +53,25 @@ class ResultDatabase:
 
     def drop(self) -> None:
         janitor, self._janitor = self._janitor, None
-        if janitor is None:
-            return
+        if janitor is None or self.unreachable() is not None:
+            return  # gone with its server (the janitor would retry for seconds)
         janitor.drop()
         # Roles belong to the server, not the database: drop ours too.
         with janitor.cursor() as cursor:
             cursor.execute(f"DROP ROLE IF EXISTS {self.role}")
+
+    def unreachable(self) -> str | None:
+        """Why the server refuses a session now (one line), or None."""
+        import psycopg
+
+        server = self.server
+        try:
+            psycopg.connect(host=server.host, port=server.port, user=server.user,
+                            password=server.password, dbname=server.maintenance_db,
+                            connect_timeout=2).close()
+        except psycopg.OperationalError as exc:
+            return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return None
 
     @contextmanager
     def admin_connection(self) -> Iterator[Any]:

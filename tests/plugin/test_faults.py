@@ -1,0 +1,63 @@
+"""Faults in the middle of a run: the infrastructure the plugin started goes
+away, a task never returns, the run is interrupted at each phase. Each run
+must end in bounded time, say what went wrong in a line, and leave nothing
+behind (no PostgreSQL, no zombie, no temporary directory).
+
+The faults are injected by tests/examples/inner_faults/conftest.py, at a
+chosen check or hook: no sleep races the run."""
+
+import time
+
+import pytest
+
+from pytest_cadasta.checks import iter_checks
+
+APP = "--cadasta-app=toolbox_app:app"
+CHECKS = list(iter_checks(("celery", "msg", "export")))
+ALL = len(CHECKS)
+#: The first check that needs the result database (the worker runs by then).
+FIRST_RESULT_CHECK = "success_leaves_a_success_row"
+#: From there on, the checks that run tasks: they need SQS and the database.
+AFTER = CHECKS[[check.name for check, _ in CHECKS].index(FIRST_RESULT_CHECK):]
+RUN_TASKS = [check.name for check, _ in AFTER
+             if check.needs_worker and check.name != "chord_unlock_retries_are_bounded"]
+
+
+@pytest.fixture
+def run_with_fault(run_inner, pytester, open_tmpdir):
+    """Run the checks on the toolbox app with ``fault`` injected at ``at``, on a
+    PostgreSQL of the run's own, with TMPDIR in ``open_tmpdir``; return the
+    result and the seconds it took."""
+
+    def run(fault, at, *args):
+        pytester.copy_example("apps/toolbox_app.py")
+        pytester.copy_example("inner_faults/conftest.py")
+        began = time.monotonic()
+        result = run_inner(APP, *args, own_db=True,
+                           env={"TMPDIR": open_tmpdir, "FAULT": fault, "FAULT_AT": at})
+        return result, time.monotonic() - began
+
+    return run
+
+
+@pytest.mark.parametrize(("fault", "says"), [
+    ("kill_database", "the result database went away: *"),
+    ("stop_moto", "moto's SQS server (http://127.0.0.1:*) went away*"),
+])
+def test_infrastructure_gone_mid_run_is_an_error_per_check_that_needs_it(
+        run_with_fault, leftovers, fault, says):
+    result, took = run_with_fault(fault, FIRST_RESULT_CHECK)
+    out = result.stdout.str()
+    # The checks that ran before, and those that need neither, still report.
+    result.assert_outcomes(passed=ALL - len(RUN_TASKS), errors=len(RUN_TASKS))
+    for name in RUN_TASKS:
+        result.stdout.fnmatch_lines([f"*ERROR at call of cadasta::*::{name} *",
+                                     f"pytest-cadasta could not run the check: {says}"],
+                                    consecutive=True)
+    result.stdout.fnmatch_lines([
+        f"verdict: not judged: {len(RUN_TASKS)} checks could not run (see the errors above)"])
+    assert "Traceback" not in out + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert took < 30, took
+    assert leftovers() == {}
+
