@@ -27,7 +27,8 @@ class InfrastructureError(CadastaError):
 
 
 class PortTaken(InfrastructureError):
-    """The port chosen for PostgreSQL was taken before it could bind it."""
+    """The port chosen for PostgreSQL was taken before it could bind it (moto
+    has no such window: the system chooses its port as it binds)."""
 
 
 class WorkerFailed(InfrastructureError):

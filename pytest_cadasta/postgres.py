@@ -147,14 +147,17 @@ class EphemeralPostgres:
     def start(self, attempts: int = 3) -> Server:
         """Start the server; a port taken between choosing and binding it costs
         another try on another port."""
+        taken = []
         for _attempt in range(attempts):
             try:
                 return self._start_once()
-            except PortTaken:
-                continue
-        raise InfrastructureError(
-            f"the ephemeral PostgreSQL could not bind a free port in {attempts} tries "
-            "(ports taken by other processes)")
+            except PortTaken as exc:
+                taken.append(str(exc))
+        raise PortTaken(
+            f"the ephemeral PostgreSQL could not bind a port: each one chosen free was "
+            f"taken by another process before it could bind it ({', '.join(taken)}); "
+            "run again, or use a server you run with "
+            "--cadasta-result-db=postgresql://user:pw@host:5432/postgres")
 
     def _start_once(self) -> Server:
         from mirakuru.exceptions import AlreadyRunning
@@ -202,7 +205,7 @@ class EphemeralPostgres:
             self.stop()
             if (isinstance(exc, AlreadyRunning)  # mirakuru: something answers there
                     or "could not bind" in log or "already in use" in log):
-                raise PortTaken() from None
+                raise PortTaken(str(port)) from None
             if self.from_template and template is not None and isinstance(exc, Exception):
                 template.discard()  # a bad copy: start again, from initdb
                 return self._start_once()
