@@ -4,7 +4,9 @@ really happened (messages in SQS, rows in the result table)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -330,11 +332,24 @@ class Conformance:
                      f"{', '.join(worker.queues)}",
                  needs="tasks routed by their name's first segment to the queue of that name",
                  fix=f"route by the name's first segment (the router of {TOOLBOX})")
+        sent = time.monotonic()
         ended = self.events.wait_for(result.id, DONE, ROUND_TRIP_TIMEOUT)
         if ended is None:
-            fail(saw=f"after {ROUND_TRIP_TIMEOUT:.0f} s, probe {name!r}: "
-                     f"{self.events.story(result.id)}",
-                 needs="the worker to receive and run the probe",
+            waited = time.monotonic() - sent
+            saw = (f"after {waited:.1f} s, probe {name!r} had not ended: "
+                   f"{self.events.story(result.id)}")
+            # The safety net ran out (the wait ends early when the worker fails
+            # another task) with the worker inside a task: it is stuck there.
+            stuck = worker.running_task() if waited >= ROUND_TRIP_TIMEOUT else None
+            if stuck is not None:
+                running = f"task {stuck.name!r} ({stuck.id}), which never returned"
+                worker.give_up(f"it is stuck in {running}")
+                fail(saw=f"{saw}; the worker is still running {running}",
+                     needs="tasks, and task signal handlers, that return: a worker process "
+                           "runs nothing else meanwhile",
+                     fix=f"find where {stuck.name!r} waits (py-spy dump --pid "
+                         f"{os.getpid()} while it hangs)")
+            fail(saw=saw, needs="the worker to receive and run the probe",
                  fix="run with -rA and see the worker's log")
         return result, ended
 

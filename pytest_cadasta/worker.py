@@ -68,6 +68,8 @@ class InProcessWorker:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        #: Why the worker was given up (stuck in a task), once it was.
+        self._given_up: str | None = None
         self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Any]] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -128,15 +130,26 @@ class InProcessWorker:
         from celery.worker import state
 
         thread, self._thread = self._thread, None
+        if self._given_up is not None:
+            # Left behind, stuck. Its broker connection is closed now, while SQS
+            # answers: kombu would put its unacknowledged messages back at exit,
+            # fail (moto gone by then) and dump them into a temporary file.
+            connection = getattr(self.controller.consumer, "connection", None)
+            if connection is not None:
+                connection.close()
+            return
         try:
             if thread is not None:
                 state.should_terminate = 0
                 self._wake()  # the loop sees should_terminate now, not after a long poll
                 thread.join(STOP_TIMEOUT)
                 if thread.is_alive():
+                    task = self.running_task()
                     raise WorkerFailed(
-                        f"the in-process worker did not stop within {STOP_TIMEOUT:.0f} s "
-                        "(a task still running?)")
+                        f"the in-process worker did not stop within {STOP_TIMEOUT:.0f} s: "
+                        + ("a task still running" if task is None else
+                           f"task {task.name!r} ({task.id}) never returned")
+                        + "; left behind")
                 state.should_terminate = None
         finally:
             if thread is None or not thread.is_alive():
@@ -144,6 +157,33 @@ class InProcessWorker:
                     if fd >= 0:
                         os.close(fd)
                 self._wake_read = self._wake_write = -1
+
+    def running_task(self) -> Any:
+        """The request the worker is running now (Celery's request: ``name``,
+        ``id``), or None. The solo pool runs one at a time, in the worker's
+        thread, which does nothing else meanwhile."""
+        from celery.worker import state
+
+        return next(iter(list(state.active_requests)), None)
+
+    def give_up(self, reason: str) -> None:
+        """Give up on a worker stuck in a task that never returns. Nothing can
+        end that task from outside its thread, so the thread (a daemon, which
+        keeps no process alive) is told to stop should the task ever return,
+        and left behind; every later use raises ``WorkerFailed`` with
+        ``reason``."""
+        from celery.worker import state
+
+        self._given_up = reason
+        state.should_terminate = 0
+        self._wake()
+
+    def _require_running(self) -> None:
+        if self._given_up is not None:
+            raise WorkerFailed(f"the in-process worker was given up: {self._given_up}")
+        if self._thread is None or self.controller is None or not self._thread.is_alive():
+            reason = f": {self._error}" if self._error is not None else ""
+            raise WorkerFailed(f"the in-process worker is not running{reason}")
 
     # -- calls in the worker's thread -------------------------------------------
     def _listen_for_wakeups(self, controller: Any) -> None:
@@ -181,9 +221,7 @@ class InProcessWorker:
     def call(self, func: Callable[[], Any]) -> Any:
         """Run ``func()`` in the worker's thread, between two turns of its loop;
         return what it returned (or raise what it raised)."""
-        if self._thread is None or self.controller is None or not self._thread.is_alive():
-            reason = f": {self._error}" if self._error is not None else ""
-            raise WorkerFailed(f"the in-process worker is not running{reason}")
+        self._require_running()
         reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
         self._calls.put((func, reply))
         self._wake()
@@ -198,8 +236,10 @@ class InProcessWorker:
         return value
 
     def call_if_running(self, func: Callable[[], Any]) -> None:
-        """``call(func)``, or nothing if the worker is gone; for teardown."""
-        if self._thread is not None and self._thread.is_alive():
+        """``call(func)``, or nothing if the worker is gone or inside a task (it
+        would answer only once the task returns); for teardown."""
+        if (self._thread is not None and self._thread.is_alive()
+                and self.running_task() is None):
             try:
                 self.call(func)
             except Exception:  # the worker's own teardown reports what went wrong
@@ -208,6 +248,7 @@ class InProcessWorker:
     # -- what it consumes ----------------------------------------------------------
     def consume(self, queues: Iterable[str]) -> None:
         """Also consume ``queues`` (those not consumed yet)."""
+        self._require_running()
         missing = [q for q in queues if q not in self.queues]
         if not missing:
             return

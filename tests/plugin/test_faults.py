@@ -25,16 +25,17 @@ RUN_TASKS = [check.name for check, _ in AFTER
 
 @pytest.fixture
 def run_with_fault(run_inner, pytester, open_tmpdir):
-    """Run the checks on the toolbox app with ``fault`` injected at ``at``, on a
-    PostgreSQL of the run's own, with TMPDIR in ``open_tmpdir``; return the
-    result and the seconds it took."""
+    """Run the checks (on the toolbox app unless ``args`` say otherwise) with
+    ``fault`` injected at ``at``, on a PostgreSQL of the run's own, with TMPDIR
+    in ``open_tmpdir``; return the result and the seconds it took."""
 
-    def run(fault, at, *args):
+    def run(fault, at, *args, env=None):
         pytester.copy_example("apps/toolbox_app.py")
         pytester.copy_example("inner_faults/conftest.py")
         began = time.monotonic()
-        result = run_inner(APP, *args, own_db=True,
-                           env={"TMPDIR": open_tmpdir, "FAULT": fault, "FAULT_AT": at})
+        result = run_inner(*(args or [APP]), own_db=True,
+                           env={"TMPDIR": open_tmpdir, "FAULT": fault, "FAULT_AT": at,
+                                **(env or {})})
         return result, time.monotonic() - began
 
     return run
@@ -61,3 +62,27 @@ def test_infrastructure_gone_mid_run_is_an_error_per_check_that_needs_it(
     assert took < 30, took
     assert leftovers() == {}
 
+
+WITH_WORKER = [check.name for check, _ in CHECKS if check.needs_worker]
+
+
+def test_a_task_that_never_returns_fails_its_check_and_the_worker_is_given_up(
+        run_with_fault, pytester, leftovers):
+    """The safety net (shortened here) ends the check that waits for the task,
+    naming it and what was awaited; the checks after it need the worker and
+    say at once why it cannot serve; the run ends, the stuck thread with it."""
+    pytester.copy_example("apps/hangs.py")
+    result, took = run_with_fault("", "", "--cadasta-app=hangs:app",
+                                  env={"ROUND_TRIP_TIMEOUT": "2"})
+    result.assert_outcomes(passed=ALL - len(WITH_WORKER), failed=1,
+                           errors=len(WITH_WORKER) - 1)
+    stuck = "'*.cadasta_probe_schedules' (*)"
+    result.stdout.fnmatch_lines([  # errors first, then failures
+        f"pytest-cadasta could not run the check: the in-process worker was given up: "
+        f"it is stuck in task {stuck}, which never returned",
+        "*saw:   after 2.0 s, probe '*.cadasta_probe_schedules' had not ended: *received "
+        f"from dev-*; the worker is still running task {stuck}, which never returned",
+        "*needs: tasks, and task signal handlers, that return*"], consecutive=False)
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert took < 20, took
+    assert leftovers() == {}

@@ -9,8 +9,12 @@ import signal
 
 import pytest
 
+from pytest_cadasta import conformance
+
 FAULT = os.environ.get("FAULT", "")
 AT = os.environ.get("FAULT_AT", "")
+if "ROUND_TRIP_TIMEOUT" in os.environ:  # the safety net, shortened for the test
+    conformance.ROUND_TRIP_TIMEOUT = float(os.environ["ROUND_TRIP_TIMEOUT"])
 
 
 def kill_database(request):
