@@ -103,7 +103,10 @@ def _reachable_temp_dir() -> str:
 
 def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
                  user: pwd.struct_passwd) -> str:
-    """A pg_ctl that drops root for ``user`` before running the real one."""
+    """A pg_ctl that drops root for ``user`` before running the real one, in
+    ``home`` (pytest's directory may be closed to that user: PostgreSQL's
+    programs then complain, on the run's stderr, that they cannot return to
+    it)."""
     wrapper = workdir / "pg_ctl"
     wrapper.write_text(
         f"#!{sys.executable}\n"
@@ -112,6 +115,7 @@ def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
         f"os.setgid({user.pw_gid})\n"
         f"os.setuid({user.pw_uid})\n"
         f"os.environ['HOME'] = {str(home)!r}\n"
+        f"os.chdir({str(home)!r})\n"
         f"os.execv({pg_ctl!r}, [{pg_ctl!r}] + sys.argv[1:])\n")
     wrapper.chmod(stat.S_IRWXU)
     return str(wrapper)
