@@ -28,6 +28,7 @@ topology_key = pytest.StashKey["Topology"]()
 server_key = pytest.StashKey["MotoServer"]()
 stack_key = pytest.StashKey[ExitStack]()
 postgres_key = pytest.StashKey["StartingPostgres"]()
+session_key = pytest.StashKey[pytest.Session]()
 
 T = TypeVar("T")
 SUMMARY_PLUGIN = "cadasta-summary"
@@ -35,26 +36,6 @@ SUMMARY_PLUGIN = "cadasta-summary"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
-
-
-def _stop_cleanly_on_sigterm(stack: ExitStack) -> None:
-    """SIGTERM (a CI job's timeout, a container stopping) ends Python without
-    any teardown, leaving PostgreSQL running; while the run holds one, it is
-    handled as Ctrl-C is, so everything started is stopped and removed."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is not signal.SIG_DFL:
-        return  # somebody else handles it already
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    stack.callback(signal.signal, signal.SIGTERM, previous)
 
 
 def _session_stack(config: pytest.Config) -> ExitStack:
@@ -97,13 +78,13 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[settings_key] = read_settings(config)
     if settings.app_spec is None:
         return
-    from pytest_cadasta import loader
+    from pytest_cadasta import interrupts, loader
     from pytest_cadasta.sqs import local_aws
     from pytest_cadasta.summary import Summary
     from pytest_cadasta.topology import Topology
 
     stack = _session_stack(config)
-    _stop_cleanly_on_sigterm(stack)
+    interrupts.stop_cleanly_on_sigterm(stack)
     label = settings.label("app")
     loader.put_rootdir_on_path(config.rootpath, stack)
     loader.check_module_exists(settings.app_spec, config.rootpath, label)
@@ -130,13 +111,34 @@ def pytest_configure(config: pytest.Config) -> None:
                                   SUMMARY_PLUGIN)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[session_key] = session  # for pytest_unconfigure
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop moto and put the environment back before any other plugin's
-    unconfigure (a conftest reading the environment sees it restored)."""
+    unconfigure (a conftest reading the environment sees it restored). A
+    signal meanwhile waits until all is stopped, and the run ends as
+    interrupted."""
     stack = config.stash.get(stack_key, None)
     if stack is not None:
-        stack.close()
+        import signal
+
+        from pytest_cadasta.interrupts import HeldSignals
+
+        with HeldSignals() as held:
+            stack.close()
+        session = config.stash.get(session_key, None)
+        if held.received and session is not None:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                name = signal.Signals(held.received[0]).name
+                reporter.write_line(f"pytest-cadasta: {name} while it stopped what it started: "
+                                    "all of it stopped, the run ends as interrupted",
+                                    yellow=True)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -211,7 +213,12 @@ def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Harness]:
     try:
         yield harness
     finally:
-        harness.close()
+        from pytest_cadasta.interrupts import HeldSignals
+
+        with HeldSignals() as held:  # a signal waits until all is stopped
+            harness.close()
+        if held.received:
+            raise KeyboardInterrupt(f"signal {held.received[0]}")
 
 
 @pytest.fixture

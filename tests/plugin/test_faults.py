@@ -4,10 +4,11 @@ must end in bounded time, say what went wrong in a line, and leave nothing
 behind (no PostgreSQL, no zombie, no temporary directory).
 
 The faults are injected by tests/examples/inner_faults/conftest.py, at a
-chosen check or hook: no sleep races the run."""
+chosen check or moment: no sleep races the run."""
 
 import time
 
+import psycopg
 import pytest
 
 from pytest_cadasta.checks import iter_checks
@@ -26,14 +27,15 @@ RUN_TASKS = [check.name for check, _ in AFTER
 @pytest.fixture
 def run_with_fault(run_inner, pytester, open_tmpdir):
     """Run the checks (on the toolbox app unless ``args`` say otherwise) with
-    ``fault`` injected at ``at``, on a PostgreSQL of the run's own, with TMPDIR
-    in ``open_tmpdir``; return the result and the seconds it took."""
+    ``fault`` injected at ``at``, on a PostgreSQL of the run's own (unless
+    ``own_db=False``: the shared one), with TMPDIR in ``open_tmpdir``; return
+    the result and the seconds it took."""
 
-    def run(fault, at, *args, env=None):
+    def run(fault, at, *args, env=None, own_db=True):
         pytester.copy_example("apps/toolbox_app.py")
         pytester.copy_example("inner_faults/conftest.py")
         began = time.monotonic()
-        result = run_inner(*(args or [APP]), own_db=True,
+        result = run_inner(*(args or [APP]), own_db=own_db,
                            env={"TMPDIR": open_tmpdir, "FAULT": fault, "FAULT_AT": at,
                                 **(env or {})})
         return result, time.monotonic() - began
@@ -86,3 +88,41 @@ def test_a_task_that_never_returns_fails_its_check_and_the_worker_is_given_up(
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert took < 20, took
     assert leftovers() == {}
+
+
+#: Where a signal comes, and which: start-up (PostgreSQL starting in the
+#: background while pytest collects), the checks (while the worker runs a
+#: task), teardown (as the session's fixtures drop the throwaway database on the
+#: shared server, as pytest_unconfigure stops PostgreSQL, where SIGTERM's own
+#: handler is put back midway). SIGTERM is handled as Ctrl-C is while the run
+#: holds anything: both are tried where they part. (Ctrl-C and SIGTERM in a
+#: user's own test: test_fixtures.py.)
+SIGNALS_AT = [("postgres start", "terminate"), ("first task", "interrupt"),
+              ("database drop", "terminate"), ("postgres stop", "interrupt"),
+              ("postgres stop", "terminate")]
+
+
+@pytest.fixture
+def throwaway_databases(shared_pg_url):
+    """The throwaway databases and roles on the shared server now."""
+
+    def find():
+        with psycopg.connect(shared_pg_url) as connection:
+            return set(connection.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'cadasta_results_%' "
+                "UNION SELECT rolname FROM pg_roles WHERE rolname LIKE 'cadasta_worker_%'"
+            ).fetchall())
+
+    return find
+
+
+@pytest.mark.parametrize(("at", "fault"), SIGNALS_AT)
+def test_a_signal_at_any_phase_stops_everything_started_and_removes_its_files(
+        run_with_fault, leftovers, throwaway_databases, at, fault):
+    before = throwaway_databases()
+    result, took = run_with_fault(fault, at, APP, "-k", FIRST_RESULT_CHECK,
+                                  own_db=at != "database drop")
+    assert result.ret == pytest.ExitCode.INTERRUPTED, result.stderr.str()
+    assert took < 30, took
+    assert leftovers() == {}
+    assert throwaway_databases() == before
