@@ -216,9 +216,11 @@ def _cadasta_harness(pytestconfig: pytest.Config) -> Iterator[Harness]:
         from pytest_cadasta.interrupts import HeldSignals
 
         with HeldSignals() as held:  # a signal waits until all is stopped
-            harness.close()
-        if held.received:
-            raise KeyboardInterrupt(f"signal {held.received[0]}")
+            try:
+                provide("stop what it started", harness.close)
+            finally:
+                if held.received:
+                    raise KeyboardInterrupt(f"signal {held.received[0]}")
 
 
 @pytest.fixture

@@ -131,13 +131,7 @@ class InProcessWorker:
 
         thread, self._thread = self._thread, None
         if self._given_up is not None:
-            # Left behind, stuck. Its broker connection is closed now, while SQS
-            # answers: kombu would put its unacknowledged messages back at exit,
-            # fail (moto gone by then) and dump them into a temporary file.
-            connection = getattr(self.controller.consumer, "connection", None)
-            if connection is not None:
-                connection.close()
-            return
+            return  # left behind, stuck in its task
         try:
             if thread is not None:
                 state.should_terminate = 0
@@ -145,11 +139,10 @@ class InProcessWorker:
                 thread.join(STOP_TIMEOUT)
                 if thread.is_alive():
                     task = self.running_task()
-                    raise WorkerFailed(
-                        f"the in-process worker did not stop within {STOP_TIMEOUT:.0f} s: "
-                        + ("a task still running" if task is None else
-                           f"task {task.name!r} ({task.id}) never returned")
-                        + "; left behind")
+                    self.give_up(f"it did not stop within {STOP_TIMEOUT:.0f} s: " + (
+                        "a task still running" if task is None else
+                        f"task {task.name!r} ({task.id}) never returned"))
+                    self._require_running()  # raises, saying so
                 state.should_terminate = None
         finally:
             if thread is None or not thread.is_alive():
@@ -177,6 +170,12 @@ class InProcessWorker:
         self._given_up = reason
         state.should_terminate = 0
         self._wake()
+        # Its broker connection is closed now, while SQS answers: kombu would
+        # put its unacknowledged messages back at exit, fail (moto gone by
+        # then) and dump them into a temporary file.
+        connection = getattr(self.controller.consumer, "connection", None)
+        if connection is not None:
+            connection.close()
 
     def _require_running(self) -> None:
         if self._given_up is not None:

@@ -4,7 +4,7 @@ must end in bounded time, say what went wrong in a line, and leave nothing
 behind (no PostgreSQL, no zombie, no temporary directory).
 
 The faults are injected by tests/examples/inner_faults/conftest.py, at a
-chosen check or moment: no sleep races the run."""
+chosen check or hook: no sleep races the run."""
 
 import time
 
@@ -85,6 +85,30 @@ def test_a_task_that_never_returns_fails_its_check_and_the_worker_is_given_up(
         "*saw:   after 2.0 s, probe '*.cadasta_probe_schedules' had not ended: *received "
         f"from dev-*; the worker is still running task {stuck}, which never returned",
         "*needs: tasks, and task signal handlers, that return*"], consecutive=False)
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert took < 20, took
+    assert leftovers() == {}
+
+
+def test_a_task_of_the_users_own_that_never_returns_leaves_the_worker_behind_at_teardown(
+        run_with_fault, pytester, leftovers):
+    pytester.copy_example("apps/hangs.py")
+    pytester.makepyfile(test_own="""
+        import pytest
+        from celery.exceptions import TimeoutError
+
+        def test_export(cadasta_app, cadasta_worker):
+            result = cadasta_app.send_task("export.project", args=(2,))
+            with pytest.raises(TimeoutError):
+                result.get(timeout=0.5, interval=0.05)
+    """)
+    result, took = run_with_fault("", "", "--cadasta-app=hangs:app", "-m", "not cadasta",
+                                  env={"STOP_TIMEOUT": "1"})
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at teardown of test_export*",
+        "pytest-cadasta could not stop what it started: the in-process worker was given up: "
+        "it did not stop within 1 s: task 'export.project' (*) never returned"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert took < 20, took
     assert leftovers() == {}

@@ -11,12 +11,15 @@ import signal
 
 import pytest
 
-from pytest_cadasta import conformance, postgres, resultdb
+from pytest_cadasta import conformance, postgres, resultdb, worker
 
 FAULT = os.environ.get("FAULT", "")
 AT = os.environ.get("FAULT_AT", "")
-if "ROUND_TRIP_TIMEOUT" in os.environ:  # the safety net, shortened for the test
+# The safety nets, shortened for the test.
+if "ROUND_TRIP_TIMEOUT" in os.environ:
     conformance.ROUND_TRIP_TIMEOUT = float(os.environ["ROUND_TRIP_TIMEOUT"])
+if "STOP_TIMEOUT" in os.environ:
+    worker.STOP_TIMEOUT = float(os.environ["STOP_TIMEOUT"])
 
 
 def kill_database(request):
