@@ -142,7 +142,7 @@ class InProcessWorker:
                     self.give_up(f"it did not stop within {STOP_TIMEOUT:.0f} s: " + (
                         "a task still running" if task is None else
                         f"task {task.name!r} ({task.id}) never returned"))
-                    self._require_running()  # raises, saying so
+                    raise WorkerFailed(f"the in-process worker was given up: {self._given_up}")
                 state.should_terminate = None
         finally:
             if thread is None or not thread.is_alive():
