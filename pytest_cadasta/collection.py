@@ -11,6 +11,7 @@ import pytest
 
 from pytest_cadasta.checks import Check, iter_checks, system_checks
 from pytest_cadasta.conformance import PRODUCER_ONLY_REASON, run_check
+from pytest_cadasta.errors import CadastaError, could_not_run_key
 from pytest_cadasta.settings import SYSTEM
 
 if TYPE_CHECKING:
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from pytest_cadasta.run import LoadedApp
 
 SUITE = "cadasta"
+#: Celery warns, with a traceback, of each task the worker could not run or
+#: record; a check tells it from its events, in one line with its cause.
+INTERNAL_ERROR_WARNING = "ignore:Exception raised outside body:RuntimeWarning"
 
 
 class CheckNode(pytest.Collector):
@@ -48,10 +52,20 @@ class CheckItem(pytest.Function):
         return SUITE, 0, self.nodeid
 
 
-def _judge(check: Check, state: Any, queue: str | None) -> None:
+def _judge(request: pytest.FixtureRequest, check: Check, state: Any,
+           queue: str | None) -> None:
     """Run ``check`` on ``state`` (a Conformance, or the SystemConformance) as a
-    test: a failure without a traceback, or a skip with its reason."""
-    failure, skipped = run_check(check, state, queue)
+    test: a failure without a traceback, or a skip with its reason; when the
+    plugin's own parts gave way, a failure marked as "could not run" (an error,
+    not a verdict)."""
+    error = None
+    try:
+        failure, skipped = run_check(check, state, queue)
+    except CadastaError as exc:
+        error = f"pytest-cadasta could not run the check: {exc}"
+    if error is not None:
+        request.node.stash[could_not_run_key] = True
+        pytest.fail(error, pytrace=False)
     if failure is not None:
         pytest.fail(failure, pytrace=False)
     if skipped is not None:
@@ -61,12 +75,13 @@ def _judge(check: Check, state: Any, queue: str | None) -> None:
 # The infrastructure a check needs comes as a fixture: if it cannot be
 # provided, the check is an error (not judged), not a verdict.
 def _test_function(check: Check, queue: str | None) -> Any:
-    def test(_cadasta_verdict: None, _cadasta_conformance: Conformance) -> None:
-        _judge(check, _cadasta_conformance, queue)
+    def test(request: pytest.FixtureRequest, _cadasta_verdict: None,
+             _cadasta_conformance: Conformance) -> None:
+        _judge(request, check, _cadasta_conformance, queue)
 
-    def test_with_worker(_cadasta_verdict: None, _cadasta_conformance: Conformance,
-                         _cadasta_checks_worker: Any) -> None:
-        _judge(check, _cadasta_conformance, queue)
+    def test_with_worker(request: pytest.FixtureRequest, _cadasta_verdict: None,
+                         _cadasta_conformance: Conformance, _cadasta_checks_worker: Any) -> None:
+        _judge(request, check, _cadasta_conformance, queue)
 
     chosen = test_with_worker if check.needs_worker else test
     chosen.__doc__ = check.doc
@@ -74,12 +89,13 @@ def _test_function(check: Check, queue: str | None) -> Any:
 
 
 def _system_test_function(check: Check) -> Any:
-    def test(_cadasta_verdict: None, _cadasta_system: Any) -> None:
-        _judge(check, _cadasta_system, None)
+    def test(request: pytest.FixtureRequest, _cadasta_verdict: None,
+             _cadasta_system: Any) -> None:
+        _judge(request, check, _cadasta_system, None)
 
-    def test_with_workers(_cadasta_verdict: None, _cadasta_system: Any,
-                          _cadasta_system_workers: Any) -> None:
-        _judge(check, _cadasta_system, None)
+    def test_with_workers(request: pytest.FixtureRequest, _cadasta_verdict: None,
+                          _cadasta_system: Any, _cadasta_system_workers: Any) -> None:
+        _judge(request, check, _cadasta_system, None)
 
     chosen = test_with_workers if check.needs_worker else test
     chosen.__doc__ = check.doc
@@ -106,6 +122,7 @@ def build_items(session: pytest.Session, apps: list[LoadedApp],
         item.running_order = len(items)
         item.cadasta_app, item.cadasta_group = label, group
         item.add_marker("cadasta")
+        item.add_marker(pytest.mark.filterwarnings(INTERNAL_ERROR_WARNING))
         if skip is not None:
             item.skip_expected = True
             item.add_marker(pytest.mark.skip(reason=skip))

@@ -4,14 +4,16 @@ really happened (messages in SQS, rows in the result table)."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from pytest_cadasta.errors import CadastaError, one_line
+from pytest_cadasta.errors import CadastaError, InfrastructureError, one_line
 from pytest_cadasta.events import DONE, RECEIVED, UNKNOWN, TaskEvents
 from pytest_cadasta.probes import HideProbeFailures, Probes, is_probe
 from pytest_cadasta.topology import Topology
@@ -43,17 +45,22 @@ def run_check(check: Check, conformance: Conformance,
     """Run one check; return (failure message, skip reason), at most one set.
 
     Both runners (pytest items, unittest methods) report from this, outside
-    any except block, so no exception chain reaches the report.
+    any except block, so no exception chain reaches the report. A check that
+    went wrong while a part of the infrastructure had gone away raises an
+    ``InfrastructureError`` saying so: what it saw is no verdict on the app.
     """
     try:
         check.func(conformance, queue)
-    except CheckFailed as exc:
-        return f"{check.doc}{exc}", None
     except CheckSkipped as exc:
         return None, str(exc)
     except CadastaError:
         raise  # the plugin's own part failed: an error, not a verdict
     except Exception as exc:
+        gone = conformance.harness.gone()
+        if gone is not None:
+            raise InfrastructureError(gone) from None
+        if isinstance(exc, CheckFailed):
+            return f"{check.doc}{exc}", None
         if user_frame(exc) is None:
             raise  # raised in the libraries or the plugin, not the app: an error
         return f"{check.doc}{raised_while_checking(exc)}", None
@@ -331,11 +338,24 @@ class Conformance:
                      f"{', '.join(worker.queues)}",
                  needs="tasks routed by their name's first segment to the queue of that name",
                  fix=f"route by the name's first segment (the router of {TOOLBOX})")
+        sent = time.monotonic()
         ended = self.events.wait_for(result.id, DONE, ROUND_TRIP_TIMEOUT)
         if ended is None:
-            fail(saw=f"after {ROUND_TRIP_TIMEOUT:.0f} s, probe {name!r}: "
-                     f"{self.events.story(result.id)}",
-                 needs="the worker to receive and run the probe",
+            waited = time.monotonic() - sent
+            saw = (f"after {waited:.1f} s, probe {name!r} had not ended: "
+                   f"{self.events.story(result.id)}")
+            # The safety net ran out (the wait ends early when the worker fails
+            # another task) with the worker inside a task: it is stuck there.
+            stuck = worker.running_task() if waited >= ROUND_TRIP_TIMEOUT else None
+            if stuck is not None:
+                running = f"task {stuck.name!r} ({stuck.id}), which never returned"
+                worker.give_up(f"it is stuck in {running}")
+                fail(saw=f"{saw}; the worker is still running {running}",
+                     needs="tasks, and task signal handlers, that return: a worker process "
+                           "runs nothing else meanwhile",
+                     fix=f"find where {stuck.name!r} waits (py-spy dump --pid "
+                         f"{os.getpid()} while it hangs)")
+            fail(saw=saw, needs="the worker to receive and run the probe",
                  fix="run with -rA and see the worker's log")
         return result, ended
 

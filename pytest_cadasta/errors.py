@@ -1,8 +1,9 @@
 """pytest-cadasta's errors, one family: raised where the fault is, caught in one
 place. A ``UsageError`` is a bad setting, raised while pytest configures (pytest
 reports it, exit code 4); everything else is caught where a fixture provides
-its part (``plugin.provide``) and fails that test with the one-line reason.
-A verdict on the app is never an error: a check that finds a defect fails."""
+its part (``plugin.provide``), or where a check runs (``COULD_NOT_RUN``), and
+makes that test an error with the one-line reason. A verdict on the app is
+never an error: a check that finds a defect fails."""
 
 from __future__ import annotations
 
@@ -26,11 +27,20 @@ class InfrastructureError(CadastaError):
 
 
 class PortTaken(InfrastructureError):
-    """The port chosen for PostgreSQL was taken before it could bind it."""
+    """The port chosen for PostgreSQL was taken before it could bind it (moto
+    has no such window: the system chooses its port as it binds)."""
 
 
 class WorkerFailed(InfrastructureError):
     """The in-process worker did not start or stop."""
+
+
+#: A check whose infrastructure failed under it (a server gone away) is marked
+#: so in its item's stash, then by an attribute of this name on its report:
+#: pytest reports an error, not a failure, and the verdict says the app was
+#: not judged.
+COULD_NOT_RUN = "cadasta_could_not_run"
+could_not_run_key = pytest.StashKey[bool]()
 
 
 def one_line(exc: BaseException) -> str:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_cadasta.errors import one_line
+
 #: Event kinds, in the order they happen to a task.
 PUBLISHED = "published"
 RECEIVED = "received"
@@ -53,6 +55,8 @@ class TaskEvents:
         self._by_task: dict[str, list[TaskEvent]] = {}
         self._by_parent: dict[str, list[TaskEvent]] = {}
         self._published: list[TaskEvent] = []
+        #: When the worker last failed to run or record a task (monotonic).
+        self._last_internal_error = float("-inf")
         self._changed = threading.Condition()
         self._handlers: list[tuple[Any, Any]] = []
 
@@ -63,6 +67,8 @@ class TaskEvents:
         event = TaskEvent(kind, task_id, name, time.monotonic(), info)
         with self._changed:
             self._by_task.setdefault(task_id, []).append(event)
+            if kind == INTERNAL_ERROR:
+                self._last_internal_error = event.at
             if kind == PUBLISHED:
                 self._published.append(event)
                 parent = info.get("parent_id")
@@ -151,13 +157,16 @@ class TaskEvents:
     def _wait(self, find: Callable[[], TaskEvent | None],
               timeout: float) -> TaskEvent | None:
         """``find()`` once it finds something, re-asked at each new event, for at
-        most ``timeout`` seconds (a safety net: None if nothing came)."""
-        deadline = time.monotonic() + timeout
+        most ``timeout`` seconds (a safety net: None if nothing came). None at
+        once when the worker fails to run or record a task meanwhile (its
+        result database or broker failing): what is awaited may never come."""
+        began = time.monotonic()
+        deadline = began + timeout
         with self._changed:
             while True:
                 found = find()
                 left = deadline - time.monotonic()
-                if found is not None or left <= 0:
+                if found is not None or left <= 0 or self._last_internal_error >= began:
                     return found
                 self._changed.wait(left)
 
@@ -190,6 +199,9 @@ class TaskEvents:
                 detail = f" ({event.info.get('state')})"
             elif event.kind in (FAILED, INTERNAL_ERROR):
                 exc = event.info.get("exception")
-                detail = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+                detail = f" ({one_line(exc)})" if exc is not None else ""
+                cause = getattr(exc, "__cause__", None)
+                if event.kind == INTERNAL_ERROR and cause is not None:
+                    detail = f"{detail[:-1]}, from {one_line(cause)})"
             parts.append(event.kind + detail)
         return ", ".join(parts) or "nothing (never published)"

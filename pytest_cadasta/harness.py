@@ -211,6 +211,19 @@ class Harness:
         """The worker if it started; asking starts nothing and changes nothing."""
         return self._worker
 
+    def gone(self) -> str | None:
+        """What of the infrastructure started so far no longer answers, in one
+        line (None: all of it answers). A check that went wrong asks, so that
+        a server gone away is reported as such, not as a verdict on the app."""
+        if self._server is not None and not self._server.answers():
+            return (f"moto's SQS server ({self._server.endpoint}) went away: it refuses "
+                    "connections")
+        if self._database is not None:
+            reason = self._database.unreachable()
+            if reason is not None:
+                return f"the result database went away: {reason}"
+        return None
+
     def on_close(self, callback: Any, *args: Any) -> None:
         """Run ``callback(*args)`` when the harness closes (last in, first out)."""
         self._stack.callback(callback, *args)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_cadasta.errors import CadastaError
+from pytest_cadasta.errors import COULD_NOT_RUN, CadastaError, could_not_run_key
 from pytest_cadasta.settings import AppEntry, Settings, add_options, read_settings
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ run_key = pytest.StashKey["Run"]()
 #: code was imported: pytest's and its plugins'.
 threads_key = pytest.StashKey[frozenset]()
 tooling_key = pytest.StashKey[frozenset]()
+session_key = pytest.StashKey[pytest.Session]()
 
 T = TypeVar("T")
 SUMMARY_PLUGIN = "cadasta-summary"
@@ -41,26 +42,6 @@ SUMMARY_PLUGIN = "cadasta-summary"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
-
-
-def _stop_cleanly_on_sigterm(stack: ExitStack) -> None:
-    """SIGTERM (a CI job's timeout, a container stopping) ends Python without
-    any teardown, leaving PostgreSQL running; while the run holds one, it is
-    handled as Ctrl-C is, so everything started is stopped and removed."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    if previous is not signal.SIG_DFL:
-        return  # somebody else handles it already
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    stack.callback(signal.signal, signal.SIGTERM, previous)
 
 
 def _session_stack(config: pytest.Config) -> ExitStack:
@@ -131,14 +112,14 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[settings_key] = read_settings(config)
     if not settings.apps:
         return
-    from pytest_cadasta import loader
+    from pytest_cadasta import interrupts, loader
     from pytest_cadasta.run import LoadedApp
     from pytest_cadasta.sqs import local_aws
     from pytest_cadasta.summary import Summary
     from pytest_cadasta.topology import Topology
 
     stack = _session_stack(config)
-    _stop_cleanly_on_sigterm(stack)
+    interrupts.stop_cleanly_on_sigterm(stack)
     loader.put_rootdir_on_path(config.rootpath, stack)
     for entry in settings.apps:
         loader.check_module_exists(entry.spec, config.rootpath, entry.spelled)
@@ -191,13 +172,34 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return scheduling_by_app(config, log, config.stash[settings_key].is_system)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[session_key] = session  # for pytest_unconfigure
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop moto and put the environment back before any other plugin's
-    unconfigure (a conftest reading the environment sees it restored)."""
+    unconfigure (a conftest reading the environment sees it restored). A
+    signal meanwhile waits until all is stopped, and the run ends as
+    interrupted."""
     stack = config.stash.get(stack_key, None)
     if stack is not None:
-        stack.close()
+        import signal
+
+        from pytest_cadasta.interrupts import HeldSignals
+
+        with HeldSignals() as held:
+            stack.close()
+        session = config.stash.get(session_key, None)
+        if held.received and session is not None:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            reporter = config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                name = signal.Signals(held.received[0]).name
+                reporter.write_line(f"pytest-cadasta: {name} while it stopped what it started: "
+                                    "all of it stopped, the run ends as interrupted",
+                                    yellow=True)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -228,6 +230,25 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
         keep_check_order(items)
     return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[Any]:
+    """The report of a check that could not run says so, for its status and the
+    verdict; its line says why, so the worker's log of the same fault (a
+    traceback per retry) is left out."""
+    report = yield
+    if call.when == "call" and item.stash.get(could_not_run_key, False):
+        setattr(report, COULD_NOT_RUN, True)
+        report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
+    return report
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    if getattr(report, COULD_NOT_RUN, False):
+        return "error", "E", "ERROR"
+    return None
 
 
 def provide(what: str, make: Callable[..., T], *args: Any) -> T:
@@ -268,7 +289,14 @@ def _cadasta_run(pytestconfig: pytest.Config) -> Iterator[Run]:
         yield run
     finally:
         del stash[run_key]
-        run.close()
+        from pytest_cadasta.interrupts import HeldSignals
+
+        with HeldSignals() as held:  # a signal waits until all is stopped
+            try:
+                provide("stop what it started", run.close)
+            finally:
+                if held.received:
+                    raise KeyboardInterrupt(f"signal {held.received[0]}")
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -103,7 +104,10 @@ def _reachable_temp_dir() -> str:
 
 def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
                  user: pwd.struct_passwd) -> str:
-    """A pg_ctl that drops root for ``user`` before running the real one."""
+    """A pg_ctl that drops root for ``user`` before running the real one, in
+    ``home`` (pytest's directory may be closed to that user: PostgreSQL's
+    programs then complain, on the run's stderr, that they cannot return to
+    it)."""
     wrapper = workdir / "pg_ctl"
     wrapper.write_text(
         f"#!{sys.executable}\n"
@@ -112,6 +116,7 @@ def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
         f"os.setgid({user.pw_gid})\n"
         f"os.setuid({user.pw_uid})\n"
         f"os.environ['HOME'] = {str(home)!r}\n"
+        f"os.chdir({str(home)!r})\n"
         f"os.execv({pg_ctl!r}, [{pg_ctl!r}] + sys.argv[1:])\n")
     wrapper.chmod(stat.S_IRWXU)
     return str(wrapper)
@@ -147,14 +152,17 @@ class EphemeralPostgres:
     def start(self, attempts: int = 3) -> Server:
         """Start the server; a port taken between choosing and binding it costs
         another try on another port."""
+        taken = []
         for _attempt in range(attempts):
             try:
                 return self._start_once()
-            except PortTaken:
-                continue
-        raise InfrastructureError(
-            f"the ephemeral PostgreSQL could not bind a free port in {attempts} tries "
-            "(ports taken by other processes)")
+            except PortTaken as exc:
+                taken.append(str(exc))
+        raise PortTaken(
+            f"the ephemeral PostgreSQL could not bind a port: each one chosen free was "
+            f"taken by another process before it could bind it ({', '.join(taken)}); "
+            "run again, or use a server you run with "
+            "--cadasta-result-db=postgresql://user:pw@host:5432/postgres")
 
     def _start_once(self) -> Server:
         from mirakuru.exceptions import AlreadyRunning
@@ -202,7 +210,7 @@ class EphemeralPostgres:
             self.stop()
             if (isinstance(exc, AlreadyRunning)  # mirakuru: something answers there
                     or "could not bind" in log or "already in use" in log):
-                raise PortTaken() from None
+                raise PortTaken(str(port)) from None
             if self.from_template and template is not None and isinstance(exc, Exception):
                 template.discard()  # a bad copy: start again, from initdb
                 return self._start_once()
@@ -232,7 +240,13 @@ class EphemeralPostgres:
     def stop(self) -> None:
         executor, self.executor = self.executor, None
         try:
-            if executor is not None and executor.running():
+            postmaster = None if executor is None else _postmaster_pid(Path(executor.datadir))
+            if postmaster is not None and _died(postmaster):
+                # Killed or crashed: 'pg_ctl stop' would wait a minute for it;
+                # what it left running is this process's to end.
+                executor.kill()
+                _collect_orphans()
+            elif executor is not None and executor.running():
                 # 'pg_ctl start -w' notices the server is up a tenth of a second
                 # after the harness does; stopped before, it says it failed.
                 starter = getattr(executor, "process", None)
@@ -241,7 +255,6 @@ class EphemeralPostgres:
                         starter.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         pass
-                postmaster = _postmaster_pid(Path(executor.datadir))
                 executor.stop()
                 if postmaster is not None:
                     _reap(postmaster)
@@ -281,6 +294,48 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except ChildProcessError:
         pass  # not ours (no subreaper here): nothing to reap
+
+
+def _died(postmaster: int) -> bool:
+    """Whether the postmaster has died without being stopped; collected now if
+    it is this process's child (a zombie, which 'pg_ctl' would take for a
+    running server)."""
+    try:
+        pid, _status = os.waitpid(postmaster, os.WNOHANG)
+    except ChildProcessError:  # not ours (no subreaper here): is it there at all?
+        try:
+            os.kill(postmaster, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
+    return pid == postmaster
+
+
+def _collect_orphans() -> None:
+    """End and collect the processes a dead postmaster left: its children
+    (background processes, backends) became this subreaper's, and nobody else
+    would collect them ('[postgres] <defunct>'). A live postmaster keeps its
+    command line, its children keep theirs: both are left alone."""
+    if not sys.platform.startswith("linux"):
+        return
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+            title = Path("/proc", entry, "cmdline").read_bytes()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if (int(ppid) != os.getpid() or name != "postgres"
+                or (state != "Z" and not title.startswith(b"postgres: "))):
+            continue
+        try:
+            os.kill(int(entry), signal.SIGKILL)
+            os.waitpid(int(entry), 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 class StartingPostgres:

@@ -58,8 +58,8 @@ class ResultDatabase:
 
     def drop(self) -> None:
         janitor, self._janitor = self._janitor, None
-        if janitor is None:
-            return
+        if janitor is None or self.unreachable() is not None:
+            return  # gone with its server (the janitor would retry for seconds)
         janitor.drop()
         # Roles belong to the server, not the database: drop ours too, if it was
         # made (a role without CREATEROLE may not even try to drop one).
@@ -67,6 +67,19 @@ class ResultDatabase:
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,))
             if cursor.fetchone():
                 cursor.execute(f"DROP ROLE {self.role}")
+
+    def unreachable(self) -> str | None:
+        """Why the server refuses a session now (one line), or None."""
+        import psycopg
+
+        server = self.server
+        try:
+            psycopg.connect(host=server.host, port=server.port, user=server.user,
+                            password=server.password, dbname=server.maintenance_db,
+                            connect_timeout=2).close()
+        except psycopg.OperationalError as exc:
+            return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return None
 
     @contextmanager
     def admin_connection(self) -> Iterator[Any]:

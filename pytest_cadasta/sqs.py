@@ -162,6 +162,14 @@ class MotoServer:
                 pass
             stopper.join(0.05)
 
+    def answers(self) -> bool:
+        """Whether the server still accepts connections."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"

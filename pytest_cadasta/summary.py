@@ -12,6 +12,7 @@ import pytest
 
 from pytest_cadasta.checks.registry import GROUPS
 from pytest_cadasta.collection import SUITE
+from pytest_cadasta.errors import COULD_NOT_RUN
 from pytest_cadasta.settings import SYSTEM, Settings
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ class Summary:
         if not report.nodeid.startswith(SUITE + "::"):
             return
         outcome = report.outcome
-        if report.when != "call" and outcome == "failed":
+        if outcome == "failed" and (report.when != "call" or getattr(
+                report, COULD_NOT_RUN, False)):
             outcome = "error"  # the check could not run: not a verdict on the app
         if report.when != "call" and outcome == "passed":
             outcome = self.outcomes.get(report.nodeid, "passed")

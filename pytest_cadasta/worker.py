@@ -69,6 +69,8 @@ class InProcessWorker:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._stopping = False
+        #: Why the worker was given up (stuck in a task), once it was.
+        self._given_up: str | None = None
         self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Any]] = queue.SimpleQueue()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -136,15 +138,19 @@ class InProcessWorker:
         the process obeys). Its loop is woken, and raises in its own thread what
         Celery raises there on a terminate signal."""
         thread, self._thread = self._thread, None
+        if self._given_up is not None:
+            return  # left behind, stuck in its task
         try:
             if thread is not None:
                 self._stopping = True
                 self._wake()  # the loop stops now, not after a long poll
                 thread.join(STOP_TIMEOUT)
                 if thread.is_alive():
-                    raise WorkerFailed(
-                        f"the in-process worker did not stop within {STOP_TIMEOUT:.0f} s "
-                        "(a task still running?)")
+                    task = self.running_task()
+                    self.give_up(f"it did not stop within {STOP_TIMEOUT:.0f} s: " + (
+                        "a task still running" if task is None else
+                        f"task {task.name!r} ({task.id}) never returned"))
+                    raise WorkerFailed(f"the in-process worker was given up: {self._given_up}")
         finally:
             if thread is None or not thread.is_alive():
                 for fd in (self._wake_read, self._wake_write):
@@ -169,6 +175,39 @@ class InProcessWorker:
         make_client = getattr(channel, "asynsqs", None)
         if make_client is not None:
             make_client()
+
+    def running_task(self) -> Any:
+        """The request this worker is running now (Celery's request: ``name``,
+        ``id``), or None. The solo pool runs one at a time, in the worker's
+        thread, which does nothing else meanwhile. (Celery keeps the requests
+        of every worker of the process in one set: this one's carry its name.)"""
+        from celery.worker import state
+
+        return next((request for request in list(state.active_requests)
+                     if getattr(request, "hostname", self.hostname) == self.hostname), None)
+
+    def give_up(self, reason: str) -> None:
+        """Give up on a worker stuck in a task that never returns. Nothing can
+        end that task from outside its thread, so the thread (a daemon, which
+        keeps no process alive) is told to stop should the task ever return,
+        and left behind; every later use raises ``WorkerFailed`` with
+        ``reason``."""
+        self._given_up = reason
+        self._stopping = True
+        self._wake()
+        # Its broker connection is closed now, while SQS answers: kombu would
+        # put its unacknowledged messages back at exit, fail (moto gone by
+        # then) and dump them into a temporary file.
+        connection = getattr(self.controller.consumer, "connection", None)
+        if connection is not None:
+            connection.close()
+
+    def _require_running(self) -> None:
+        if self._given_up is not None:
+            raise WorkerFailed(f"the in-process worker was given up: {self._given_up}")
+        if not self.running or self.controller is None:
+            reason = f": {self._error}" if self._error is not None else ""
+            raise WorkerFailed(f"the in-process worker is not running{reason}")
 
     # -- calls in the worker's thread -------------------------------------------
     def _listen_for_wakeups(self, controller: Any) -> None:
@@ -216,9 +255,7 @@ class InProcessWorker:
     def call(self, func: Callable[[], Any]) -> Any:
         """Run ``func()`` in the worker's thread, between two turns of its loop;
         return what it returned (or raise what it raised)."""
-        if not self.running or self.controller is None:
-            reason = f": {self._error}" if self._error is not None else ""
-            raise WorkerFailed(f"the in-process worker is not running{reason}")
+        self._require_running()
         reply: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
         self._calls.put((func, reply))
         self._wake()
@@ -233,8 +270,9 @@ class InProcessWorker:
         return value
 
     def call_if_running(self, func: Callable[[], Any]) -> None:
-        """``call(func)``, or nothing if the worker is gone; for teardown."""
-        if self.running:
+        """``call(func)``, or nothing if the worker is gone or inside a task (it
+        would answer only once the task returns); for teardown."""
+        if self.running and self.running_task() is None:
             try:
                 self.call(func)
             except Exception:  # the worker's own teardown reports what went wrong
@@ -248,6 +286,7 @@ class InProcessWorker:
     # -- what it consumes ----------------------------------------------------------
     def consume(self, queues: Iterable[str]) -> None:
         """Also consume ``queues`` (those not consumed yet)."""
+        self._require_running()
         missing = [q for q in queues if q not in self.queues]
         if not missing:
             return

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from pytest_cadasta.postgres import EphemeralPostgres, find_pg_ctl
@@ -15,6 +21,10 @@ def shared_pg_url():
     and drop their own throwaway databases on it (no initdb per inner run)."""
     server = EphemeralPostgres(find_pg_ctl(None))
     info = server.start()
+    # Once 'pg_ctl start' exits (a moment after the server accepts), the
+    # postmaster is this session's child: wait for that, so it is not taken
+    # for something an inner run left behind (fixture leftovers).
+    server.executor.process.wait(timeout=30)
     try:
         yield f"postgresql://{info.user}@{info.host}:{info.port}/{info.maintenance_db}"
     finally:
@@ -39,3 +49,50 @@ def run_inner(pytester, shared_pg_url):
                                                  timeout=timeout)
 
     return run
+
+
+@pytest.fixture
+def open_tmpdir():
+    """A TMPDIR every user can reach (the unprivileged PostgreSQL must)."""
+    path = tempfile.mkdtemp(prefix="cadasta-test-tmp-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _children():
+    """pid -> 'state name' of this process's children. The outer session is a
+    subreaper (it started PostgreSQL): whatever an inner run leaves running, or
+    dead and unreaped, ends up here."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:]
+        state, ppid = rest.split()[:2]
+        if int(ppid) == os.getpid():
+            found[int(entry)] = f"{state} {name}"
+    return found
+
+
+@pytest.fixture
+def leftovers(open_tmpdir, shared_pg_url):
+    """What an inner run given ``TMPDIR=open_tmpdir`` left behind, as a dict,
+    empty when it left nothing: files in its TMPDIR, processes naming that
+    directory, and processes reparented to this one, alive or zombies (the
+    shared PostgreSQL made this session a subreaper: an inner run's orphans,
+    '[postgres] <defunct>' included, come here, not to PID 1)."""
+    children = set(_children())
+
+    def find():
+        processes = subprocess.run(["pgrep", "-af", open_tmpdir], capture_output=True,
+                                   text=True).stdout.strip()
+        found = {"temp files": sorted(os.listdir(open_tmpdir)),
+                 "processes using them": processes,
+                 "children left": {pid: what for pid, what in _children().items()
+                                   if pid not in children}}
+        return {what: which for what, which in found.items() if which}
+
+    return find

@@ -2,9 +2,6 @@
 
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
@@ -13,34 +10,9 @@ ONLY_OWN = ("-m", "not cadasta")  # the user's tests, not the conformance checks
 TOOLBOX_APP = "apps/toolbox_app.py"
 
 
-def pg_leftovers(tmpdir):
-    """Data directories of ours under ``tmpdir`` and PostgreSQL processes using them."""
-    dirs = [p for p in os.listdir(tmpdir) if p.startswith("pytest-cadasta-pg-")]
-    procs = subprocess.run(["pgrep", "-af", str(tmpdir)], capture_output=True,
-                           text=True).stdout.strip()
-    return dirs, procs
-
-
-def defunct_postgres():
-    """Zombie PostgreSQL processes on the machine, by pid."""
-    listing = subprocess.run(["ps", "-eo", "pid=,stat=,comm="], capture_output=True,
-                             text=True).stdout
-    return {int(pid) for pid, stat, comm in (line.split(None, 2) for line in listing.splitlines())
-            if stat.startswith("Z") and comm.strip().startswith("postgres")}
-
-
 def test_round_trip_through_worker_queue_monitor_and_result_table(run_inner):
     result = run_inner(APP, *ONLY_OWN, examples=[TOOLBOX_APP, "inner/test_roundtrip.py"])
     result.assert_outcomes(passed=2)
-
-
-@pytest.fixture
-def open_tmpdir():
-    """A TMPDIR every user can reach (the unprivileged PostgreSQL must)."""
-    path = tempfile.mkdtemp(prefix="cadasta-test-tmp-")
-    os.chmod(path, 0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 OUTCOMES = {
@@ -54,9 +26,9 @@ OUTCOMES = {
 
 
 @pytest.mark.parametrize("outcome", sorted(OUTCOMES))
-def test_own_postgres_leaves_nothing_behind(run_inner, pytester, open_tmpdir, outcome):
+def test_own_postgres_leaves_nothing_behind(run_inner, pytester, open_tmpdir, leftovers,
+                                            outcome):
     body, expected = OUTCOMES[outcome]
-    tmpdir = open_tmpdir
     pytester.copy_example(TOOLBOX_APP)
     pytester.makepyfile(test_own=f"""
         import os, signal, time
@@ -65,14 +37,12 @@ def test_own_postgres_leaves_nothing_behind(run_inner, pytester, open_tmpdir, ou
             assert cadasta_result_db.rows() == []
             {body}
     """)
-    zombies = defunct_postgres()
-    result = run_inner(APP, *ONLY_OWN, own_db=True, env={"TMPDIR": str(tmpdir)})
+    result = run_inner(APP, *ONLY_OWN, own_db=True, env={"TMPDIR": open_tmpdir})
     if expected:
         result.assert_outcomes(**expected)
     else:
         assert result.ret == pytest.ExitCode.INTERRUPTED
-    assert pg_leftovers(tmpdir) == ([], "")
-    assert defunct_postgres() - zombies == set()
+    assert leftovers() == {}
 
 
 def test_queues_are_empty_at_the_start_of_each_test(run_inner):

@@ -1,31 +1,66 @@
 """The ephemeral PostgreSQL: it starts (as root too) and survives a taken port."""
 
+import os
 import socket
 import threading
 
 import psycopg
+import pytest
 
 from pytest_cadasta import postgres
+from pytest_cadasta.errors import PortTaken
 
 
-def test_a_taken_port_costs_a_retry_not_the_run(monkeypatch):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+@pytest.fixture
+def squatters():
+    """Ports taken on loopback: listening (something answers there), or only
+    bound (PostgreSQL's own bind fails)."""
+    sockets = []
+
+    def take(listen):
+        squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sockets.append(squatter)
         squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        taken = squatter.getsockname()[1]
-        ports = iter([taken, postgres.free_port()])
-        monkeypatch.setattr(postgres, "free_port", lambda: next(ports))
-        server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
-        try:
-            info = server.start()
-            assert info.port != taken
-            with psycopg.connect(host=info.host, port=info.port, user=info.user,
-                                 dbname="postgres") as connection:
-                assert connection.execute("SELECT 1").fetchone() == (1,)
-            workdir = server.workdir
-        finally:
-            server.stop()
-        assert not workdir.exists()
+        if listen:
+            squatter.listen()
+        return squatter.getsockname()[1]
+
+    yield take
+    for squatter in sockets:
+        squatter.close()
+
+
+@pytest.mark.parametrize("listen", [True, False], ids=["listening", "bound"])
+def test_a_taken_port_costs_a_retry_not_the_run(monkeypatch, squatters, listen):
+    taken = squatters(listen)
+    ports = iter([taken, postgres.free_port()])
+    monkeypatch.setattr(postgres, "free_port", lambda: next(ports))
+    server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    try:
+        info = server.start()
+        assert info.port != taken
+        with psycopg.connect(host=info.host, port=info.port, user=info.user,
+                             dbname="postgres") as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+        workdir = server.workdir
+    finally:
+        server.stop()
+    assert not workdir.exists()
+
+
+def test_ports_taken_at_every_try_are_a_port_taken_error_naming_them(
+        monkeypatch, squatters, open_tmpdir):
+    monkeypatch.setattr(postgres.tempfile, "tempdir", open_tmpdir)
+    taken = [squatters(listen) for listen in (True, False, True)]
+    ports = iter(taken)
+    monkeypatch.setattr(postgres, "free_port", lambda: next(ports))
+    server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    with pytest.raises(PortTaken) as raised:
+        server.start()
+    assert str(raised.value).startswith(
+        "the ephemeral PostgreSQL could not bind a port: each one chosen free was taken by "
+        f"another process before it could bind it ({', '.join(map(str, taken))}); ")
+    assert os.listdir(open_tmpdir) == []  # each try's cluster removed
 
 
 def test_the_second_cluster_is_a_copy_of_the_cached_template(monkeypatch, tmp_path):
