@@ -82,6 +82,19 @@ class Infrastructure:
         self._stack.callback(pg.stop)
         return pg.start()
 
+    def gone(self) -> str | None:
+        """What of the infrastructure started so far no longer answers, in one
+        line (None: all of it answers). A check that went wrong asks, so that
+        a server gone away is reported as such, not as a verdict on the app."""
+        if self._server is not None and not self._server.answers():
+            return (f"moto's SQS server ({self._server.endpoint}) went away: it refuses "
+                    "connections")
+        if self._database is not None:
+            reason = self._database.unreachable()
+            if reason is not None:
+                return f"the result database went away: {reason}"
+        return None
+
     def close(self) -> None:
         self._stack.close()
         self._database = None
@@ -212,17 +225,8 @@ class Harness:
         return self._worker
 
     def gone(self) -> str | None:
-        """What of the infrastructure started so far no longer answers, in one
-        line (None: all of it answers). A check that went wrong asks, so that
-        a server gone away is reported as such, not as a verdict on the app."""
-        if self._server is not None and not self._server.answers():
-            return (f"moto's SQS server ({self._server.endpoint}) went away: it refuses "
-                    "connections")
-        if self._database is not None:
-            reason = self._database.unreachable()
-            if reason is not None:
-                return f"the result database went away: {reason}"
-        return None
+        """What of the shared infrastructure no longer answers (``Infrastructure.gone``)."""
+        return self.infra.gone()
 
     def on_close(self, callback: Any, *args: Any) -> None:
         """Run ``callback(*args)`` when the harness closes (last in, first out)."""

@@ -55,6 +55,11 @@ class SystemConformance:
         self._monitor: list[TaskMessage] = []
         self._workers: dict[str, InProcessWorker] | None = None
 
+    @property
+    def harness(self) -> Any:
+        """The first app's harness: what run_check asks of the infrastructure."""
+        return self.run.harness()
+
     def of(self, loaded: LoadedApp) -> Conformance:
         return self.conformances[loaded.label]
 
