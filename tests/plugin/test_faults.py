@@ -80,7 +80,7 @@ def test_a_task_that_never_returns_fails_its_check_and_the_worker_is_given_up(
                            errors=len(WITH_WORKER) - 1)
     stuck = "'*.cadasta_probe_schedules' (*)"
     result.stdout.fnmatch_lines([  # errors first, then failures
-        f"pytest-cadasta could not run the check: the in-process worker was given up: "
+        f"pytest-cadasta could not start the worker: the in-process worker was given up: "
         f"it is stuck in task {stuck}, which never returned",
         "*saw:   after 2.0 s, probe '*.cadasta_probe_schedules' had not ended: *received "
         f"from dev-*; the worker is still running task {stuck}, which never returned",
