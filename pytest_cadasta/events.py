@@ -47,6 +47,17 @@ def _sqs_queue(delivery_info: Any) -> str | None:
     return url.rsplit("/", 1)[-1] or None
 
 
+def _receiver(method: Callable[..., None]) -> Callable[..., None]:
+    """A receiver of its own for ``method``. Celery before 5.7 keys a bound
+    method's connection by its function alone, so a second ``TaskEvents`` (one
+    per app of a system) connecting the same methods would be taken for the
+    first and never hear a signal."""
+    def receive(*args: Any, **kwargs: Any) -> None:
+        method(*args, **kwargs)
+
+    return receive
+
+
 class TaskEvents:
     """Records Celery's task signals per task id; ``wait_for`` returns as soon
     as an awaited event is recorded."""
@@ -127,8 +138,9 @@ class TaskEvents:
                 (signals.task_failure, self._on_failure),
                 (signals.task_postrun, self._on_postrun),
                 (signals.task_internal_error, self._on_internal_error)):
-            signal.connect(handler, weak=False)
-            self._handlers.append((signal, handler))
+            receiver = _receiver(handler)
+            signal.connect(receiver, weak=False)
+            self._handlers.append((signal, receiver))
         return self
 
     def disconnect(self) -> None:
