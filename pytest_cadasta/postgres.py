@@ -411,7 +411,7 @@ def server_from_url(url: str) -> Server:
 
 
 #: libpq's preamble before what the server (or the network) said.
-_LIBPQ_PREAMBLE = re.compile(r"^(connection failed: )?connection to server (at|on) .*? failed: "
+_LIBPQ_PREAMBLE = re.compile(r"^(connection failed: )?(connection to server (at|on) .*? failed: )?"
                              r"(FATAL:\s+)?")
 
 

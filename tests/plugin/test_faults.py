@@ -6,12 +6,16 @@ behind (no PostgreSQL, no zombie, no temporary directory).
 The faults are injected by tests/examples/inner_faults/conftest.py, at a
 chosen check or hook: no sleep races the run."""
 
+import importlib.metadata
 import time
 
 import psycopg
 import pytest
 
 from pytest_cadasta.checks import iter_checks
+
+#: kombu's version: before 5.7 a worker whose broker went away is slow to stop.
+KOMBU = tuple(int(part) for part in importlib.metadata.version("kombu").split(".")[:2])
 
 APP = "--cadasta-app=toolbox_app:app"
 CHECKS = list(iter_checks(("celery", "msg", "export")))
@@ -49,6 +53,9 @@ def run_with_fault(run_inner, pytester, open_tmpdir):
 ])
 def test_infrastructure_gone_mid_run_is_an_error_per_check_that_needs_it(
         run_with_fault, leftovers, fault, says):
+    if fault == "stop_moto" and KOMBU < (5, 7):
+        pytest.skip("kombu < 5.7 retries a broker that went away outside the worker's loop, "
+                    "for over a minute: the run ends, not in bounded time")
     result, took = run_with_fault(fault, FIRST_RESULT_CHECK)
     out = result.stdout.str()
     # The checks that ran before, and those that need neither, still report.
