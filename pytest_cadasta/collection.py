@@ -159,14 +159,24 @@ def keep_check_order(items: list[Any]) -> None:
         items[place] = item
 
 
-def unit_of(nodeid: str, several: bool) -> str | None:
-    """The unit of work a check's id belongs to: its app's label (``system`` for
-    the system checks) with several apps, the suite with one; None for a test
-    that is not a check."""
+def read_check_id(nodeid: str, several: bool) -> tuple[str | None, str, str] | None:
+    """What a check's id says: (its app's label, None with one app; its group,
+    ``system`` for the system checks; the check's name, without its queue), or
+    None for a test that is not a check."""
     parts = nodeid.split("::")
     if parts[0] != SUITE or len(parts) < 3:
         return None
-    return "::".join(parts[:2]) if several else SUITE
+    return (parts[1] if several else None), parts[-2], parts[-1].partition("[")[0]
+
+
+def unit_of(nodeid: str, several: bool) -> str | None:
+    """The unit of work a check's id belongs to: its app (``system`` for the
+    system checks) with several apps, the suite with one; None for a test that
+    is not a check."""
+    read = read_check_id(nodeid, several)
+    if read is None:
+        return None
+    return SUITE if read[0] is None else f"{SUITE}::{read[0]}"
 
 
 def scheduling_by_app(config: pytest.Config, log: Any, several: bool) -> Any:

@@ -13,7 +13,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -234,11 +234,12 @@ class MockSQS:
         self._regions_seen.add(region)
         return self.server.client(region)
 
-    def purge(self) -> None:
-        """Empty every queue in every region the plugin has looked at; the queues
-        (and a running worker's hold on them) stay. Reads and deletes, since SQS
-        (and moto) allow one PurgeQueue a minute."""
-        for region in sorted(self._regions_seen):
+    def purge(self, regions: Iterable[str] = ()) -> None:
+        """Empty every queue in every region the plugin has looked at (and in
+        ``regions``), whatever its prefix; the queues (and a running worker's hold
+        on them) stay. Reads and deletes, since SQS (and moto) allow one
+        PurgeQueue a minute."""
+        for region in sorted(self._regions_seen | set(regions)):
             for sqs_name, url in self.queues(region).items():
                 self.read(url, sqs_name, region)
 

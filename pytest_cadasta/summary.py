@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_cadasta.checks.registry import GROUPS
-from pytest_cadasta.collection import SUITE
+from pytest_cadasta.collection import SUITE, read_check_id
 from pytest_cadasta.errors import COULD_NOT_RUN
 from pytest_cadasta.settings import SYSTEM, Settings
 
@@ -58,13 +58,13 @@ class Summary:
         producers = {loaded.label for loaded in self.apps if not loaded.entry.is_worker}
         several = len(self.apps) > 1
         for nodeid in ids:
-            parts = nodeid.split("::")
-            if parts[0] != SUITE or len(parts) < 3:
+            read = read_check_id(nodeid, several)
+            if read is None:
                 continue
-            label = parts[1] if several else self.apps[0].label
-            group = SYSTEM if label == SYSTEM else parts[-2]
+            label, group, name = read
+            label = label or self.apps[0].label
             self.expected[nodeid] = (label, group)
-            if label in producers and parts[-1].partition("[")[0] in workers_only:
+            if label in producers and name in workers_only:
                 self.skip_expected.add(nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -210,11 +210,17 @@ class InProcessWorker:
             raise WorkerFailed(f"the in-process worker is not running{reason}")
 
     # -- calls in the worker's thread -------------------------------------------
-    def _listen_for_wakeups(self, controller: Any) -> None:
-        if self._stopping:  # stopped while it was starting
+    def _terminate_if_stopping(self) -> None:
+        """Once ``stop()`` asked: raise what celery.worker.state.maybe_shutdown
+        raises in the loop of a worker told to terminate, so WorkController.start
+        stops this worker (and no other)."""
+        if self._stopping:
             from celery.exceptions import WorkerTerminate
 
             raise WorkerTerminate(0)
+
+    def _listen_for_wakeups(self, controller: Any) -> None:
+        self._terminate_if_stopping()  # stopped while it was starting
         hub = getattr(controller, "hub", None)
         if hub is not None:
             hub.add_reader(self._wake_read, self._on_wakeup)
@@ -236,12 +242,7 @@ class InProcessWorker:
                 pass
         except (BlockingIOError, OSError):
             pass
-        if self._stopping:
-            from celery.exceptions import WorkerTerminate
-
-            # What celery.worker.state.maybe_shutdown raises in the loop of a
-            # worker told to terminate: WorkController.start stops this worker.
-            raise WorkerTerminate(0)
+        self._terminate_if_stopping()
         while True:
             try:
                 func, reply = self._calls.get_nowait()
