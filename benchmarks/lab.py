@@ -149,9 +149,9 @@ class Lab:
         real one, or as root a wrapper that runs it as an unprivileged user."""
         if os.geteuid() != 0:
             return self.pg_ctl()
-        from pytest_cadasta.postgres import _unprivileged_user
+        from pytest_cadasta.postgres import unprivileged_user
 
-        user = _unprivileged_user()
+        user = unprivileged_user()
         wrapper = below / "pg_ctl"
         wrapper.write_text(PG_CTL_WRAPPER.format(
             python=sys.executable, lab=str(self.tmp), below=str(below),
@@ -199,9 +199,9 @@ def _base_dir() -> str | None:
     """As root, a directory PostgreSQL's unprivileged user can traverse."""
     if os.geteuid() != 0:
         return None
-    from pytest_cadasta.postgres import _reachable_temp_dir
+    from pytest_cadasta.postgres import reachable_temp_dir
 
-    return _reachable_temp_dir()
+    return reachable_temp_dir()
 
 
 def _stop(child: subprocess.Popen) -> None:

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_cadasta.checks import Check, iter_checks, system_checks
-from pytest_cadasta.conformance import PRODUCER_ONLY_REASON, run_check
 from pytest_cadasta.errors import CadastaError, could_not_run_key
-from pytest_cadasta.settings import SYSTEM
+from pytest_cadasta.ids import SUITE, SYSTEM, not_for_a_producer
+from pytest_cadasta.protocol import run_check
 
 if TYPE_CHECKING:
-    from pytest_cadasta.conformance import Conformance
-    from pytest_cadasta.run import LoadedApp
+    from pytest_cadasta.loader import LoadedApp
+    from pytest_cadasta.protocol import CheckState
+    from pytest_cadasta.settings import Settings
 
-SUITE = "cadasta"
 #: Celery warns, with a traceback, of each task the worker could not run or
 #: record; a check tells it from its events, in one line with its cause.
 INTERNAL_ERROR_WARNING = "ignore:Exception raised outside body:RuntimeWarning"
@@ -37,7 +37,8 @@ class CheckNode(pytest.Collector):
 
 
 class CheckItem(pytest.Function):
-    """A check, run as a test function over the session's conformance state."""
+    """A check, run as a test function over the state its app's checks (or the
+    system's) stand on."""
 
     #: Its place in the running order (set by ``build_items``).
     running_order: int = 0
@@ -45,19 +46,16 @@ class CheckItem(pytest.Function):
     cadasta_app: str = ""
     #: Its group (the label "system" for the system checks).
     cadasta_group: str = ""
-    #: Skipped by design: a check of a worker, on an app that only produces.
-    skip_expected: bool = False
 
     def reportinfo(self) -> tuple[str, int, str]:
         return SUITE, 0, self.nodeid
 
 
-def _judge(request: pytest.FixtureRequest, check: Check, state: Any,
+def _judge(request: pytest.FixtureRequest, check: Check, state: CheckState,
            queue: str | None) -> None:
-    """Run ``check`` on ``state`` (a Conformance, or the SystemConformance) as a
-    test: a failure without a traceback, or a skip with its reason; when the
-    plugin's own parts gave way, a failure marked as "could not run" (an error,
-    not a verdict)."""
+    """Run ``check`` on ``state`` as a test: a failure without a traceback, or a
+    skip with its reason; when the plugin's own parts gave way, a failure marked
+    as "could not run" (an error, not a verdict)."""
     error = None
     try:
         failure, skipped = run_check(check, state, queue)
@@ -72,32 +70,18 @@ def _judge(request: pytest.FixtureRequest, check: Check, state: Any,
         pytest.skip(skipped)
 
 
-# The infrastructure a check needs comes as a fixture: if it cannot be
-# provided, the check is an error (not judged), not a verdict.
 def _test_function(check: Check, queue: str | None) -> Any:
-    def test(request: pytest.FixtureRequest, _cadasta_verdict: None,
-             _cadasta_conformance: Conformance) -> None:
-        _judge(request, check, _cadasta_conformance, queue)
+    """The test of ``check``: the state it stands on, and the worker when it
+    needs one, come as fixtures: if one cannot be provided, the check is an
+    error (not judged), not a verdict."""
+    def test(request: pytest.FixtureRequest, _cadasta_state: CheckState) -> None:
+        _judge(request, check, _cadasta_state, queue)
 
-    def test_with_worker(request: pytest.FixtureRequest, _cadasta_verdict: None,
-                         _cadasta_conformance: Conformance, _cadasta_checks_worker: Any) -> None:
-        _judge(request, check, _cadasta_conformance, queue)
+    def test_with_worker(request: pytest.FixtureRequest, _cadasta_state: CheckState,
+                         _cadasta_checks_worker: Any) -> None:
+        _judge(request, check, _cadasta_state, queue)
 
     chosen = test_with_worker if check.needs_worker else test
-    chosen.__doc__ = check.doc
-    return chosen
-
-
-def _system_test_function(check: Check) -> Any:
-    def test(request: pytest.FixtureRequest, _cadasta_verdict: None,
-             _cadasta_system: Any) -> None:
-        _judge(request, check, _cadasta_system, None)
-
-    def test_with_workers(request: pytest.FixtureRequest, _cadasta_verdict: None,
-                          _cadasta_system: Any, _cadasta_system_workers: Any) -> None:
-        _judge(request, check, _cadasta_system, None)
-
-    chosen = test_with_workers if check.needs_worker else test
     chosen.__doc__ = check.doc
     return chosen
 
@@ -109,22 +93,22 @@ def _child(parent: Any, name: str) -> CheckNode:
 
 
 def build_items(session: pytest.Session, apps: list[LoadedApp],
-                producer_only: bool = False) -> list[CheckItem]:
+                settings: Settings) -> list[CheckItem]:
     """One item per check (per queue where it applies) of each app, then the
     system's checks when there are several apps, in running order; each group's
     items together, so every group shows once."""
     suite = CheckNode.from_parent(session, name=SUITE, nodeid=SUITE)
     items: list[CheckItem] = []
 
-    def add(parent: CheckNode, name: str, function: Any, label: str, group: str,
+    def add(parent: CheckNode, check: Check, queue: str | None, label: str,
             skip: str | None = None) -> None:
-        item = CheckItem.from_parent(parent, name=name, callobj=function)
+        name = check.name if queue is None else f"{check.name}[{queue}]"
+        item = CheckItem.from_parent(parent, name=name, callobj=_test_function(check, queue))
         item.running_order = len(items)
-        item.cadasta_app, item.cadasta_group = label, group
-        item.add_marker("cadasta")
+        item.cadasta_app, item.cadasta_group = label, check.group
+        item.add_marker(SUITE)
         item.add_marker(pytest.mark.filterwarnings(INTERNAL_ERROR_WARNING))
         if skip is not None:
-            item.skip_expected = True
             item.add_marker(pytest.mark.skip(reason=skip))
         parent.children.append(item)
         items.append(item)
@@ -132,19 +116,17 @@ def build_items(session: pytest.Session, apps: list[LoadedApp],
     for loaded in apps:
         top = suite if len(apps) == 1 else _child(suite, loaded.label)
         groups: dict[str, CheckNode] = {}
+        skip = (None if loaded.entry.is_worker
+                else not_for_a_producer(settings.producer_spelled(loaded.entry)))
         for check, queue in iter_checks(loaded.topology.work_queues):
             if check.group not in groups:
                 groups[check.group] = _child(top, check.group)
-            skip = None
-            if not loaded.entry.is_worker and check.for_workers_only:
-                skip = (PRODUCER_ONLY_REASON if producer_only
-                        else f"{loaded.entry.spelled}: the app runs no worker")
-            add(groups[check.group], check.name if queue is None else f"{check.name}[{queue}]",
-                _test_function(check, queue), loaded.label, check.group, skip)
+            add(groups[check.group], check, queue, loaded.label,
+                None if check.applies_to_producer else skip)
     if len(apps) > 1:
         system = _child(suite, SYSTEM)
         for check in system_checks(apps):
-            add(system, check.name, _system_test_function(check), SYSTEM, SYSTEM)
+            add(system, check, None, SYSTEM)
     session.config.hook.pytest_collectreport(
         report=pytest.CollectReport(SUITE, "passed", None, items))
     return items
@@ -157,37 +139,3 @@ def keep_check_order(items: list[Any]) -> None:
     ordered = sorted((items[i] for i in places), key=lambda item: item.running_order)
     for place, item in zip(places, ordered):
         items[place] = item
-
-
-def read_check_id(nodeid: str, several: bool) -> tuple[str | None, str, str] | None:
-    """What a check's id says: (its app's label, None with one app; its group,
-    ``system`` for the system checks; the check's name, without its queue), or
-    None for a test that is not a check."""
-    parts = nodeid.split("::")
-    if parts[0] != SUITE or len(parts) < 3:
-        return None
-    return (parts[1] if several else None), parts[-2], parts[-1].partition("[")[0]
-
-
-def unit_of(nodeid: str, several: bool) -> str | None:
-    """The unit of work a check's id belongs to: its app (``system`` for the
-    system checks) with several apps, the suite with one; None for a test that
-    is not a check."""
-    read = read_check_id(nodeid, several)
-    if read is None:
-        return None
-    return SUITE if read[0] is None else f"{SUITE}::{read[0]}"
-
-
-def scheduling_by_app(config: pytest.Config, log: Any, several: bool) -> Any:
-    """pytest-xdist's scope distribution with the apps as the scopes, and every
-    other test a scope of its own (spread one by one, as ``-n`` spreads them)."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class Scheduling(LoadScopeScheduling):  # type: ignore[misc]
-        # xdist's own --dist loadfile overrides this (private) method the same
-        # way; xdist has no public hook for the unit of distribution.
-        def _split_scope(self, nodeid: str) -> str:
-            return unit_of(nodeid, several) or nodeid
-
-    return Scheduling(config, log)

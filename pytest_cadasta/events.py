@@ -30,6 +30,10 @@ INTERNAL_ERROR = "internal error"
 #: Kinds after which nothing more will happen to a run.
 DONE = (FINISHED, INTERNAL_ERROR, UNKNOWN)
 
+#: The safety net of every wait (read as each wait begins): a round trip ends as
+#: soon as the worker reports, long before.
+ROUND_TRIP_TIMEOUT = 10.0
+
 
 @dataclass(frozen=True)
 class TaskEvent:
@@ -167,13 +171,14 @@ class TaskEvents:
             return [e for e in self._published if e.name == name and e.at >= since]
 
     def _wait(self, find: Callable[[], TaskEvent | None],
-              timeout: float) -> TaskEvent | None:
+              timeout: float | None) -> TaskEvent | None:
         """``find()`` once it finds something, re-asked at each new event, for at
-        most ``timeout`` seconds (a safety net: None if nothing came). None at
-        once when the worker fails to run or record a task meanwhile (its
-        result database or broker failing): what is awaited may never come."""
+        most ``timeout`` seconds (a safety net, ``ROUND_TRIP_TIMEOUT`` by
+        default: None if nothing came). None at once when the worker fails to
+        run or record a task meanwhile (its result database or broker failing):
+        what is awaited may never come."""
         began = time.monotonic()
-        deadline = began + timeout
+        deadline = began + (ROUND_TRIP_TIMEOUT if timeout is None else timeout)
         with self._changed:
             while True:
                 found = find()
@@ -182,13 +187,14 @@ class TaskEvents:
                     return found
                 self._changed.wait(left)
 
-    def wait_for_publish(self, name: str, since: float, timeout: float) -> TaskEvent | None:
+    def wait_for_publish(self, name: str, since: float,
+                         timeout: float | None = None) -> TaskEvent | None:
         """The first publish of a task named ``name`` since ``since``, waiting for
         it at most ``timeout`` seconds (a safety net: None if it never came)."""
         return self._wait(lambda: next((e for e in self._published
                                         if e.name == name and e.at >= since), None), timeout)
 
-    def wait_for(self, task_id: str, kinds: Iterable[str], timeout: float,
+    def wait_for(self, task_id: str, kinds: Iterable[str], timeout: float | None = None,
                  since: float = 0.0) -> TaskEvent | None:
         """The first event of ``task_id`` among ``kinds`` (at or after ``since``),
         waiting for it at most ``timeout`` seconds (a safety net: None if it

@@ -1,5 +1,5 @@
-"""The infrastructure a check needs, started on first use and torn down once:
-moto's SQS server, the result database, the wired app, the in-process worker.
+"""One app's parts, started on first use and torn down once: its view of SQS,
+the app wired to it and to the result database, its in-process worker.
 
 The pytest fixtures and ``build_functional_tests`` both stand on this.
 """
@@ -12,93 +12,16 @@ from contextlib import ExitStack
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.errors import InfrastructureError, NotConfigured, WorkerFailed
+from pytest_cadasta.errors import NotConfigured, WorkerFailed
+from pytest_cadasta.infrastructure import Infrastructure
 from pytest_cadasta.settings import Settings
 from pytest_cadasta.topology import Topology
 
 if TYPE_CHECKING:
-    from pytest_cadasta.postgres import Server, StartingPostgres
     from pytest_cadasta.resultdb import ResultDatabase
-    from pytest_cadasta.sqs import MockSQS, MotoServer
+    from pytest_cadasta.sqs import MockSQS
     from pytest_cadasta.wiring import OriginalSettings
     from pytest_cadasta.worker import InProcessWorker
-
-
-class Infrastructure:
-    """What every app of a run shares: moto's SQS server and the result
-    database, each started on first request; ``close()`` stops what it started."""
-
-    def __init__(self, settings: Settings, server: MotoServer | None = None,
-                 postgres: StartingPostgres | None = None) -> None:
-        self.settings = settings
-        #: The moto server, when the caller started it (before importing the app).
-        self._given_server = self._server = server
-        #: PostgreSQL, when the caller started it already (in the background).
-        self._starting_postgres = postgres
-        self._stack = ExitStack()
-        self._database: ResultDatabase | None = None
-        # A backstop for an interpreter that exits without teardown.
-        weakref.finalize(self, ExitStack.close, self._stack)
-
-    def server(self) -> MotoServer:
-        if self._server is None:
-            from pytest_cadasta.sqs import local_aws
-
-            self._server = self._stack.enter_context(local_aws())
-        return self._server
-
-    def result_db(self) -> ResultDatabase:
-        if self._database is None:
-            from pytest_cadasta.resultdb import ResultDatabase
-
-            server = self._postgres_server()
-            database = ResultDatabase(server, self.settings.result_schema)
-            self._stack.callback(database.drop)
-            try:
-                database.create()
-            except InfrastructureError:
-                raise  # already says what went wrong (a bad --cadasta-result-schema)
-            except Exception as exc:
-                from pytest_cadasta.postgres import why_unusable
-
-                given = self.settings.result_db is not None
-                why = why_unusable(exc, server, self.settings.label("result_db") if given
-                                   else None)
-                raise InfrastructureError(
-                    f"could not create the result database on {server.host}:"
-                    f"{server.port} as {server.user!r}: {why}") from None
-            self._database = database
-        return self._database
-
-    def _postgres_server(self) -> Server:
-        from pytest_cadasta import postgres
-
-        if self.settings.result_db is not None:
-            return postgres.server_from_url(self.settings.result_db)
-        if self._starting_postgres is not None:
-            return self._starting_postgres.server()
-        pg_ctl = self.settings.pg_ctl or postgres.find_pg_ctl(None)
-        pg = postgres.EphemeralPostgres(pg_ctl)
-        self._stack.callback(pg.stop)
-        return pg.start()
-
-    def gone(self) -> str | None:
-        """What of the infrastructure started so far no longer answers, in one
-        line (None: all of it answers). A check that went wrong asks, so that
-        a server gone away is reported as such, not as a verdict on the app."""
-        if self._server is not None and not self._server.answers():
-            return (f"moto's SQS server ({self._server.endpoint}) went away: it refuses "
-                    "connections")
-        if self._database is not None:
-            reason = self._database.unreachable()
-            if reason is not None:
-                return f"the result database went away: {reason}"
-        return None
-
-    def close(self) -> None:
-        self._stack.close()
-        self._database = None
-        self._server = self._given_server
 
 
 class Harness:

@@ -1,4 +1,5 @@
-"""Loading the user's Celery app as 'celery -A' does, and its task modules."""
+"""Loading the user's Celery apps as 'celery -A' loads them, task modules and
+all, each app apart from the others as its own process would have it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_cadasta.errors import UsageError, one_line
+from pytest_cadasta.settings import AppEntry, Settings
+from pytest_cadasta.topology import Topology
 
 
 def _is_celery_app(obj: Any) -> bool:
@@ -123,7 +127,7 @@ def _failed_submodule(exc: BaseException, module_name: str) -> str | None:
     if isinstance(exc, ModuleNotFoundError):
         missing = exc.name or ""
         return None if missing.startswith(module_name) else f"{module_name}.celery"
-    from pytest_cadasta.conformance import raised_at, user_frame
+    from pytest_cadasta.forensics import raised_at, user_frame
 
     return raised_at(exc) if user_frame(exc) is not None else None
 
@@ -270,3 +274,42 @@ def check_queues(app: Any, queues: tuple[str, ...] | None, label: str) -> None:
             f"{label}={','.join(queues)!r}: {', '.join(map(repr, unknown))} "
             f"{'is' if len(unknown) == 1 else 'are'} not among the app's queues "
             f"({', '.join(known)})")
+
+
+@dataclass(frozen=True)
+class LoadedApp:
+    """An app of the run, loaded: what the user named, the app, its queues."""
+
+    entry: AppEntry
+    app: Any
+    topology: Topology
+
+    @property
+    def label(self) -> str:
+        return self.entry.label
+
+    @property
+    def hostname(self) -> str:
+        """Its in-process worker's name, as Celery's events and logs show it."""
+        return f"cadasta-{self.label}@localhost"
+
+
+def load_apps(settings: Settings, rootdir: Path, stack: ExitStack) -> list[LoadedApp]:
+    """Every app of ``settings``, loaded as 'celery -A' loads it, from
+    ``rootdir`` (put on sys.path until ``stack`` closes); several apps each as
+    if in a process of its own (``tasks_apart``). Every fault is a
+    ``UsageError`` naming it. The broker must be pinned to moto already: an
+    app may talk to it while imported."""
+    put_rootdir_on_path(rootdir, stack)
+    for entry in settings.apps:
+        check_module_exists(entry.spec, rootdir, entry.spelled)
+    loaded = []
+    with tasks_apart() as load:
+        for entry in settings.apps:
+            def make(entry: AppEntry = entry) -> Any:
+                return load_app(entry.spec, rootdir, entry.spelled)
+
+            app = load(entry.module, make) if settings.is_system else make()
+            check_queues(app, entry.queues, settings.label("queues"))
+            loaded.append(LoadedApp(entry, app, Topology.of(app, entry.queues)))
+    return loaded

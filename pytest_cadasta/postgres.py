@@ -77,7 +77,7 @@ def free_port() -> int:
     return port_for.select_random()
 
 
-def _unprivileged_user() -> pwd.struct_passwd:
+def unprivileged_user() -> pwd.struct_passwd:
     for name in UNPRIVILEGED_USERS:
         try:
             return pwd.getpwnam(name)
@@ -89,7 +89,7 @@ def _unprivileged_user() -> pwd.struct_passwd:
         "user, or use --cadasta-result-db=postgresql://user:pw@host:5432/postgres")
 
 
-def _reachable_temp_dir() -> str:
+def reachable_temp_dir() -> str:
     """A temporary directory every user can traverse to (pytest's own, and a
     TMPDIR under a 0700 home, are not), for the unprivileged server."""
     for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
@@ -170,8 +170,8 @@ class EphemeralPostgres:
         _become_subreaper()
 
         as_root = os.geteuid() == 0
-        user = _unprivileged_user() if as_root else None
-        base = _reachable_temp_dir() if as_root else None
+        user = unprivileged_user() if as_root else None
+        base = reachable_temp_dir() if as_root else None
         self.workdir = Path(tempfile.mkdtemp(prefix="pytest-cadasta-pg-", dir=base))
         datadir = self.workdir / "data"
         executable = self.pg_ctl

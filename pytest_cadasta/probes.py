@@ -62,11 +62,6 @@ class Probes:
     def scheduler(self, queue: str) -> str:
         return f"{queue}.{SCHEDULER}"
 
-    def names(self) -> set[str]:
-        return {name for q in self.queues
-                for name in (self.probe(q), self.failing(q), self.started(q),
-                             self.scheduler(q))}
-
     def install(self, app: Any) -> None:
         for queue in self.queues:
             _register(app, self.probe(queue), _probe)

@@ -37,9 +37,7 @@ class ResultDatabase:
         # One connection first, without the janitor's retries (they wait for a
         # server still starting): a refused connection or a wrong password is
         # known at once, in libpq's own words.
-        psycopg.connect(host=server.host, port=server.port, user=server.user,
-                        password=server.password, dbname=server.maintenance_db,
-                        connect_timeout=10).close()
+        self._connect(server.maintenance_db).close()
         janitor = DatabaseJanitor(
             user=server.user, host=server.host, port=server.port,
             password=server.password, dbname=self.dbname,
@@ -72,23 +70,24 @@ class ResultDatabase:
         """Why the server refuses a session now (one line), or None."""
         import psycopg
 
-        server = self.server
         try:
-            psycopg.connect(host=server.host, port=server.port, user=server.user,
-                            password=server.password, dbname=server.maintenance_db,
-                            connect_timeout=2).close()
+            self._connect(self.server.maintenance_db, timeout=2).close()
         except psycopg.OperationalError as exc:
             return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return None
 
-    @contextmanager
-    def admin_connection(self) -> Iterator[Any]:
+    def _connect(self, dbname: str, timeout: int = 10) -> Any:
+        """A connection to ``dbname`` as the server's administrator."""
         import psycopg
 
         server = self.server
-        connection = psycopg.connect(
-            host=server.host, port=server.port, user=server.user,
-            password=server.password, dbname=self.dbname, connect_timeout=10)
+        return psycopg.connect(host=server.host, port=server.port, user=server.user,
+                               password=server.password, dbname=dbname,
+                               connect_timeout=timeout)
+
+    @contextmanager
+    def admin_connection(self) -> Iterator[Any]:
+        connection = self._connect(self.dbname)
         try:
             yield connection
         finally:

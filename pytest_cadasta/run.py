@@ -1,46 +1,29 @@
 """The apps of a run and what each stands on: one moto server and one result
-database for all, one harness (wired app, in-process worker) and one set of
-checks per app, and the system's checks across them."""
+database for all, one harness (wired app, in-process worker) and one state
+for the checks per app, and the system checks' state across them."""
 
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_cadasta.errors import NotConfigured
-from pytest_cadasta.harness import Harness, Infrastructure
-from pytest_cadasta.settings import AppEntry, Settings
-from pytest_cadasta.topology import Topology
+from pytest_cadasta.harness import Harness
+from pytest_cadasta.infrastructure import Infrastructure
+from pytest_cadasta.settings import Settings
 
 if TYPE_CHECKING:
-    from pytest_cadasta.conformance import Conformance
+    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.loader import LoadedApp
     from pytest_cadasta.postgres import StartingPostgres
     from pytest_cadasta.sqs import MotoServer
-    from pytest_cadasta.system import SystemConformance
-
-
-@dataclass(frozen=True)
-class LoadedApp:
-    """An app of the run, loaded: what the user named, the app, its queues."""
-
-    entry: AppEntry
-    app: Any
-    topology: Topology
-
-    @property
-    def label(self) -> str:
-        return self.entry.label
-
-    @property
-    def hostname(self) -> str:
-        """Its in-process worker's name, as Celery's events and logs show it."""
-        return f"cadasta-{self.label}@localhost"
+    from pytest_cadasta.system_state import SystemState
+    from pytest_cadasta.worker import InProcessWorker
 
 
 class Run:
-    """Harnesses and checks per app label, made on first request; ``close()``
-    stops every app's parts, then the shared server and database."""
+    """Harnesses and check states per app label, made on first request;
+    ``close()`` stops every app's parts, then the shared server and database."""
 
     def __init__(self, settings: Settings, apps: list[LoadedApp],
                  server: MotoServer | None = None,
@@ -51,8 +34,8 @@ class Run:
         self.apps = {loaded.label: loaded for loaded in apps}
         self.infra = Infrastructure(settings, server, postgres)
         self._harnesses: dict[str | None, Harness] = {}
-        self._conformances: dict[str, Conformance] = {}
-        self._system: SystemConformance | None = None
+        self._states: dict[str, AppState] = {}
+        self._system: SystemState | None = None
 
     @property
     def first(self) -> str | None:
@@ -84,21 +67,27 @@ class Run:
             self._harnesses[label] = harness
         return self._harnesses[label]
 
-    def conformance(self, label: str) -> Conformance:
-        """The checks' state for app ``label``."""
-        if label not in self._conformances:
-            from pytest_cadasta.conformance import Conformance
+    def state(self, label: str) -> AppState:
+        """What app ``label``'s checks stand on."""
+        if label not in self._states:
+            from pytest_cadasta.app_state import AppState
 
-            self._conformances[label] = Conformance(self.harness(label),
-                                                    self.loaded(label).entry.is_worker)
-        return self._conformances[label]
+            entry = self.loaded(label).entry
+            producer = None if entry.is_worker else self.settings.producer_spelled(entry)
+            self._states[label] = AppState(self.harness(label), producer)
+        return self._states[label]
 
-    def system(self) -> SystemConformance:
-        """The system checks' state, over every app's checks."""
+    def _start_worker(self, label: str) -> InProcessWorker:
+        return self.harness(label).worker()
+
+    def system(self) -> SystemState:
+        """What the system checks stand on: every app's state."""
         if self._system is None:
-            from pytest_cadasta.system import SystemConformance
+            from pytest_cadasta.system_state import SystemState
 
-            self._system = SystemConformance(self)
+            self._system = SystemState(
+                list(self.apps.values()), {label: self.state(label) for label in self.apps},
+                self._start_worker, self.infra, self.settings.external_queues)
         return self._system
 
     def finish_app(self, label: str) -> None:
@@ -112,12 +101,14 @@ class Run:
             harness.sqs().release(consumed)
 
     def close(self) -> None:
-        """Close every harness (the last made first), then the shared parts; one
-        that fails to close does not keep the others open."""
+        """Close the system's state, every harness (the last made first), then
+        the shared parts; one that fails to close does not keep the others open."""
         with ExitStack() as stack:
             stack.callback(self.infra.close)
             for harness in self._harnesses.values():
                 stack.callback(harness.close)
+            if self._system is not None:
+                stack.callback(self._system.close)
             self._harnesses = {}
-            self._conformances = {}
+            self._states = {}
             self._system = None

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_cadasta.errors import NotConfigured, UsageError
+from pytest_cadasta.ids import SYSTEM
 
 #: name -> (help, ini type). The option is --cadasta-<name with dashes>,
 #: its dest and ini key cadasta_<name>; one help text serves both.
@@ -47,10 +48,6 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "path of the pg_ctl to start the ephemeral PostgreSQL with (default: "
         "PATH, then /usr/lib/postgresql/*/bin)", "string"),
 }
-
-
-#: The label of the system checks' node (no app may take it).
-SYSTEM = "system"
 
 
 def option_name(name: str) -> str:
@@ -100,15 +97,10 @@ class Settings:
         """How the user gave the setting ``name``, for messages."""
         return self.spelled.get(name, option_name(name))
 
-    @property
-    def app_spec(self) -> str | None:
-        """The first app's spec (the first worker's, when there is one)."""
-        return self.apps[0].spec if self.apps else None
-
-    @property
-    def queues(self) -> tuple[str, ...] | None:
-        """The first app's -Q queues."""
-        return self.apps[0].queues if self.apps else None
+    def producer_spelled(self, entry: AppEntry) -> str:
+        """How the user said app ``entry`` only produces, for the reason its
+        worker checks are skipped."""
+        return self.label("producer_only") if self.producer_only else entry.spelled
 
     @property
     def is_system(self) -> bool:

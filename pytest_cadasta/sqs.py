@@ -217,10 +217,6 @@ class MockSQS:
         self._urls: dict[tuple[str, str], str] = {}
 
     @property
-    def port(self) -> int | None:
-        return self.server.port
-
-    @property
     def endpoint(self) -> str:
         return self.server.endpoint
 
@@ -318,6 +314,23 @@ class MockSQS:
                     for i, message in enumerate(batch)])
             if len(batch) < 10 or not delete:
                 return found
+
+
+class QueueLog:
+    """Every message one queue received since this began reading it: read and
+    deleted from SQS as it comes (its FIFO group never blocks), kept here."""
+
+    def __init__(self, sqs: MockSQS, queue: str) -> None:
+        self.sqs = sqs
+        self.queue = queue
+        self._seen: list[TaskMessage] = []
+
+    def messages(self) -> list[TaskMessage]:
+        self._seen += self.sqs.messages(self.queue)
+        return list(self._seen)
+
+    def of(self, task_id: str) -> list[TaskMessage]:
+        return [m for m in self.messages() if m.id == task_id]
 
 
 @contextmanager

@@ -14,8 +14,6 @@ DEFAULT_REGION = "us-east-1"
 class Topology:
     """One app's queues, exchange and SQS naming, as the platform sees them."""
 
-    #: How the app is named in reports and test ids.
-    label: str
     #: ``celery`` first, then ``QUEUES`` when the app sets it, else every queue
     #: in ``task_queues`` but the platform queue.
     work_queues: tuple[str, ...]
@@ -39,8 +37,7 @@ class Topology:
         return tuple(q for q in queues if q != self.platform_queue)
 
     @classmethod
-    def of(cls, app: Any, label: str | None = None,
-           production_queues: tuple[str, ...] | None = None) -> Topology:
+    def of(cls, app: Any, production_queues: tuple[str, ...] | None = None) -> Topology:
         conf = app.conf
         platform = conf.get("PLATFORM_QUEUE_NAME")
         platform = DEFAULT_PLATFORM_QUEUE if platform is None else platform
@@ -51,7 +48,6 @@ class Topology:
         work += [name for name in declared if name not in work and name != platform]
         options = dict(conf.broker_transport_options or {})
         return cls(
-            label=label or app.main or "app",
             work_queues=tuple(work),
             platform_queue=platform,
             exchange=conf.task_default_exchange or conf.task_default_queue,

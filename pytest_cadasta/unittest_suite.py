@@ -7,14 +7,18 @@ import unittest
 import warnings
 from typing import Any
 
+from pytest_cadasta.app_state import AppState
 from pytest_cadasta.checks import Check, iter_checks
-from pytest_cadasta.conformance import Conformance, run_check
 from pytest_cadasta.harness import Harness
+from pytest_cadasta.ids import not_for_a_producer
+from pytest_cadasta.protocol import run_check
 from pytest_cadasta.settings import Settings
 from pytest_cadasta.topology import Topology
 from pytest_cadasta.worker import KOMBU_CURL_WARNINGS
 
 RESULT_DB_VARIABLE = "CADASTA_RESULT_DB"
+#: How a unittest user says the app runs no worker.
+PRODUCER = "is_worker=False"
 
 
 def _restore_filters(saved: list) -> None:
@@ -34,7 +38,7 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
 
     class CadastaFunctionalTests(unittest.TestCase):
         harness: Harness | None = None
-        conformance: Conformance | None = None
+        state: AppState | None = None
 
         @classmethod
         def setUpClass(cls) -> None:
@@ -45,7 +49,7 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
                                         category=DeprecationWarning)
             cls.harness.on_close(_restore_filters, saved_filters)
             try:
-                cls.conformance = Conformance(cls.harness, is_worker=is_worker)
+                cls.state = AppState(cls.harness, None if is_worker else PRODUCER)
             except BaseException:
                 cls.harness.close()
                 raise
@@ -62,15 +66,15 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
         name = f"test_{number:0{width}d}_{check.group}_{check.name}" + (
             f"_{queue}" if queue else "")
         method = _method(check, queue)
-        if check.for_workers_only and not is_worker:
-            method = unittest.skip("is_worker=False: the app runs no worker")(method)
+        if not check.applies_to_producer and not is_worker:
+            method = unittest.skip(not_for_a_producer(PRODUCER))(method)
         setattr(CadastaFunctionalTests, name.replace(".", "_"), method)
     return CadastaFunctionalTests
 
 
 def _method(check: Check, queue: str | None) -> Any:
     def test(self: unittest.TestCase) -> None:
-        failure, skipped = run_check(check, self.conformance, queue)
+        failure, skipped = run_check(check, self.state, queue)
         if failure is not None:
             self.fail(failure)
         if skipped is not None:

@@ -24,8 +24,6 @@ TEST_POLLING = {"polling_interval": 0.05, "wait_time_seconds": 1}
 DEAD_LETTER_QUEUE = "cadasta-undeliverable"
 #: The transport option that gives each wired app pooled connections of its own.
 POOL_KEY = "cadasta_app"
-#: The start of that warning's text (a filter on it imports nothing).
-UNDELIVERABLE_WARNING = "Message could not be delivered"
 
 #: Inside the harness only, celery.chord_unlock polls a chord's parts every
 #: 50 ms, and its first poll is not held back a second; the chord checks report

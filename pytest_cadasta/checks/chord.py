@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.checks.common import TOOLBOX, routed_queue, row_text
+from pytest_cadasta import events
+from pytest_cadasta.checks.common import row_text
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.conformance import ROUND_TRIP_TIMEOUT, Conformance, fail, undeliverable
 from pytest_cadasta.events import DONE
 from pytest_cadasta.probes import ELSEWHERE_ERRBACK
+from pytest_cadasta.protocol import TOOLBOX, fail
+from pytest_cadasta.sending import undeliverable
 from pytest_cadasta.wiring import CHORD_UNLOCK
+
+if TYPE_CHECKING:
+    from pytest_cadasta.app_state import AppState
 
 
 @check("chord", phase=Phase.WITH_WORKER)
-def chord_unlock_retries_are_bounded(c: Conformance, _: Any) -> None:
+def chord_unlock_retries_are_bounded(c: AppState, _: Any) -> None:
     """Unbounded, celery.chord_unlock polls forever for a chord whose part was lost
     (celery/celery#2725)."""
     c.require_worker()
@@ -26,7 +31,7 @@ def chord_unlock_retries_are_bounded(c: Conformance, _: Any) -> None:
                  f"{TOOLBOX}); CHORD_UNLOCK_MAX_RETRIES sets the bound")
 
 
-def send_chord(c: Conformance, header: list, body: Any) -> Any:
+def send_chord(c: AppState, header: list, body: Any) -> Any:
     """Send the chord ``header`` -> ``body``; fail the check at once if it cannot
     complete: the router names no queue (KeyError), or chord_unlock, published
     (synchronously) as the chord was sent, reached no queue or a queue the
@@ -51,7 +56,7 @@ def send_chord(c: Conformance, header: list, body: Any) -> Any:
                  needs=f"{CHORD_UNLOCK} delivered to the celery queue, so chords complete",
                  fix=f"make the router declare the route's queue (the router of {TOOLBOX} "
                      "does)")
-        target = routed_queue(c, CHORD_UNLOCK)
+        target = c.routed_queue(CHORD_UNLOCK)
         if target not in worker.queues:
             fail(saw=f"{CHORD_UNLOCK} routes to queue {target!r}, which the worker does not "
                      f"consume ({', '.join(worker.queues)})",
@@ -62,7 +67,7 @@ def send_chord(c: Conformance, header: list, body: Any) -> Any:
 
 
 @check("chord", phase=Phase.WITH_WORKER)
-def chord_completes(c: Conformance, _: Any) -> None:
+def chord_completes(c: AppState, _: Any) -> None:
     """With the database backend a chord needs its route's queue to send
     chord_unlock; without it every chord raises KeyError: 'queue'."""
     from celery import signature
@@ -71,7 +76,7 @@ def chord_completes(c: Conformance, _: Any) -> None:
     header = [signature(probe, args=(f"part {i}",), app=c.app) for i in range(2)]
     since = time.monotonic()
     joined = send_chord(c, header, signature(probe, args=("body",), app=c.app))
-    ended = c.events.wait_for(joined.id, DONE, ROUND_TRIP_TIMEOUT)
+    ended = c.events.wait_for(joined.id, DONE)
     row = c.row(joined.id)
     if ended is None or row is None or row["status"] != "SUCCESS":
         unlocks = c.events.published(CHORD_UNLOCK, since)
@@ -82,7 +87,7 @@ def chord_completes(c: Conformance, _: Any) -> None:
 
 
 @check("chord", phase=Phase.WITH_WORKER)
-def failed_part_reaches_the_body_errback(c: Conformance, _: Any) -> None:
+def failed_part_reaches_the_body_errback(c: AppState, _: Any) -> None:
     """When a chord's part fails, the platform hears of it only through the body's
     errback (an e-mail task in another worker): lost, the user waits forever."""
     from celery import signature
@@ -98,11 +103,11 @@ def failed_part_reaches_the_body_errback(c: Conformance, _: Any) -> None:
     failing_id = joined.parent.results[1].id if joined.parent is not None else None
     # chord_unlock marks the body failed and sends its errback as it finds the
     # failed part: the errback's publish is the event to wait for.
-    sent = c.events.wait_for_publish(ELSEWHERE_ERRBACK, since, ROUND_TRIP_TIMEOUT)
+    sent = c.events.wait_for_publish(ELSEWHERE_ERRBACK, since)
     if sent is not None:
         # ...then stores the body's FAILURE, and its run ends.
         for unlock in c.events.published(CHORD_UNLOCK, since)[:1]:
-            c.events.wait_for(unlock.task_id, DONE, ROUND_TRIP_TIMEOUT, since=sent.at)
+            c.events.wait_for(unlock.task_id, DONE, since=sent.at)
     part_row = c.row(failing_id) if failing_id else None
     body_row = c.row(joined.id)
     problems = []
@@ -111,10 +116,10 @@ def failed_part_reaches_the_body_errback(c: Conformance, _: Any) -> None:
     if body_row is None or body_row["status"] != "FAILURE":
         problems.append(f"the body's row is {row_text(body_row)}")
     if sent is None:
-        problems.append(f"the body's errback was never sent within {ROUND_TRIP_TIMEOUT:.0f} s "
-                        f"(body: {c.events.story(joined.id)})")
+        problems.append(f"the body's errback was never sent within "
+                        f"{events.ROUND_TRIP_TIMEOUT:.0f} s (body: {c.events.story(joined.id)})")
     else:
-        target = routed_queue(c, ELSEWHERE_ERRBACK)
+        target = c.routed_queue(ELSEWHERE_ERRBACK)
         in_queue = c.take(target, sent.task_id) if target is not None else []
         in_monitor = c.in_monitor(sent.task_id)
         if len(in_queue) != 1 or len(in_monitor) != 1:

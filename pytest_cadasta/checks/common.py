@@ -1,61 +1,25 @@
-"""What several groups need: the route a task name really gets, the usual
-fixes, and short descriptions of what was seen."""
+"""What several groups say: the usual fixes, and short descriptions of what was
+seen."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pytest_cadasta.conformance import TOOLBOX
+from pytest_cadasta.protocol import TOOLBOX
 
 if TYPE_CHECKING:
-    from pytest_cadasta.conformance import Conformance
+    from pytest_cadasta.app_state import AppState
 
-__all__ = ["TOOLBOX", "Unroutable", "add_platform_queue_fix", "describe", "effective_route",
-           "monitor_fix", "routed_queue", "row_text"]
-
-
-@dataclass(frozen=True)
-class Unroutable:
-    """Stands for the queue of a name the app's router could not route."""
-
-    name: str
-    routing_key: None = None
-    exchange: None = None
+__all__ = ["add_platform_queue_fix", "describe", "monitor_fix", "row_text"]
 
 
-def effective_route(c: Conformance, name: str) -> tuple[str | None, str | None, Any]:
-    """(exchange, routing key, queue) a message of ``name`` is published with,
-    as Celery's send_task_message settles them."""
-    try:
-        route = c.route(name)
-    except Exception as exc:  # e.g. QueueNotFound from Celery's router
-        return None, None, Unroutable(f"<{type(exc).__name__}: {exc}>")
-    queue = route.get("queue")
-    exchange = route.get("exchange")
-    key = route.get("routing_key")
-    exchange = getattr(exchange, "name", exchange)
-    if queue is not None:
-        if exchange is None:
-            exchange = queue.exchange.name if queue.exchange is not None else ""
-        if key is None:
-            key = queue.routing_key
-    return exchange, key, queue
-
-
-def routed_queue(c: Conformance, name: str) -> str | None:
-    """The queue a message of ``name`` goes to: the route's queue, else its key."""
-    _exchange, key, queue = effective_route(c, name)
-    return queue.name if queue is not None else key
-
-
-def add_platform_queue_fix(c: Conformance) -> str:
+def add_platform_queue_fix(c: AppState) -> str:
     return (f"task_queues += [Queue({c.topology.platform_queue!r}, "
             f"Exchange({c.topology.exchange!r}, type='topic'), routing_key='#')] "
             f"(or {TOOLBOX})")
 
 
-def monitor_fix(c: Conformance, queue: str) -> str:
+def monitor_fix(c: AppState, queue: str) -> str:
     """The most likely one-line fix for a message that missed the monitor."""
     platform_queue = c.topology.platform_queue
     platform = c.app.amqp.queues.get(platform_queue)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.checks.common import TOOLBOX
 from pytest_cadasta.checks.registry import check
-from pytest_cadasta.conformance import Conformance, fail
+from pytest_cadasta.protocol import TOOLBOX, fail
+
+if TYPE_CHECKING:
+    from pytest_cadasta.app_state import AppState
 
 
 @check("exchange")
-def default_exchange_is_topic(c: Conformance, _: Any) -> None:
+def default_exchange_is_topic(c: AppState, _: Any) -> None:
     """Without a topic exchange the monitor queue's '#' binding matches nothing: the
     platform never learns of the worker's tasks."""
     name, kind = c.topology.exchange, c.topology.exchange_type
@@ -31,7 +33,7 @@ def default_exchange_is_topic(c: Conformance, _: Any) -> None:
 
 
 @check("exchange")
-def queues_are_bound_to_the_default_exchange(c: Conformance, _: Any) -> None:
+def queues_are_bound_to_the_default_exchange(c: AppState, _: Any) -> None:
     """A queue bound elsewhere gets nothing the app sends through the default
     exchange: its tasks never run, or never reach the monitor."""
     name = c.topology.exchange

@@ -3,24 +3,25 @@ producers and from inside the worker."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_cadasta.checks.common import (
-    TOOLBOX,
     add_platform_queue_fix,
     describe,
     monitor_fix,
-    routed_queue,
 )
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.conformance import Conformance, fail
 from pytest_cadasta.probes import ELSEWHERE_ERRBACK
+from pytest_cadasta.protocol import TOOLBOX, fail
+
+if TYPE_CHECKING:
+    from pytest_cadasta.app_state import AppState
 
 PLATFORM_HEADERS = ("id", "task", "root_id", "parent_id")
 
 
 @check("monitor")
-def platform_queue_is_a_fifo_queue_bound_with_hash(c: Conformance, _: Any) -> None:
+def platform_queue_is_a_fifo_queue_bound_with_hash(c: AppState, _: Any) -> None:
     """Without the monitor queue, bound with '#', the platform's sync-tasks never
     sees the tasks and the Task table stays empty."""
     name = c.topology.exchange
@@ -53,7 +54,7 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: Conformance, _: Any) -> No
 
 
 @check("monitor", judges_worker=True)
-def worker_does_not_consume_the_monitor_queue(c: Conformance, _: Any) -> None:
+def worker_does_not_consume_the_monitor_queue(c: AppState, _: Any) -> None:
     """A worker that consumes the monitor queue deletes the platform's copies of
     the tasks and runs each of its own tasks a second time under the same id."""
     c.require_worker_app()
@@ -71,7 +72,7 @@ def worker_does_not_consume_the_monitor_queue(c: Conformance, _: Any) -> None:
 
 
 @check("monitor", per_queue=True)
-def task_lands_once_in_its_queue_and_once_in_the_monitor(c: Conformance, queue: str) -> None:
+def task_lands_once_in_its_queue_and_once_in_the_monitor(c: AppState, queue: str) -> None:
     """A task message missing from the monitor is a task the platform never tracks;
     one missing from its queue never runs; a duplicate runs twice."""
     refused = c.sqs.refused(queue)
@@ -112,7 +113,7 @@ def task_lands_once_in_its_queue_and_once_in_the_monitor(c: Conformance, queue: 
 
 
 @check("monitor", phase=Phase.WITH_WORKER)
-def followups_scheduled_in_the_worker_reach_the_monitor(c: Conformance, _: Any) -> None:
+def followups_scheduled_in_the_worker_reach_the_monitor(c: AppState, _: Any) -> None:
     """Tasks a worker schedules itself (follow-ups, chords) are invisible to the
     platform unless the worker's own connections fan out too."""
     scheduler = c.probes.scheduler(c.probes.home)
@@ -138,12 +139,12 @@ def followups_scheduled_in_the_worker_reach_the_monitor(c: Conformance, _: Any) 
 
 
 @check("monitor", phase=Phase.WITH_WORKER)
-def errback_for_another_worker_is_forwarded(c: Conformance, _: Any) -> None:
+def errback_for_another_worker_is_forwarded(c: AppState, _: Any) -> None:
     """An errback that lives in another worker must be sent there (and to the
     monitor), not run here and lost as NotRegistered (celery/celery#4022)."""
     from celery import signature
 
-    target = routed_queue(c, ELSEWHERE_ERRBACK)
+    target = c.routed_queue(ELSEWHERE_ERRBACK)
     if target in c.topology.work_queues:
         fail(saw=f"the errback {ELSEWHERE_ERRBACK!r} routes to {target!r}, a queue this "
                  "worker consumes: it is run here, where it is not registered",

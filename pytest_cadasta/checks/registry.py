@@ -1,22 +1,16 @@
-"""The registry of conformance checks: each check says its group, its phase and
-whether it runs once per work queue; the running order comes from those, never
-from where a check is defined."""
+"""The registry of conformance checks: each check says its group, its phase,
+whether it runs once per work queue and whether it applies to an app that only
+produces; the running order comes from those, never from where a check is
+defined."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pytest_cadasta.conformance import Conformance
-
-#: The groups, in the order they run and are reported.
-GROUPS = ("exchange", "monitor", "routing", "result", "chord")
-#: The group of the checks across every app of a run (given several apps); they
-#: take a ``SystemConformance`` where the others take a ``Conformance``.
-SYSTEM_GROUP = "system"
+from pytest_cadasta.ids import GROUPS, SYSTEM
 
 
 class Phase(enum.IntEnum):
@@ -28,7 +22,9 @@ class Phase(enum.IntEnum):
     WITH_WORKER = 1
 
 
-CheckFunction = Callable[["Conformance", Any], None]
+#: A check: called with the state it stands on (an ``AppState``, or for the
+#: system's a ``SystemState``) and its queue (None unless per queue).
+CheckFunction = Callable[[Any, Any], None]
 
 
 @dataclass(frozen=True)
@@ -48,9 +44,11 @@ class Check:
         return self.phase is Phase.WITH_WORKER
 
     @property
-    def for_workers_only(self) -> bool:
-        """Does not apply to an app that only produces (--cadasta-producer-only)."""
-        return self.needs_worker or self.judges_worker
+    def applies_to_producer(self) -> bool:
+        """Whether it judges an app that only produces (the platform): a check
+        that needs a worker, or judges the app as one, does not (skipped, with
+        ``ids.not_for_a_producer``'s reason)."""
+        return not (self.needs_worker or self.judges_worker)
 
     @property
     def doc(self) -> str:
@@ -60,7 +58,7 @@ class Check:
         return " ".join(paragraph.split())
 
     def order(self) -> tuple[int, int]:
-        rank = len(GROUPS) if self.group == SYSTEM_GROUP else GROUPS.index(self.group)
+        rank = len(GROUPS) if self.group == SYSTEM else GROUPS.index(self.group)
         return rank, self.phase
 
 
@@ -71,9 +69,9 @@ def check(group: str, phase: Phase = Phase.BEFORE_WORKER, per_queue: bool = Fals
           judges_worker: bool = False, applies: Callable[[list[Any]], bool] | None = None,
           ) -> Callable[[CheckFunction], CheckFunction]:
     """Register the decorated function as a check of ``group``."""
-    if group not in (*GROUPS, SYSTEM_GROUP):
+    if group not in (*GROUPS, SYSTEM):
         raise ValueError(f"unknown check group {group!r}; expected one of {GROUPS} "
-                         f"or {SYSTEM_GROUP!r}")
+                         f"or {SYSTEM!r}")
 
     def register(func: CheckFunction) -> CheckFunction:
         _REGISTERED.append(Check(group, func.__name__, func, phase, per_queue, judges_worker,
@@ -85,13 +83,13 @@ def check(group: str, phase: Phase = Phase.BEFORE_WORKER, per_queue: bool = Fals
 def all_checks() -> list[Check]:
     """Every check of one app, in running order: by group, then phase (stable
     otherwise)."""
-    return sorted((c for c in _REGISTERED if c.group != SYSTEM_GROUP), key=Check.order)
+    return sorted((c for c in _REGISTERED if c.group != SYSTEM), key=Check.order)
 
 
 def system_checks(apps: list[Any]) -> list[Check]:
     """Every check across ``apps`` (the run's ``LoadedApp``s) that applies to
     them, in running order."""
-    return sorted((c for c in _REGISTERED if c.group == SYSTEM_GROUP
+    return sorted((c for c in _REGISTERED if c.group == SYSTEM
                    and (c.applies is None or c.applies(apps))), key=Check.order)
 
 

@@ -3,17 +3,20 @@ restricted worker role."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cadasta_toolbox.masking import mask_url
-from pytest_cadasta.checks.common import TOOLBOX, row_text
+from pytest_cadasta.checks.common import row_text
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.conformance import Conformance, fail
 from pytest_cadasta.probes import PROBE_FAILURE_MESSAGE
+from pytest_cadasta.protocol import TOOLBOX, fail
+
+if TYPE_CHECKING:
+    from pytest_cadasta.app_state import AppState
 
 
 @check("result")
-def backend_is_postgresql_through_the_database_backend(c: Conformance, _: Any) -> None:
+def backend_is_postgresql_through_the_database_backend(c: AppState, _: Any) -> None:
     """Results written anywhere but the platform's PostgreSQL result table are
     results the platform never shows."""
     backend = c.original.get("result_backend")
@@ -32,7 +35,7 @@ def backend_is_postgresql_through_the_database_backend(c: Conformance, _: Any) -
 
 
 @check("result", phase=Phase.WITH_WORKER)
-def success_leaves_a_success_row(c: Conformance, _: Any) -> None:
+def success_leaves_a_success_row(c: AppState, _: Any) -> None:
     """A worker that cannot write its results (privileges, missing columns) leaves
     the platform showing tasks that never finish."""
     result, _ended = c.run_in_worker(c.probes.probe(c.probes.home), args=("result",))
@@ -48,7 +51,7 @@ def success_leaves_a_success_row(c: Conformance, _: Any) -> None:
 
 
 @check("result", phase=Phase.WITH_WORKER)
-def failure_leaves_a_failure_row_with_traceback(c: Conformance, _: Any) -> None:
+def failure_leaves_a_failure_row_with_traceback(c: AppState, _: Any) -> None:
     """A failure the platform cannot see is a user waiting forever for an export."""
     result, _ended = c.run_in_worker(c.probes.failing(c.probes.home))
     row = c.row(result.id)
@@ -61,7 +64,7 @@ def failure_leaves_a_failure_row_with_traceback(c: Conformance, _: Any) -> None:
 
 
 @check("result", phase=Phase.WITH_WORKER)
-def started_state_is_tracked(c: Conformance, _: Any) -> None:
+def started_state_is_tracked(c: AppState, _: Any) -> None:
     """Without STARTED the platform cannot tell a running export from a queued one."""
     if not c.app.conf.task_track_started:
         fail(saw="task_track_started = False",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.checks.common import TOOLBOX, effective_route, routed_queue
 from pytest_cadasta.checks.registry import check
-from pytest_cadasta.conformance import Conformance, fail
+from pytest_cadasta.protocol import TOOLBOX, fail
+from pytest_cadasta.routes import effective_route
+
+if TYPE_CHECKING:
+    from pytest_cadasta.app_state import AppState
 
 CELERY_TASKS = ("celery.chord_unlock", "celery.chord", "celery.group", "celery.chain",
                 "celery.map", "celery.starmap", "celery.chunks", "celery.accumulate",
@@ -14,14 +17,14 @@ CELERY_TASKS = ("celery.chord_unlock", "celery.chord", "celery.group", "celery.c
 
 
 @check("routing")
-def task_names_route_by_their_first_segment(c: Conformance, _: Any) -> None:
+def task_names_route_by_their_first_segment(c: AppState, _: Any) -> None:
     """A task that does not route by its prefix lands in another worker's queue, or
     in one nobody consumes."""
     default = c.topology.exchange
     problems = []
     for queue in c.topology.work_queues:
         name = f"{queue}.cadasta_any_task"
-        exchange, key, routed = effective_route(c, name)
+        exchange, key, routed = effective_route(c.app, name)
         if exchange != default or key != queue:
             problems.append(f"{name!r} goes to exchange {exchange!r} with routing key "
                             f"{key!r}" + (f" (queue {routed.name!r})" if routed else ""))
@@ -38,13 +41,13 @@ def task_names_route_by_their_first_segment(c: Conformance, _: Any) -> None:
 
 
 @check("routing")
-def every_registered_task_routes_to_an_existing_queue(c: Conformance, _: Any) -> None:
+def every_registered_task_routes_to_an_existing_queue(c: AppState, _: Any) -> None:
     """A task routed to a queue that does not exist waits forever: no worker
     consumes it."""
     lost = []
     unnamable = []  # prefixes no SQS queue can be named after
     for name in c.own_tasks():
-        target = routed_queue(c, name)
+        target = c.routed_queue(name)
         if target not in c.topology.work_queues:
             lost.append(f"{name!r} -> {target!r}")
             if isinstance(target, str) and c.sqs.refused(target) is not None:
@@ -62,14 +65,14 @@ def every_registered_task_routes_to_an_existing_queue(c: Conformance, _: Any) ->
 
 
 @check("routing")
-def celery_own_tasks_go_to_the_celery_queue(c: Conformance, _: Any) -> None:
+def celery_own_tasks_go_to_the_celery_queue(c: AppState, _: Any) -> None:
     """Celery's own tasks (chord_unlock, ...) routed anywhere else never run, and
     chords never finish."""
     wrong = []
     for name in CELERY_TASKS:
         if name not in c.app.tasks:
             continue
-        _exchange, key, queue = effective_route(c, name)
+        _exchange, key, queue = effective_route(c.app, name)
         target = queue.name if queue is not None else key
         if target != "celery" or key != "celery":
             wrong.append(f"{name!r} -> queue {target!r}, key {key!r}")
@@ -79,7 +82,7 @@ def celery_own_tasks_go_to_the_celery_queue(c: Conformance, _: Any) -> None:
 
 
 @check("routing", judges_worker=True)
-def worker_registers_tasks_of_its_own(c: Conformance, _: Any) -> None:
+def worker_registers_tasks_of_its_own(c: AppState, _: Any) -> None:
     """A worker whose task modules were never imported rejects every task it is
     sent as unregistered; one whose task routes to a queue it does not consume
     leaves that task waiting for another worker."""
@@ -95,7 +98,7 @@ def worker_registers_tasks_of_its_own(c: Conformance, _: Any) -> None:
                  f"by itself, {TOOLBOX} does not")
     consumed = c.topology.consumed
     elsewhere = [f"{name!r} -> {target!r}" for name in own
-                 if (target := routed_queue(c, name)) not in consumed]
+                 if (target := c.routed_queue(name)) not in consumed]
     if elsewhere:
         fail(saw=f"task {', '.join(elsewhere)}: a queue this worker does not consume "
                  f"(it consumes {', '.join(consumed)})",

@@ -3,22 +3,24 @@ they agree on the broker's shape, every queue has one consumer, a task name
 means one route, and tasks cross from one app to another as the platform needs.
 
 These run only when a run judges several apps; each takes the
-``SystemConformance`` of the run."""
+``SystemState`` of the run."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.checks.common import TOOLBOX, effective_route, routed_queue, row_text
-from pytest_cadasta.checks.registry import SYSTEM_GROUP, Phase, check
-from pytest_cadasta.conformance import fail
+from pytest_cadasta.checks.common import row_text
+from pytest_cadasta.checks.registry import Phase, check
+from pytest_cadasta.ids import SYSTEM
 from pytest_cadasta.probes import FAILING
-from pytest_cadasta.system import ERRBACK, FOLLOWUP, SENDS
+from pytest_cadasta.protocol import TOOLBOX, fail
+from pytest_cadasta.routes import effective_route
+from pytest_cadasta.system_state import ERRBACK, FOLLOWUP, SENDS
 
 if TYPE_CHECKING:
-    from pytest_cadasta.run import LoadedApp
-    from pytest_cadasta.system import SystemConformance
+    from pytest_cadasta.loader import LoadedApp
+    from pytest_cadasta.system_state import SystemState
 
 #: What every app must agree on: (what, the value in an app's topology).
 AGREED = (
@@ -31,8 +33,8 @@ AGREED = (
 )
 
 
-@check(SYSTEM_GROUP)
-def apps_agree_on_exchange_queues_and_region(s: SystemConformance, _: Any) -> None:
+@check(SYSTEM)
+def apps_agree_on_exchange_queues_and_region(s: SystemState, _: Any) -> None:
     """Apps that disagree on the exchange, the platform queue, the region, the
     queue name prefix or QUEUES send tasks where no worker of the others looks,
     and the platform's monitor misses them ("every task consumer is aware of all
@@ -54,7 +56,7 @@ def apps_agree_on_exchange_queues_and_region(s: SystemConformance, _: Any) -> No
                  "by any worker listed in every app)")
 
 
-def _consumers(s: SystemConformance) -> dict[str, list[str]]:
+def _consumers(s: SystemState) -> dict[str, list[str]]:
     """Queue -> the worker apps consuming it in production."""
     consumers: dict[str, list[str]] = {}
     for loaded in s.workers:
@@ -64,18 +66,18 @@ def _consumers(s: SystemConformance) -> dict[str, list[str]]:
     return consumers
 
 
-@check(SYSTEM_GROUP)
-def every_queue_has_exactly_one_consumer(s: SystemConformance, _: Any) -> None:
+@check(SYSTEM)
+def every_queue_has_exactly_one_consumer(s: SystemState, _: Any) -> None:
     """A task routed to a queue that no worker consumes waits forever; one routed
     to a queue two workers consume runs in whichever takes it first, where it may
     not be registered."""
     consumers = _consumers(s)
-    external = set(s.run.settings.external_queues)
+    external = set(s.external_queues)
     routed: dict[str, list[str]] = {}
     for loaded in s.apps:
         c = s.of(loaded)
         for name in c.own_tasks():
-            queue = routed_queue(c, name)
+            queue = c.routed_queue(name)
             if queue is not None:
                 routed.setdefault(queue, []).append(f"{loaded.label}'s {name!r}")
     problems = []
@@ -112,8 +114,8 @@ def _route_text(route: tuple[Any, Any, Any]) -> str:
     return f"queue {name!r} (exchange {exchange!r}, key {key!r})"
 
 
-@check(SYSTEM_GROUP)
-def no_task_name_has_two_routes(s: SystemConformance, _: Any) -> None:
+@check(SYSTEM)
+def no_task_name_has_two_routes(s: SystemState, _: Any) -> None:
     """A task registered by two apps that route it differently goes to one queue
     when one app sends it and to another when the other does: its follow-ups and
     errbacks get lost."""
@@ -121,7 +123,7 @@ def no_task_name_has_two_routes(s: SystemConformance, _: Any) -> None:
     for loaded in s.apps:
         c = s.of(loaded)
         for name in c.own_tasks():
-            routes.setdefault(name, {})[loaded.label] = _route_text(effective_route(c, name))
+            routes.setdefault(name, {})[loaded.label] = _route_text(effective_route(c.app, name))
     clashes = [f"{name!r}: " + "; ".join(f"{label} sends it to {route}"
                                           for label, route in by_app.items())
                for name, by_app in sorted(routes.items()) if len(set(by_app.values())) > 1]
@@ -132,7 +134,7 @@ def no_task_name_has_two_routes(s: SystemConformance, _: Any) -> None:
                  "without task_routes entries of one app's own")
 
 
-def _pairs(s: SystemConformance) -> list[tuple[LoadedApp, LoadedApp]]:
+def _pairs(s: SystemState) -> list[tuple[LoadedApp, LoadedApp]]:
     """Each worker with the next, in a ring: every worker sends and receives."""
     workers = s.workers
     if len(workers) == 2:
@@ -149,13 +151,13 @@ def _sqs(loaded: LoadedApp, queue: str | None) -> str:
     return f"{name} ({topology.region})"
 
 
-def _delivered(s: SystemConformance, sender: LoadedApp, receiver: LoadedApp,
+def _delivered(s: SystemState, sender: LoadedApp, receiver: LoadedApp,
                name: str, what: str) -> None:
     """Fail at once if ``sender`` puts ``name`` in an SQS queue ``receiver`` does
     not read (nothing would ever run it there)."""
     __tracebackhide__ = True
-    target = routed_queue(s.of(sender), name)
-    consumed = s.require_workers()[receiver.label].queues
+    target = s.of(sender).routed_queue(name)
+    consumed = s.start_workers()[receiver.label].queues
     where = _sqs(sender, target)
     read = [_sqs(receiver, queue) for queue in consumed]
     if where not in read:
@@ -167,7 +169,7 @@ def _delivered(s: SystemConformance, sender: LoadedApp, receiver: LoadedApp,
                  "configuration), and each worker started with -Q naming its own queues")
 
 
-def _after(s: SystemConformance, task_id: str, name: str, receiver: LoadedApp,
+def _after(s: SystemState, task_id: str, name: str, receiver: LoadedApp,
            monitor: list) -> list[str]:
     """What went wrong with ``task_id`` (``name``, to be run by ``receiver``)."""
     problems = []
@@ -188,9 +190,9 @@ def _after(s: SystemConformance, task_id: str, name: str, receiver: LoadedApp,
     return problems
 
 
-@check(SYSTEM_GROUP, phase=Phase.WITH_WORKER,
+@check(SYSTEM, phase=Phase.WITH_WORKER,
        applies=lambda apps: sum(loaded.entry.is_worker for loaded in apps) > 1)
-def followups_and_errbacks_cross_workers(s: SystemConformance, _: Any) -> None:
+def followups_and_errbacks_cross_workers(s: SystemState, _: Any) -> None:
     """A worker's follow-up or errback that lives in another worker must run
     there, once, seen by the monitor, its result where the platform reads it;
     run in the wrong worker it is lost as NotRegistered."""
@@ -227,9 +229,9 @@ def followups_and_errbacks_cross_workers(s: SystemConformance, _: Any) -> None:
                  "worker with -Q naming its own queues")
 
 
-@check(SYSTEM_GROUP, phase=Phase.WITH_WORKER,
+@check(SYSTEM, phase=Phase.WITH_WORKER,
        applies=lambda apps: len({loaded.entry.is_worker for loaded in apps}) == 2)
-def producer_tasks_reach_a_worker(s: SystemConformance, _: Any) -> None:
+def producer_tasks_reach_a_worker(s: SystemState, _: Any) -> None:
     """A task the platform sends that no worker runs, or whose result is not
     where the platform reads it, is a request that never completes."""
     problems = []

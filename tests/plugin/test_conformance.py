@@ -16,7 +16,7 @@ EXAMPLE_WORKER = Path(__file__).parents[2] / "examples" / "worker"
 #: The checks an app with the toolbox's default queues gets, in running order.
 CHECKS = list(iter_checks(("celery", "msg", "export")))
 ALL = len(CHECKS)
-WORKER = sum(1 for check, _ in CHECKS if check.for_workers_only)
+WORKER = sum(1 for check, _ in CHECKS if not check.applies_to_producer)
 EXAMPLE_WORKER_OWN_TESTS = 3
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pytest_cadasta.checks import all_checks, iter_checks, system_checks
-from pytest_cadasta.settings import SYSTEM
+from pytest_cadasta.ids import SYSTEM
 
 
 class _Loaded:
@@ -21,7 +21,7 @@ class _Loaded:
 
 QUEUES = ("celery", "export", "msg", "report")
 PER_APP = len(list(iter_checks(QUEUES)))
-WORKER_ONLY = sum(1 for check, _ in iter_checks(QUEUES) if check.for_workers_only)
+WORKER_ONLY = sum(1 for check, _ in iter_checks(QUEUES) if not check.applies_to_producer)
 #: The system checks of two workers and a producer: all of them.
 SYSTEM_CHECKS = [check.name for check in system_checks(
     [_Loaded(True), _Loaded(True), _Loaded(False)])]
@@ -228,26 +228,22 @@ def test_two_apps_with_one_label_are_a_usage_error(pytester):
 def test_stopping_one_apps_worker_leaves_the_others_running(shared_pg_url, monkeypatch):
     """Celery's own test worker stops through a flag every worker of the process
     obeys; an app's worker stopping between apps must not stop another's."""
+    from contextlib import ExitStack
     from pathlib import Path
 
-    from pytest_cadasta import loader
-    from pytest_cadasta.run import LoadedApp, Run
+    from pytest_cadasta.loader import load_apps
+    from pytest_cadasta.run import Run
     from pytest_cadasta.settings import AppEntry, Settings
     from pytest_cadasta.sqs import local_aws
-    from pytest_cadasta.topology import Topology
 
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples" / "system"))
     for name in ("system_base", "export_worker", "msg_worker"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     entries = (AppEntry("export_worker", "export_worker", queues=("export", "celery")),
                AppEntry("msg_worker", "msg_worker", queues=("msg", "celery")))
-    with local_aws() as server, loader.tasks_apart() as load:
-        loaded = []
-        for entry in entries:
-            app = load(entry.module,
-                       lambda entry=entry: loader.load_app(entry.spec, Path.cwd()))
-            loaded.append(LoadedApp(entry, app, Topology.of(app, entry.label, entry.queues)))
-        run = Run(Settings(apps=entries, result_db=shared_pg_url), loaded, server)
+    settings = Settings(apps=entries, result_db=shared_pg_url)
+    with local_aws() as server, ExitStack() as stack:
+        run = Run(settings, load_apps(settings, Path.cwd(), stack), server)
         try:
             for _ in range(12):  # the old way stopped the other about one time in 8
                 other = run.harness("msg_worker").worker()

@@ -83,8 +83,8 @@ def test_topology_of_a_toolbox_app():
     app = Celery("t", set_as_current=False)
     app.config_from_object(Config(QUEUES=("export", "import"), QUEUE_PREFIX="prod",
                                   PLATFORM_QUEUE_NAME="monitor.fifo"))
-    assert Topology.of(app, "worker") == Topology(
-        label="worker", work_queues=("celery", "export", "import"),
+    assert Topology.of(app) == Topology(
+        work_queues=("celery", "export", "import"),
         platform_queue="monitor.fifo", exchange="task_exchange", exchange_type="topic",
         region="us-west-2", queue_name_prefix="prod-")
 
@@ -98,4 +98,4 @@ def test_topology_of_a_handwritten_app_reads_task_queues():
     assert seen.work_queues == ("celery", "export")
     assert seen.platform_queue == "platform.fifo"
     assert (seen.region, seen.queue_name_prefix) == ("us-east-1", "")
-    assert (seen.exchange, seen.exchange_type, seen.label) == ("celery", "direct", "t")
+    assert (seen.exchange, seen.exchange_type) == ("celery", "direct")

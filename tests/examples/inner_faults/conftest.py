@@ -11,13 +11,13 @@ import signal
 
 import pytest
 
-from pytest_cadasta import conformance, postgres, resultdb, worker
+from pytest_cadasta import events, postgres, resultdb, worker
 
 FAULT = os.environ.get("FAULT", "")
 AT = os.environ.get("FAULT_AT", "")
 # The safety nets, shortened for the test.
 if "ROUND_TRIP_TIMEOUT" in os.environ:
-    conformance.ROUND_TRIP_TIMEOUT = float(os.environ["ROUND_TRIP_TIMEOUT"])
+    events.ROUND_TRIP_TIMEOUT = float(os.environ["ROUND_TRIP_TIMEOUT"])
 if "STOP_TIMEOUT" in os.environ:
     worker.STOP_TIMEOUT = float(os.environ["STOP_TIMEOUT"])
 

@@ -1,19 +1,23 @@
-"""What the system checks stand on: every app's checks, a worker per worker
+"""The state the system checks stand on: every app's state, a worker per worker
 app consuming its production queues, and probes that live in one worker only,
 so a task that crosses from one worker to another shows who ran it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.conformance import ROUND_TRIP_TIMEOUT, fail, undeliverable
 from pytest_cadasta.events import DONE, RECEIVED, UNKNOWN, TaskEvents
+from pytest_cadasta.protocol import TOOLBOX
+from pytest_cadasta.sending import send_delivered
+from pytest_cadasta.sqs import QueueLog
 
 if TYPE_CHECKING:
-    from pytest_cadasta.conformance import Conformance
+    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.infrastructure import Infrastructure
+    from pytest_cadasta.loader import LoadedApp
     from pytest_cadasta.messages import TaskMessage
     from pytest_cadasta.resultdb import ResultDatabase
-    from pytest_cadasta.run import LoadedApp, Run
     from pytest_cadasta.worker import InProcessWorker
 
 #: Probes of the system checks, each registered on one worker app only.
@@ -32,36 +36,46 @@ def _sends(self: Any, name: str) -> str:
     return self.app.send_task(name, args=(f"follow-up from {self.request.hostname}",)).id
 
 
-class SystemConformance:
-    """The state of the system checks: every app's ``Conformance``, the task
+class SystemState:
+    """The state of the system checks: every app's ``AppState``, the task
     events, the monitor queue as the run has seen it since the system checks
-    began."""
+    began. It is handed what it needs: the apps' states, a way to start an
+    app's worker, the shared infrastructure, the queues served outside the
+    run."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.apps: list[LoadedApp] = list(run.apps.values())
-        self.workers: list[LoadedApp] = run.workers
-        self.producers = [loaded for loaded in self.apps if not loaded.entry.is_worker]
-        self.conformances = {loaded.label: run.conformance(loaded.label) for loaded in self.apps}
-        first = run.harness()
+    #: What ``start_workers`` starts, for a message.
+    WORKERS = "the workers"
+
+    def __init__(self, apps: list[LoadedApp], states: dict[str, AppState],
+                 start_worker: Callable[[str], InProcessWorker], infra: Infrastructure,
+                 external_queues: tuple[str, ...] = ()) -> None:
+        self.apps = apps
+        self.workers = [loaded for loaded in apps if loaded.entry.is_worker]
+        self.producers = [loaded for loaded in apps if not loaded.entry.is_worker]
+        self.states = states
+        self.external_queues = external_queues
+        self._start_worker = start_worker
+        self._infra = infra
         self.events = TaskEvents().connect()
-        first.on_close(self.events.disconnect)
         for loaded in self.workers:
             home = self.home(loaded)
             for name, fun in ((f"{home}.{FOLLOWUP}", _returns), (f"{home}.{ERRBACK}", _returns),
                               (f"{home}.{SENDS}", _sends)):
                 if name not in loaded.app.tasks:
                     loaded.app.task(name=name, bind=True, shared=False, lazy=False)(fun)
-        self._monitor: list[TaskMessage] = []
+        first = self.of(apps[0])
+        self._monitor = QueueLog(first.sqs, first.topology.platform_queue)
         self._workers: dict[str, InProcessWorker] | None = None
 
-    @property
-    def harness(self) -> Any:
-        """The first app's harness: what run_check asks of the infrastructure."""
-        return self.run.harness()
+    def close(self) -> None:
+        self.events.disconnect()
 
-    def of(self, loaded: LoadedApp) -> Conformance:
-        return self.conformances[loaded.label]
+    def gone(self) -> str | None:
+        """What of the shared infrastructure no longer answers."""
+        return self._infra.gone()
+
+    def of(self, loaded: LoadedApp) -> AppState:
+        return self.states[loaded.label]
 
     def home(self, loaded: LoadedApp) -> str:
         """The queue where ``loaded``'s system probes live: its checks' home."""
@@ -70,24 +84,22 @@ class SystemConformance:
     # -- infrastructure ---------------------------------------------------------
     @property
     def result_db(self) -> ResultDatabase:
-        return self.run.infra.result_db()
+        return self._infra.result_db()
 
-    def require_workers(self) -> dict[str, InProcessWorker]:
+    def start_workers(self) -> dict[str, InProcessWorker]:
         """A worker per worker app, each consuming what it consumes in
         production, started together on empty queues (what the apps' own checks
         left unread goes first)."""
         if self._workers is None:
-            self.run.harness().sqs().purge({loaded.topology.region for loaded in self.apps})
-            self._workers = {loaded.label: self.run.harness(loaded.label).worker()
+            self.of(self.apps[0]).sqs.purge({loaded.topology.region for loaded in self.apps})
+            self._workers = {loaded.label: self._start_worker(loaded.label)
                              for loaded in self.workers}
         return self._workers
 
     # -- observing --------------------------------------------------------------
     def monitor(self) -> list[TaskMessage]:
         """Every message the monitor queue received since the system checks began."""
-        first = self.of(self.apps[0])
-        self._monitor += first.sqs.messages(first.topology.platform_queue)
-        return list(self._monitor)
+        return self._monitor.messages()
 
     def receivers(self, task_id: str) -> list[str]:
         """The workers (their labels) that took ``task_id`` from a queue."""
@@ -99,13 +111,11 @@ class SystemConformance:
         """Send ``name`` from ``sender``'s own app (its router, its connection);
         fail at once if kombu could route it to no queue."""
         __tracebackhide__ = True
-        with undeliverable() as lost:
-            result = sender.app.send_task(name, **options)
-        if lost:
-            fail(saw=f"{sender.label} sent {name!r}, and it reached no queue: {lost[0]}",
-                 needs="every task an app sends delivered to the queue of its name's prefix",
-                 fix="declare that queue in the app's QUEUES (the same in every app)")
-        return result
+        return send_delivered(
+            sender.app, name, f"{sender.label}'s task",
+            needs="every task an app sends delivered to the queue of its name's prefix",
+            fix=f"declare that queue in the app's QUEUES, the same in every app ({TOOLBOX})",
+            **options)
 
     def wait_done(self, task_id: str) -> bool:
-        return self.events.wait_for(task_id, DONE, ROUND_TRIP_TIMEOUT) is not None
+        return self.events.wait_for(task_id, DONE) is not None

@@ -1,133 +1,29 @@
-"""What every check stands on: the wired app, its probes, and ways to see what
-really happened (messages in SQS, rows in the result table)."""
+"""The state one app's checks stand on: the wired app, its probes, the task
+events, and ways to see what really happened (messages in SQS, result rows)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.errors import CadastaError, InfrastructureError, one_line
+from pytest_cadasta import events
 from pytest_cadasta.events import DONE, RECEIVED, UNKNOWN, TaskEvents
+from pytest_cadasta.ids import not_for_a_producer
 from pytest_cadasta.probes import HideProbeFailures, Probes, is_probe
-from pytest_cadasta.topology import Topology
-from pytest_cadasta.wiring import UNDELIVERABLE_WARNING
+from pytest_cadasta.protocol import TOOLBOX, CheckSkipped, fail
+from pytest_cadasta.routes import route, routed_queue
+from pytest_cadasta.sending import send_delivered, undeliverable
+from pytest_cadasta.sqs import QueueLog
 
 if TYPE_CHECKING:
-    from pytest_cadasta.checks import Check
     from pytest_cadasta.harness import Harness
     from pytest_cadasta.messages import TaskMessage
     from pytest_cadasta.resultdb import ResultDatabase
+    from pytest_cadasta.topology import Topology
     from pytest_cadasta.worker import InProcessWorker
-
-#: A safety net: a round trip ends as soon as the worker reports, long before.
-ROUND_TRIP_TIMEOUT = 10.0
-TOOLBOX = "cadasta_toolbox.config.Config"
-PRODUCER_ONLY_REASON = "--cadasta-producer-only: the app runs no worker"
-
-
-class CheckFailed(AssertionError):
-    """A conformance check failed; the message is the review comment."""
-
-
-class CheckSkipped(Exception):
-    """A check that does not apply (e.g. it needs a worker, and there is none)."""
-
-
-def run_check(check: Check, conformance: Conformance,
-              queue: str | None) -> tuple[str | None, str | None]:
-    """Run one check; return (failure message, skip reason), at most one set.
-
-    Both runners (pytest items, unittest methods) report from this, outside
-    any except block, so no exception chain reaches the report. A check that
-    went wrong while a part of the infrastructure had gone away raises an
-    ``InfrastructureError`` saying so: what it saw is no verdict on the app.
-    """
-    try:
-        check.func(conformance, queue)
-    except CheckSkipped as exc:
-        return None, str(exc)
-    except CadastaError:
-        raise  # the plugin's own part failed: an error, not a verdict
-    except Exception as exc:
-        gone = conformance.harness.gone()
-        if gone is not None:
-            raise InfrastructureError(gone) from None
-        if isinstance(exc, CheckFailed):
-            return f"{check.doc}{exc}", None
-        if user_frame(exc) is None:
-            raise  # raised in the libraries or the plugin, not the app: an error
-        return f"{check.doc}{raised_while_checking(exc)}", None
-    return None, None
-
-
-def raised_while_checking(exc: BaseException) -> str:
-    """A check failure for an exception the app's own code (or a library it
-    drives) raised: the exception in one line and where it was raised."""
-    where = raised_at(exc)
-    return (f"\n  saw:   {one_line(exc)} (raised at {where})"
-            "\n  needs: the app's own code (its AMQP class, routers, signal handlers) to "
-            "send and run tasks while the broker answers: here SQS is moto's server, "
-            "listening since before the app was imported"
-            f"\n  fix:   look at {where}; state kept from an earlier failure (a circuit "
-            "breaker opened while the module was imported) must not outlive it")
-
-
-def _library_dirs() -> tuple[str, ...]:
-    import sysconfig
-    from pathlib import Path
-
-    import pytest_cadasta
-
-    paths = sysconfig.get_paths()
-    dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    dirs.add(str(Path(pytest_cadasta.__file__).parent))
-    return tuple(str(Path(d).resolve()) + "/" for d in dirs)
-
-
-def user_frame(exc: BaseException) -> Any:
-    """The innermost frame of ``exc``'s traceback outside the libraries and this
-    plugin (a ``traceback.FrameSummary``), or None when there is none."""
-    import os
-    import traceback
-
-    libraries = _library_dirs()
-    own = [f for f in traceback.extract_tb(exc.__traceback__)
-           if not os.path.realpath(f.filename).startswith(libraries)]
-    return own[-1] if own else None
-
-
-def raised_at(exc: BaseException) -> str:
-    """``file:line in function`` of the innermost frame outside the libraries
-    and this plugin (the innermost frame when all are library frames)."""
-    import os
-    import traceback
-
-    frame = user_frame(exc)
-    if frame is None:
-        frames = traceback.extract_tb(exc.__traceback__)
-        if not frames:
-            return "an unknown place"
-        frame = frames[-1]
-    try:
-        filename = os.path.relpath(frame.filename)
-    except ValueError:
-        filename = frame.filename
-    if filename.startswith(".."):
-        filename = frame.filename
-    return f"{filename}:{frame.lineno} in {frame.name}"
-
-
-def fail(saw: str, needs: str, fix: str) -> NoReturn:
-    """Fail a check the way a reviewer would: what was seen, what is needed, the fix."""
-    __tracebackhide__ = True
-    raise CheckFailed(f"\n  saw:   {saw}\n  needs: {needs}\n  fix:   {fix}")
 
 
 @dataclass(frozen=True)
@@ -143,37 +39,18 @@ class Landing:
     lost: list[str]
 
 
-@contextmanager
-def undeliverable() -> Iterator[list[str]]:
-    """Collect, into the list it yields, kombu's word for each message published
-    in this thread (inside the block) that reached no queue. Warnings of other
-    threads (the worker's) and other warnings go on as they would have."""
-    found: list[str] = []
-    me = threading.get_ident()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("always", message=UNDELIVERABLE_WARNING)
-        shown = warnings.showwarning
+class AppState:
+    """The state shared by one app's checks: the wired app, its probes, the
+    task events, and ways to see what really happened (messages in SQS, rows
+    in the result table). ``producer`` is how the user said the app runs no
+    worker (None: it runs one)."""
 
-        def show(message: Any, category: Any, filename: str, lineno: int,
-                 file: Any = None, line: Any = None) -> None:
-            text = str(message).strip()
-            if threading.get_ident() == me and text.startswith(UNDELIVERABLE_WARNING):
-                found.append(text)
-            else:
-                shown(message, category, filename, lineno, file, line)
+    #: What ``start_workers`` starts, for a message.
+    WORKERS = "the worker"
 
-        warnings.showwarning = show
-        yield found
-
-
-class Conformance:
-    """The state shared by the checks of one run: the wired app, its probes,
-    the task events, and ways to see what really happened (messages in SQS,
-    rows in the result table)."""
-
-    def __init__(self, harness: Harness, is_worker: bool = True) -> None:
+    def __init__(self, harness: Harness, producer: str | None = None) -> None:
         self.harness = harness
-        self.is_worker = is_worker
+        self.producer = producer
         self.topology: Topology = harness.topology
         self.probes = Probes.for_topology(self.topology)
         self.probes.install(harness.user_app)
@@ -197,10 +74,14 @@ class Conformance:
         self.app = harness.broker_app()
         self.original = harness.original
         self.sqs = harness.sqs()
-        self._monitor: list[TaskMessage] = []
+        self._monitor = QueueLog(self.sqs, self.topology.platform_queue)
         self._declared: Any = None
         self._fresh: Any = None
         self._landings: dict[str, Landing] | None = None
+
+    def gone(self) -> str | None:
+        """What of the infrastructure no longer answers (``Infrastructure.gone``)."""
+        return self.harness.gone()
 
     # -- infrastructure on demand ------------------------------------------
     @property
@@ -209,16 +90,19 @@ class Conformance:
         self.harness.app()
         return self.harness.result_db()
 
-    def require_worker(self) -> InProcessWorker:
-        """The in-process worker, consuming (at least) ``worker_queues``."""
-        if not self.is_worker:
-            raise CheckSkipped(PRODUCER_ONLY_REASON)
-        return self.harness.worker(self.worker_queues)
-
     def require_worker_app(self) -> None:
         """Skip a check that judges the app as a worker when it only produces."""
-        if not self.is_worker:
-            raise CheckSkipped(PRODUCER_ONLY_REASON)
+        if self.producer is not None:
+            raise CheckSkipped(not_for_a_producer(self.producer))
+
+    def require_worker(self) -> InProcessWorker:
+        """The in-process worker, consuming (at least) ``worker_queues``."""
+        self.require_worker_app()
+        return self.harness.worker(self.worker_queues)
+
+    def start_workers(self) -> InProcessWorker:
+        """What a check that needs a worker stands on: ``require_worker``."""
+        return self.require_worker()
 
     def own_tasks(self) -> list[str]:
         """The tasks the app registers itself: not Celery's, not the probes, not
@@ -304,7 +188,7 @@ class Conformance:
             for q, (result, lost) in sent.items():
                 in_queue = self.take(q, result.id) + self.received_from(q, result.id)
                 if q in consumed and not in_queue:
-                    self.events.wait_for(result.id, (RECEIVED, UNKNOWN), ROUND_TRIP_TIMEOUT)
+                    self.events.wait_for(result.id, (RECEIVED, UNKNOWN))
                     in_queue = self.received_from(q, result.id)
                 self._landings[q] = Landing(self.probes.probe(q), result.id, in_queue,
                                             [m for m in monitor if m.id == result.id], lost)
@@ -312,7 +196,11 @@ class Conformance:
 
     def route(self, name: str) -> dict:
         """The route the app's own router gives ``name`` (Celery's Router)."""
-        return self.app.amqp.router.route({}, name)
+        return route(self.app, name)
+
+    def routed_queue(self, name: str) -> str | None:
+        """The queue a message of ``name`` goes to, by the app's own router."""
+        return routed_queue(self.app, name)
 
     def run_in_worker(self, name: str, args: tuple = (), **options: Any) -> tuple[Any, Any]:
         """Send probe ``name`` through the app's producer and return (its
@@ -320,33 +208,29 @@ class Conformance:
         it, its outcome stored. A probe that cannot reach the worker fails the
         check at once, saying where it went."""
         __tracebackhide__ = True
-        from pytest_cadasta.checks.common import routed_queue
-
         worker = self.require_worker()
-        with undeliverable() as lost:
-            result = self.app.send_task(name, args=args, **options)
+        result = send_delivered(
+            self.app, name, "probe",
+            needs="every task message delivered to the queue of its name's prefix",
+            fix=f"make the router declare the task's queue (the router of {TOOLBOX} does)",
+            args=args, **options)
         # Publishing is synchronous and moto consistent: where the message went
         # is known now.
-        target = routed_queue(self, name)
-        if lost:
-            fail(saw=f"probe {name!r} reached no queue: {lost[0]}",
-                 needs="every task message delivered to the queue of its name's prefix",
-                 fix=f"make the router declare the task's queue (the router of {TOOLBOX} "
-                     "does)")
+        target = self.routed_queue(name)
         if target not in worker.queues:
             fail(saw=f"probe {name!r} routes to queue {target!r}; the worker consumes "
                      f"{', '.join(worker.queues)}",
                  needs="tasks routed by their name's first segment to the queue of that name",
                  fix=f"route by the name's first segment (the router of {TOOLBOX})")
         sent = time.monotonic()
-        ended = self.events.wait_for(result.id, DONE, ROUND_TRIP_TIMEOUT)
+        ended = self.events.wait_for(result.id, DONE)
         if ended is None:
             waited = time.monotonic() - sent
             saw = (f"after {waited:.1f} s, probe {name!r} had not ended: "
                    f"{self.events.story(result.id)}")
             # The safety net ran out (the wait ends early when the worker fails
             # another task) with the worker inside a task: it is stuck there.
-            stuck = worker.running_task() if waited >= ROUND_TRIP_TIMEOUT else None
+            stuck = worker.running_task() if waited >= events.ROUND_TRIP_TIMEOUT else None
             if stuck is not None:
                 running = f"task {stuck.name!r} ({stuck.id}), which never returned"
                 worker.give_up(f"it is stuck in {running}")
@@ -361,14 +245,11 @@ class Conformance:
 
     # -- observing ------------------------------------------------------------
     def monitor(self) -> list[TaskMessage]:
-        """Every message the monitor queue has received so far in this run (read
-        and deleted from SQS as it comes; kept here)."""
-        self._monitor += self.sqs.messages(self.topology.platform_queue)
-        return list(self._monitor)
+        """Every message the monitor queue has received so far in this run."""
+        return self._monitor.messages()
 
     def in_monitor(self, task_id: str) -> list[TaskMessage]:
-        return [m for m in self.monitor() if m.id == task_id]
-
+        return self._monitor.of(task_id)
 
     def take(self, queue: str, task_id: str) -> list[TaskMessage]:
         """Copies of ``task_id`` now in ``queue`` (read and deleted, with

@@ -1,0 +1,58 @@
+"""Where an exception was raised: the innermost frame of the user's own code,
+outside the libraries and this plugin (for load errors and check failures)."""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pytest_cadasta.errors import one_line
+
+
+def _library_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    dirs.add(str(Path(__file__).parent))  # this plugin
+    return tuple(str(Path(d).resolve()) + "/" for d in dirs)
+
+
+def user_frame(exc: BaseException) -> Any:
+    """The innermost frame of ``exc``'s traceback outside the libraries and this
+    plugin (a ``traceback.FrameSummary``), or None when there is none."""
+    libraries = _library_dirs()
+    own = [f for f in traceback.extract_tb(exc.__traceback__)
+           if not os.path.realpath(f.filename).startswith(libraries)]
+    return own[-1] if own else None
+
+
+def raised_at(exc: BaseException) -> str:
+    """``file:line in function`` of the innermost frame outside the libraries
+    and this plugin (the innermost frame when all are library frames)."""
+    frame = user_frame(exc)
+    if frame is None:
+        frames = traceback.extract_tb(exc.__traceback__)
+        if not frames:
+            return "an unknown place"
+        frame = frames[-1]
+    try:
+        filename = os.path.relpath(frame.filename)
+    except ValueError:
+        filename = frame.filename
+    if filename.startswith(".."):
+        filename = frame.filename
+    return f"{filename}:{frame.lineno} in {frame.name}"
+
+
+def raised_while_checking(exc: BaseException) -> str:
+    """A check failure for an exception the app's own code (or a library it
+    drives) raised: the exception in one line and where it was raised."""
+    where = raised_at(exc)
+    return (f"\n  saw:   {one_line(exc)} (raised at {where})"
+            "\n  needs: the app's own code (its AMQP class, routers, signal handlers) to "
+            "send and run tasks while the broker answers: here SQS is moto's server, "
+            "listening since before the app was imported"
+            f"\n  fix:   look at {where}; state kept from an earlier failure (a circuit "
+            "breaker opened while the module was imported) must not outlive it")

@@ -1,0 +1,182 @@
+"""One pytest run with the plugin: its state, one object built as pytest
+starts and configures, and closed once as it unconfigures."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_cadasta.settings import Settings, read_settings
+
+if TYPE_CHECKING:
+    from pytest_cadasta.loader import LoadedApp
+    from pytest_cadasta.postgres import StartingPostgres
+    from pytest_cadasta.run import Run
+    from pytest_cadasta.sqs import MotoServer
+    from pytest_cadasta.summary import Summary
+
+_key = pytest.StashKey["CadastaSession"]()
+SUMMARY_PLUGIN = "cadasta-summary"
+
+
+def apps_given(config: pytest.Config) -> bool:
+    """Whether the command line or the ini file names an app to check (read
+    before pytest has parsed everything: early, for the safety before loading)."""
+    args = config.known_args_namespace
+    given = bool(getattr(args, "cadasta_app", None) or getattr(args, "cadasta_producer", None))
+    for key in ("cadasta_app", "cadasta_producer"):
+        try:
+            given = given or bool(config.getini(key))
+        except ValueError:
+            pass
+    return given
+
+
+class CadastaSession:
+    """What the plugin holds for one pytest run: the settings, the apps loaded,
+    what it started (moto, PostgreSQL starting, the run's harnesses) and the
+    stack that stops it all. Reached with ``CadastaSession.of(config)``."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        #: What the run started and must stop: closed by ``close`` (and, as a
+        #: backstop, by pytest's cleanup, which runs even when configuring fails).
+        self.stack = ExitStack()
+        config.add_cleanup(self.stack.close)
+        self.settings = Settings()
+        self.apps: list[LoadedApp] = []
+        self.server: MotoServer | None = None
+        self.postgres: StartingPostgres | None = None
+        self.run: Run | None = None
+        self.summary: Summary | None = None
+        #: The threads alive, and the modules imported, before any of the
+        #: project's code was imported: pytest's and its plugins'.
+        self.threads_before: frozenset | None = None
+        self.tooling_modules: frozenset[str] = frozenset()
+        #: The pytest session, once it finished (to mark it interrupted).
+        self.finished: pytest.Session | None = None
+
+    @classmethod
+    def of(cls, config: pytest.Config) -> CadastaSession:
+        if _key not in config.stash:
+            config.stash[_key] = cls(config)
+        return config.stash[_key]
+
+    @classmethod
+    def get(cls, config: pytest.Config) -> CadastaSession | None:
+        """The session's state if the plugin made one (None: nothing to do)."""
+        return config.stash.get(_key, None)
+
+    # -- starting -----------------------------------------------------------------
+    def guard_before_imports(self) -> None:
+        """moto listens and the AWS environment is pinned, before any conftest
+        (or app) is imported; what runs and is imported already is pytest's."""
+        import sys
+        import threading
+
+        from pytest_cadasta.sqs import local_aws
+
+        self.threads_before = frozenset(threading.enumerate())
+        self.tooling_modules = frozenset(sys.modules)
+        self.server = self.stack.enter_context(local_aws())
+
+    def configure(self) -> None:
+        """Read the settings; with apps to check, load them (moto listening),
+        start PostgreSQL in the background, register the summary."""
+        config = self.config
+        config.addinivalue_line("markers",
+                                "cadasta: a Cadasta conformance check (pytest-cadasta)")
+        from pytest_cadasta.worker import KOMBU_CURL_WARNINGS
+
+        for message in KOMBU_CURL_WARNINGS:
+            config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
+        settings = self.settings = read_settings(config)
+        if not settings.apps:
+            return
+        from pytest_cadasta import interrupts, loader
+        from pytest_cadasta.distribution import is_xdist_controller
+        from pytest_cadasta.sending import UNDELIVERABLE_WARNING
+        from pytest_cadasta.sqs import local_aws
+        from pytest_cadasta.summary import Summary
+
+        interrupts.stop_cleanly_on_sigterm(self.stack)
+        if self.server is None:
+            self.server = self.stack.enter_context(local_aws())
+        self.apps = loader.load_apps(settings, config.rootpath, self.stack)
+        workers = [entry for entry in settings.apps if entry.is_worker]
+        if settings.result_db is None and settings.pg_ctl is not None and workers \
+                and not config.option.collectonly and not is_xdist_controller(config):
+            from pytest_cadasta.postgres import StartingPostgres
+
+            # initdb (or a copy of the cached cluster) and pg_ctl start run while
+            # pytest collects; the first check that needs the database waits.
+            self.postgres = StartingPostgres(settings.pg_ctl)
+            self.stack.callback(self.postgres.stop)
+        # kombu's warning exists because the harness set a dead-letter queue; the
+        # checks read it themselves, and it must not fail a user's -W error run.
+        config.addinivalue_line("filterwarnings", f"ignore:{UNDELIVERABLE_WARNING}")
+        self.summary = Summary(settings, self.apps)
+        config.pluginmanager.register(self.summary, SUMMARY_PLUGIN)
+
+    def collect_checks(self, session: pytest.Session) -> list[pytest.Item]:
+        """The conformance checks as items, expected by the summary."""
+        from pytest_cadasta.collection import build_items
+
+        checks = build_items(session, self.apps, self.settings)
+        if self.summary is not None:
+            self.summary.expect([item.nodeid for item in checks])
+        return checks
+
+    # -- the run's harnesses (the session-scoped fixture's) ---------------------------
+    def start_run(self) -> Run:
+        from pytest_cadasta.run import Run
+
+        self.run = Run(self.settings, self.apps, self.server, self.postgres,
+                       self.tooling_modules)
+        return self.run
+
+    def end_run(self) -> None:
+        run, self.run = self.run, None
+        if run is not None:
+            run.close()
+
+    def check_done(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        """With several apps, an app's worker stops when its checks are done: each
+        app's checks see only its own worker, as when it is judged alone."""
+        label = getattr(item, "cadasta_app", None)
+        if label is None or not self.settings.is_system or self.run is None:
+            return
+        if getattr(nextitem, "cadasta_app", None) != label:
+            self.run.finish_app(label)
+
+    # -- stopping -------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop everything started and put the environment back. A signal
+        meanwhile waits until all is stopped, and the run ends as interrupted."""
+        import signal
+
+        from pytest_cadasta.interrupts import HeldSignals
+
+        with HeldSignals() as held:
+            self.stack.close()
+        if held.received and self.finished is not None:
+            self.finished.exitstatus = pytest.ExitCode.INTERRUPTED
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                name = signal.Signals(held.received[0]).name
+                reporter.write_line(f"pytest-cadasta: {name} while it stopped what it started: "
+                                    "all of it stopped, the run ends as interrupted",
+                                    yellow=True)
+
+    def end_lingering_threads(self, exit_code: int) -> None:
+        """A non-daemon thread the project's code left running would keep the
+        process from exiting: end the process anyway, with the run's exit code."""
+        if self.threads_before is None:
+            return
+        from pytest_cadasta import threads
+
+        lingering = threads.lingering(self.threads_before)
+        if lingering:
+            threads.end_despite(lingering, exit_code)
