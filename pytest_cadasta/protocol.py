@@ -3,13 +3,11 @@ both runners (pytest items, unittest methods) run one and read its outcome."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol
 
 from pytest_cadasta.errors import CadastaError, InfrastructureError
 from pytest_cadasta.forensics import raised_while_checking, user_frame
-
-if TYPE_CHECKING:
-    from pytest_cadasta.checks.registry import Check
 
 #: The one-line fix most failures name.
 TOOLBOX = "cadasta_toolbox.config.Config"
@@ -38,13 +36,24 @@ class CheckState(Protocol):
         of it answers)."""
 
 
+class Runnable(Protocol):
+    """A check as the registry keeps it (``checks.registry.Check``)."""
+
+    #: Called with the state it stands on and its queue (None unless per queue).
+    func: Callable[[Any, Any], None]
+
+    @property
+    def doc(self) -> str:
+        """What fails in production without it, in one line."""
+
+
 def fail(saw: str, needs: str, fix: str) -> NoReturn:
     """Fail a check the way a reviewer would: what was seen, what is needed, the fix."""
     __tracebackhide__ = True
     raise CheckFailed(f"\n  saw:   {saw}\n  needs: {needs}\n  fix:   {fix}")
 
 
-def run_check(check: Check, state: Any, queue: str | None) -> tuple[str | None, str | None]:
+def run_check(check: Runnable, state: Any, queue: str | None) -> tuple[str | None, str | None]:
     """Run one check; return (failure message, skip reason), at most one set.
 
     Both runners report from this, outside any except block, so no exception
