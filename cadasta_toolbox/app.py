@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-__all__ = ["exclude_platform_queue", "setup_app"]
+__all__ = ["adopt_into_family", "exclude_platform_queue", "setup_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,4 +62,29 @@ def exclude_platform_queue(app: Any) -> bool:
         return False
     queues.deselect(name)
     logger.info("Cadasta set-up: not consuming %s, the platform's monitor queue", name)
+    return True
+
+
+def adopt_into_family(headers: Any, request: Any) -> bool:
+    """Send a task message, published from inside the task of ``request``, as a
+    child of that task when its headers name a parent and root outside the
+    task's family; returns whether it did.
+
+    Celery sends the errbacks of a chord whose part failed as children of the
+    chord's body, which is never sent: its parent and root are the body's id.
+    The platform's sync-tasks records a task only once it has recorded its
+    parent and root, so it would lose those errbacks (the e-mail telling the
+    user an export failed). Sent as children of the task that sends them
+    (``celery.chord_unlock``), in its family, they are recorded.
+    """
+    if not isinstance(headers, dict) or request is None or not getattr(request, "id", None):
+        return False
+    root = getattr(request, "root_id", None) or request.id
+    own_root = headers.get("root_id")
+    if own_root in (None, root, headers.get("id")):
+        return False
+    logger.debug("Cadasta: %s (%s) sent in the family of %s, not of %s, which the platform "
+                 "never recorded", headers.get("task"), headers.get("id"), root, own_root)
+    headers["parent_id"] = request.id
+    headers["root_id"] = root
     return True

@@ -17,12 +17,13 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from celery.signals import celeryd_after_setup, celeryd_init, worker_init
+from celery.signals import before_task_publish, celeryd_after_setup, celeryd_init, worker_init
 from celery.utils.text import str_to_list
 from kombu import Exchange, Queue
 
 from cadasta_toolbox.app import (
     DEFAULT_CHORD_UNLOCK_MAX_RETRIES,
+    adopt_into_family,
     exclude_platform_queue,
     setup_app,
 )
@@ -310,3 +311,16 @@ def _exclude_platform_queue(sender: Any = None, instance: Any = None,
     app = getattr(instance, "app", None)
     if configured_by_config(app):
         exclude_platform_queue(app)
+
+
+@before_task_publish.connect(weak=False)
+def _keep_tasks_in_a_recorded_family(sender: Any = None, headers: Any = None,
+                                     **kwargs: Any) -> None:
+    """A task sent from inside a task of a Config app whose parent and root the
+    platform never saw (a failed chord's errbacks) is sent in its sender's
+    family instead, so the platform's sync-tasks can record it."""
+    from celery import current_task
+
+    task = current_task._get_current_object() if current_task else None
+    if task is not None and configured_by_config(task.app):
+        adopt_into_family(headers, task.request)

@@ -1,8 +1,12 @@
 """The platform's result tables, and a worker role that may touch only them.
 
-Celery's database result backend runs ``create_all`` on first use; under a
-restricted role that only succeeds when every table, sequence and column it
-knows already exists, ``result_extended`` columns included.
+``celery_taskmeta`` is the platform's Result table (its migration's columns)
+plus ``children``, which current Celery writes; it has none of the
+``result_extended`` columns, as the platform has none. ``celery_tasksetmeta``
+is as Celery creates it (chords with the database backend use it). Celery's
+backend runs ``create_all`` on first use and then tries to add each column it
+knows that a table lacks; under a restricted role that fails, and a store
+that names a missing column fails with it.
 """
 
 from __future__ import annotations
@@ -23,21 +27,12 @@ CREATE SEQUENCE IF NOT EXISTS taskset_id_sequence;
 CREATE TABLE IF NOT EXISTS celery_taskmeta (
     id INTEGER NOT NULL DEFAULT nextval('task_id_sequence') PRIMARY KEY,
     task_id VARCHAR(155) UNIQUE,
-    status VARCHAR(50),
+    status VARCHAR(50) NOT NULL,
     result BYTEA,
-    date_done TIMESTAMP WITHOUT TIME ZONE,
+    date_done TIMESTAMP WITH TIME ZONE,
     traceback TEXT,
-    children BYTEA,
-    name VARCHAR(155),
-    args BYTEA,
-    kwargs BYTEA,
-    worker VARCHAR(155),
-    retries INTEGER,
-    queue VARCHAR(155),
-    stamps BYTEA
+    children BYTEA
 );
-CREATE INDEX IF NOT EXISTS ix_celery_taskmeta_date_done
-    ON celery_taskmeta (date_done);
 
 CREATE TABLE IF NOT EXISTS celery_tasksetmeta (
     id INTEGER NOT NULL DEFAULT nextval('taskset_id_sequence') PRIMARY KEY,
@@ -61,18 +56,21 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def grant_sql(role: str) -> str:
+def grant_sql(role: str, tables: tuple[str, ...] = RESULT_TABLES,
+              sequences: tuple[str, ...] = RESULT_SEQUENCES) -> str:
     """SQL granting ``role`` SELECT/INSERT/UPDATE on the result tables, USAGE on
     their sequences, and nothing else."""
     _require_identifier(role)
-    tables = ", ".join(RESULT_TABLES)
-    sequences = ", ".join(RESULT_SEQUENCES)
-    return (
-        f"REVOKE ALL ON {tables} FROM {role};\n"
-        f"GRANT SELECT, INSERT, UPDATE ON {tables} TO {role};\n"
-        f"REVOKE ALL ON SEQUENCE {sequences} FROM {role};\n"
-        f"GRANT USAGE ON SEQUENCE {sequences} TO {role};\n"
-    )
+    statements = []
+    if tables:
+        names = ", ".join(tables)
+        statements += [f"REVOKE ALL ON {names} FROM {role};",
+                       f"GRANT SELECT, INSERT, UPDATE ON {names} TO {role};"]
+    if sequences:
+        names = ", ".join(sequences)
+        statements += [f"REVOKE ALL ON SEQUENCE {names} FROM {role};",
+                       f"GRANT USAGE ON SEQUENCE {names} TO {role};"]
+    return "".join(statement + "\n" for statement in statements)
 
 
 def apply_result_schema(connection: Any, role: str, password: str,
@@ -80,6 +78,8 @@ def apply_result_schema(connection: Any, role: str, password: str,
     """Create the result tables and the worker role on a DB-API connection.
 
     Idempotent: running it twice changes nothing but the role's password.
+    Grants only on the result tables and sequences ``schema_sql`` made (a
+    platform's own DDL may lack one: Celery then says what it misses).
     Commits on success.
     """
     _require_identifier(role)
@@ -91,7 +91,14 @@ def apply_result_schema(connection: Any, role: str, password: str,
         cursor.execute(
             f"{verb} ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
             f"PASSWORD {_literal(password)}")
-        cursor.execute(grant_sql(role))
+        existing = []
+        for name in (*RESULT_TABLES, *RESULT_SEQUENCES):
+            cursor.execute(f"SELECT to_regclass({_literal(name)})")
+            existing.append(cursor.fetchone()[0] is not None)
+        tables = tuple(n for n, e in zip(RESULT_TABLES, existing) if e)
+        sequences = tuple(n for n, e in zip(RESULT_SEQUENCES, existing[len(RESULT_TABLES):])
+                          if e)
+        cursor.execute(grant_sql(role, tables, sequences))
         connection.commit()
     except Exception:
         connection.rollback()

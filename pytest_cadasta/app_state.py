@@ -21,6 +21,7 @@ from pytest_cadasta.sqs import QueueLog
 if TYPE_CHECKING:
     from pytest_cadasta.harness import Harness
     from pytest_cadasta.messages import TaskMessage
+    from pytest_cadasta.result_table import Fault
     from pytest_cadasta.resultdb import ResultDatabase
     from pytest_cadasta.topology import Topology
     from pytest_cadasta.worker import InProcessWorker
@@ -75,9 +76,13 @@ class AppState:
         self.original = harness.original
         self.sqs = harness.sqs()
         self._monitor = QueueLog(self.sqs, self.topology.platform_queue)
+        #: The platform reading this app's monitor queue (its sync-tasks, its
+        #: Task table, its view of each task).
+        self.platform = harness.platform()
         self._declared: Any = None
         self._fresh: Any = None
         self._landings: dict[str, Landing] | None = None
+        self._fault: Fault | None | bool = False  # not worked out yet
 
     def gone(self) -> str | None:
         """What of the infrastructure no longer answers (``Infrastructure.gone``)."""
@@ -89,6 +94,50 @@ class AppState:
         """The result database, the app's results wired to it."""
         self.harness.app()
         return self.harness.result_db()
+
+    def result_table_fault(self) -> Fault | None:
+        """What in the result tables stops this app's results from landing
+        (a column, a table, a sequence), or None; worked out once (the tables
+        do not change while the checks run)."""
+        if self._fault is False:
+            from pytest_cadasta.result_table import fault
+
+            database = self.result_db
+            self._fault = fault(self.app, database.columns, database.exists, database.role)
+        return self._fault
+
+    def fail_if_results_cannot_land(self) -> None:
+        """Fail the check, naming what is missing and the SQL that adds it, when
+        the result tables cannot take this app's results."""
+        __tracebackhide__ = True
+        found = self.result_table_fault()
+        if found is not None:
+            fail(saw=found.saw,
+                 needs="every result the worker stores written to the platform's Result "
+                       "table as it is, under the restricted role",
+                 fix=found.fix, explained=True)
+
+    def library_fix(self, task_id: str) -> str | None:
+        """The fix for the exception kombu or Celery raised as the worker ran
+        ``task_id`` (the app's serializer, say), or None."""
+        from pytest_cadasta.events import FAILED
+        from pytest_cadasta.forensics import library_fix
+
+        for event in self.events.of(task_id, (FAILED,)):
+            exc = event.info.get("exception")
+            if exc is not None and (fix := library_fix(exc)) is not None:
+                return fix
+        return None
+
+    def sent_by_checks(self) -> list[Any]:
+        """The first publish of each task the checks caused: the probes, from the
+        checks and from inside the worker, and Celery's own tasks (chords)."""
+        first: dict[str, Any] = {}
+        for event in self.events.published():
+            name = event.name or ""
+            if (is_probe(name) or name.startswith("celery.")) and event.task_id not in first:
+                first[event.task_id] = event
+        return list(first.values())
 
     def require_worker_app(self) -> None:
         """Skip a check that judges the app as a worker when it only produces."""
@@ -209,6 +258,8 @@ class AppState:
         check at once, saying where it went."""
         __tracebackhide__ = True
         worker = self.require_worker()
+        # A probe whose result cannot be stored would only show Celery's retries.
+        self.fail_if_results_cannot_land()
         result = send_delivered(
             self.app, name, "probe",
             needs="every task message delivered to the queue of its name's prefix",

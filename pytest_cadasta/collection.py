@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_cadasta.checks import Check, iter_checks, system_checks
-from pytest_cadasta.errors import CadastaError, could_not_run_key
+from pytest_cadasta.errors import CadastaError, could_not_run_key, explained_key
 from pytest_cadasta.ids import SUITE, SYSTEM, not_for_a_producer
 from pytest_cadasta.protocol import run_check
 
@@ -58,16 +58,17 @@ def _judge(request: pytest.FixtureRequest, check: Check, state: CheckState,
     as "could not run" (an error, not a verdict)."""
     error = None
     try:
-        failure, skipped = run_check(check, state, queue)
+        outcome = run_check(check, state, queue)
     except CadastaError as exc:
         error = f"pytest-cadasta could not run the check: {exc}"
     if error is not None:
         request.node.stash[could_not_run_key] = True
         pytest.fail(error, pytrace=False)
-    if failure is not None:
-        pytest.fail(failure, pytrace=False)
-    if skipped is not None:
-        pytest.skip(skipped)
+    if outcome.failure is not None:
+        request.node.stash[explained_key] = outcome.explained
+        pytest.fail(outcome.failure, pytrace=False)
+    if outcome.skipped is not None:
+        pytest.skip(outcome.skipped)
 
 
 def _test_function(check: Check, queue: str | None) -> Any:

@@ -41,6 +41,9 @@ class WorkerFailed(InfrastructureError):
 #: not judged.
 COULD_NOT_RUN = "cadasta_could_not_run"
 could_not_run_key = pytest.StashKey[bool]()
+#: A failing check whose message names the cause of what the worker logged (a
+#: traceback per retry): its report leaves that log out.
+explained_key = pytest.StashKey[bool]()
 
 
 def one_line(exc: BaseException) -> str:

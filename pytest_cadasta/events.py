@@ -92,10 +92,13 @@ class TaskEvents:
             self._changed.notify_all()
 
     def _on_publish(self, sender: Any = None, headers: Any = None, exchange: Any = None,
-                    routing_key: Any = None, **kwargs: Any) -> None:
+                    routing_key: Any = None, body: Any = None, **kwargs: Any) -> None:
         headers = headers or {}
+        args, kwargs_sent = (body[0], body[1]) if isinstance(body, (list, tuple)) \
+            and len(body) == 3 else (None, None)
         self._record(PUBLISHED, headers.get("id"), sender, exchange=exchange,
-                     routing_key=routing_key, parent_id=headers.get("parent_id"))
+                     routing_key=routing_key, parent_id=headers.get("parent_id"),
+                     root_id=headers.get("root_id"), args=args, kwargs=kwargs_sent)
 
     def _on_received(self, sender: Any = None, request: Any = None, **kwargs: Any) -> None:
         message = getattr(request, "message", None)
@@ -165,10 +168,12 @@ class TaskEvents:
         with self._changed:
             return list(self._by_parent.get(parent_id, ()))
 
-    def published(self, name: str, since: float) -> list[TaskEvent]:
-        """The publishes of tasks named ``name`` since ``since`` (monotonic)."""
+    def published(self, name: str | None = None, since: float = 0.0) -> list[TaskEvent]:
+        """The publishes of tasks named ``name`` (any name: None) since ``since``
+        (monotonic), oldest first."""
         with self._changed:
-            return [e for e in self._published if e.name == name and e.at >= since]
+            return [e for e in self._published
+                    if (name is None or e.name == name) and e.at >= since]
 
     def _wait(self, find: Callable[[], TaskEvent | None],
               timeout: float | None) -> TaskEvent | None:

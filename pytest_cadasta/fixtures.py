@@ -15,6 +15,7 @@ from pytest_cadasta.session import CadastaSession
 
 if TYPE_CHECKING:
     from pytest_cadasta.harness import Harness
+    from pytest_cadasta.platform_view import Platform
     from pytest_cadasta.protocol import CheckState
     from pytest_cadasta.resultdb import ResultDatabase
     from pytest_cadasta.run import Run
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = ["_cadasta_checks_worker", "_cadasta_harness", "_cadasta_run", "_cadasta_state",
-           "_cadasta_wired_app", "cadasta_app", "cadasta_apps", "cadasta_result_db",
-           "cadasta_sqs", "cadasta_worker", "cadasta_workers"]
+           "_cadasta_wired_app", "cadasta_app", "cadasta_apps", "cadasta_platform",
+           "cadasta_result_db", "cadasta_sqs", "cadasta_worker", "cadasta_workers"]
 
 
 def provide(what: str, make: Callable[..., T], *args: Any) -> T:
@@ -94,6 +95,14 @@ def cadasta_apps(_cadasta_run: Run, cadasta_sqs: MockSQS) -> dict[str, Any]:
     result database."""
     return {label: provide(f"provide the app {label}", _cadasta_run.harness(label).app)
             for label in _cadasta_run.apps}
+
+
+@pytest.fixture
+def cadasta_platform(_cadasta_run: Run, cadasta_sqs: MockSQS) -> Platform:
+    """The platform's view of the run: its sync-tasks recording what reaches
+    the monitor queue (the producer's, else the first app's) into its Task
+    table, and each task as the platform shows it, joined to its result."""
+    return provide("provide the platform", _cadasta_run.platform)
 
 
 @pytest.fixture

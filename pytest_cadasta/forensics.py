@@ -1,5 +1,6 @@
-"""Where an exception was raised: the innermost frame of the user's own code,
-outside the libraries and this plugin (for load errors and check failures)."""
+"""Where an exception was raised and whose it is: the innermost frame of the
+user's own code, outside the libraries and this plugin, or kombu's and
+Celery's (for load errors and check failures)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_cadasta.errors import one_line
+from pytest_cadasta.messages import SERIALIZER_FIX
+
+#: kombu's and Celery's exceptions for a body that cannot be (de)serialized.
+SERIALIZATION_ERRORS = ("EncodeError", "DecodeError", "ContentDisallowed",
+                        "SerializerNotInstalled")
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -56,3 +62,27 @@ def raised_while_checking(exc: BaseException) -> str:
             "listening since before the app was imported"
             f"\n  fix:   look at {where}; state kept from an earlier failure (a circuit "
             "breaker opened while the module was imported) must not outlive it")
+
+
+def library_fix(exc: BaseException) -> str | None:
+    """The fix for an exception kombu or Celery raised on the app's behalf
+    (None: not theirs). Their serialization errors come from the app's
+    serializer settings."""
+    module = type(exc).__module__ or ""
+    if not module.startswith(("kombu", "celery")):
+        return None
+    if type(exc).__name__ in SERIALIZATION_ERRORS:
+        return SERIALIZER_FIX
+    return f"look at the app's Celery settings for what {type(exc).__name__} names"
+
+
+def raised_by_the_libraries(exc: BaseException) -> str | None:
+    """A check failure for an exception kombu or Celery raised while sending or
+    running the app's tasks (an EncodeError of the app's serializer), or None
+    when it is not theirs."""
+    fix = library_fix(exc)
+    if fix is None:
+        return None
+    return (f"\n  saw:   {one_line(exc)} (raised at {raised_at(exc)})"
+            "\n  needs: Celery and kombu to encode, send and run the app's tasks with its "
+            f"settings\n  fix:   {fix}")

@@ -18,6 +18,7 @@ from pytest_cadasta.settings import Settings
 from pytest_cadasta.topology import Topology
 
 if TYPE_CHECKING:
+    from pytest_cadasta.platform_view import Platform
     from pytest_cadasta.resultdb import ResultDatabase
     from pytest_cadasta.sqs import MockSQS
     from pytest_cadasta.wiring import OriginalSettings
@@ -73,11 +74,16 @@ class Harness:
 
             server = self.infra.server()
             if self._topology is None:
-                self._sqs = MockSQS(server)
+                self._sqs = MockSQS(server, taps=self.infra.taps)
             else:
                 self._sqs = MockSQS(server, self._topology.region,
-                                    self._topology.queue_name_prefix)
+                                    self._topology.queue_name_prefix, self.infra.taps)
+                self.platform()  # hears the monitor from the first read on
         return self._sqs
+
+    def platform(self) -> Platform:
+        """The platform reading this app's monitor queue."""
+        return self.infra.platform(self.topology)
 
     def result_db(self) -> ResultDatabase:
         return self.infra.result_db()

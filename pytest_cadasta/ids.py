@@ -9,7 +9,7 @@ from __future__ import annotations
 #: The root of every check's id, and the marker they carry.
 SUITE = "cadasta"
 #: The groups of one app's checks, in the order they run and are reported.
-GROUPS = ("exchange", "monitor", "routing", "result", "chord")
+GROUPS = ("exchange", "monitor", "routing", "result", "chord", "platform")
 #: The label of the checks across the apps of a run (no app may take it), and
 #: their group.
 SYSTEM = "system"

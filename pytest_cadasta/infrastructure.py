@@ -1,5 +1,6 @@
-"""What every app of a run shares: moto's SQS server and the result database,
-each started on first request and stopped once."""
+"""What every app of a run shares: moto's SQS server, the result database and
+the platform played on them (one per monitor queue), each started on first
+request and stopped once."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from pytest_cadasta.errors import InfrastructureError
 from pytest_cadasta.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_cadasta.platform_view import Platform
     from pytest_cadasta.postgres import Server, StartingPostgres
     from pytest_cadasta.resultdb import ResultDatabase
-    from pytest_cadasta.sqs import MotoServer
+    from pytest_cadasta.sqs import MotoServer, Tap
+    from pytest_cadasta.topology import Topology
 
 
 class Infrastructure:
@@ -29,6 +32,9 @@ class Infrastructure:
         self._starting_postgres = postgres
         self._stack = ExitStack()
         self._database: ResultDatabase | None = None
+        #: (region, SQS name) -> the tap of a monitor queue, and its platform.
+        self.taps: dict[tuple[str, str], Tap] = {}
+        self._platforms: dict[tuple[str, str], Platform] = {}
         # A backstop for an interpreter that exits without teardown.
         weakref.finalize(self, ExitStack.close, self._stack)
 
@@ -62,6 +68,25 @@ class Infrastructure:
             self._database = database
         return self._database
 
+    def platform(self, topology: Topology) -> Platform:
+        """The platform reading the monitor queue of ``topology`` (its region, its
+        prefix, its platform queue): one per monitor queue, made on first
+        request, hearing every message anyone reads from that queue."""
+        from pytest_cadasta.sqs import Tap, sqs_queue_name
+
+        key = (topology.region,
+               sqs_queue_name(topology.queue_name_prefix, topology.platform_queue))
+        if key not in self._platforms:
+            from pytest_cadasta.events import TaskEvents
+            from pytest_cadasta.platform_view import Platform
+
+            events = TaskEvents().connect()
+            self._stack.callback(events.disconnect)
+            tap = self.taps[key] = Tap(self.server(), *key)
+            platform = self._platforms[key] = Platform(tap, self.result_db, events)
+            self._stack.callback(platform.close)
+        return self._platforms[key]
+
     def _postgres_server(self) -> Server:
         from pytest_cadasta import postgres
 
@@ -91,3 +116,5 @@ class Infrastructure:
         self._stack.close()
         self._database = None
         self._server = self._given_server
+        self.taps.clear()
+        self._platforms.clear()

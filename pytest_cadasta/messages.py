@@ -1,4 +1,5 @@
-"""Task messages as they sit in SQS, decoded from kombu's and Celery's envelopes."""
+"""Task messages as they sit in SQS, decoded from kombu's and Celery's envelopes
+(the body in json or pickle, the two the platform decodes)."""
 
 from __future__ import annotations
 
@@ -40,8 +41,17 @@ def _maybe_b64(data: str | bytes) -> bytes:
     return decoded if decoded.lstrip()[:1] in (b"{", b"[") else raw
 
 
+#: The body encodings a task message may have that the platform's sync-tasks
+#: decodes (kombu's content types, and Celery's serializer names for them).
+ACCEPTED = {"application/json": "json", "application/x-python-serialize": "pickle"}
+#: The fix for a task message in any other encoding.
+SERIALIZER_FIX = ("task_serializer = 'json' (Celery's default) or 'pickle', the two the "
+                  "platform's sync-tasks accepts (and accept_content to match)")
+
+
 def decode(queue: str, sqs_body: str) -> TaskMessage:
-    """Decode an SQS message body (kombu's optionally base64'd JSON envelope)."""
+    """Decode an SQS message body (kombu's optionally base64'd JSON envelope,
+    the task's body in json or pickle, as the platform accepts it)."""
     try:
         envelope = json.loads(_maybe_b64(sqs_body))
     except ValueError as exc:
@@ -50,19 +60,24 @@ def decode(queue: str, sqs_body: str) -> TaskMessage:
     headers = envelope.get("headers") or {}
     properties = envelope.get("properties") or {}
     body = envelope.get("body", "")
+    content_type = envelope.get("content-type")
     error = None
     args = kwargs = embed = None
     try:
         if properties.get("body_encoding") == "base64":
             body = base64.b64decode(body)
-        if envelope.get("content-type") != "application/json":
-            raise ValueError(f"content type {envelope.get('content-type')!r} "
-                             "is not application/json")
-        payload = json.loads(body)
-        if not (isinstance(payload, list) and len(payload) == 3):
+        if content_type not in ACCEPTED:
+            raise ValueError(f"content type {content_type!r} is neither json nor pickle")
+        from kombu.serialization import loads
+
+        payload = loads(body, content_type, envelope.get("content-encoding"),
+                        accept=set(ACCEPTED))
+        if not (isinstance(payload, (list, tuple)) and len(payload) == 3):
             raise ValueError("body is not [args, kwargs, embed] (task protocol 2)")
         args, kwargs, embed = payload
-    except (ValueError, TypeError, binascii.Error) as exc:
-        error = str(exc)
+        if isinstance(args, tuple):
+            args = list(args)  # as json has it
+    except Exception as exc:  # kombu's DecodeError, pickle's and binascii's errors
+        error = str(exc) or type(exc).__name__
     return TaskMessage(queue, headers, properties, args, kwargs, embed, envelope,
                        decode_error=error)

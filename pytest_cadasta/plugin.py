@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_cadasta.errors import COULD_NOT_RUN, could_not_run_key
+from pytest_cadasta.errors import COULD_NOT_RUN, could_not_run_key, explained_key
 from pytest_cadasta.fixtures import *  # noqa: F403  (pytest finds the fixtures here)
 from pytest_cadasta.session import CadastaSession, apps_given
 from pytest_cadasta.settings import add_options
@@ -115,12 +115,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[Any]:
     """The report of a check that could not run says so, for its status and the
-    verdict; its line says why, so the worker's log of the same fault (a
-    traceback per retry) is left out."""
+    verdict; its line says why, as does a failure that names its cause, so the
+    worker's log of the same fault (a traceback per retry) is left out."""
     report = yield
-    if call.when == "call" and item.stash.get(could_not_run_key, False):
-        setattr(report, COULD_NOT_RUN, True)
-        report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
+    if call.when == "call":
+        could_not_run = item.stash.get(could_not_run_key, False)
+        if could_not_run:
+            setattr(report, COULD_NOT_RUN, True)
+        if could_not_run or item.stash.get(explained_key, False):
+            report.sections = [s for s in report.sections
+                               if not s[0].startswith("Captured log")]
     return report
 
 

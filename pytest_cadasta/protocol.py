@@ -4,17 +4,32 @@ both runners (pytest items, unittest methods) run one and read its outcome."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 from pytest_cadasta.errors import CadastaError, InfrastructureError
-from pytest_cadasta.forensics import raised_while_checking, user_frame
+from pytest_cadasta.forensics import raised_by_the_libraries, raised_while_checking, user_frame
 
 #: The one-line fix most failures name.
 TOOLBOX = "cadasta_toolbox.config.Config"
 
 
 class CheckFailed(AssertionError):
-    """A conformance check failed; the message is the review comment."""
+    """A conformance check failed; the message is the review comment.
+    ``explained``: it names the cause the worker's log shows at length (the
+    report leaves that log out)."""
+
+    def __init__(self, message: str, explained: bool = False) -> None:
+        super().__init__(message)
+        self.explained = explained
+
+
+class Outcome(NamedTuple):
+    """What running a check came to: a failure message or a skip reason (at most
+    one), and whether the failure explains the worker's log (left out)."""
+
+    failure: str | None = None
+    skipped: str | None = None
+    explained: bool = False
 
 
 class CheckSkipped(Exception):
@@ -47,14 +62,15 @@ class Runnable(Protocol):
         """What fails in production without it, in one line."""
 
 
-def fail(saw: str, needs: str, fix: str) -> NoReturn:
-    """Fail a check the way a reviewer would: what was seen, what is needed, the fix."""
+def fail(saw: str, needs: str, fix: str, explained: bool = False) -> NoReturn:
+    """Fail a check the way a reviewer would: what was seen, what is needed, the
+    fix; ``explained`` when that names the cause of the errors the worker logged."""
     __tracebackhide__ = True
-    raise CheckFailed(f"\n  saw:   {saw}\n  needs: {needs}\n  fix:   {fix}")
+    raise CheckFailed(f"\n  saw:   {saw}\n  needs: {needs}\n  fix:   {fix}", explained)
 
 
-def run_check(check: Runnable, state: Any, queue: str | None) -> tuple[str | None, str | None]:
-    """Run one check; return (failure message, skip reason), at most one set.
+def run_check(check: Runnable, state: Any, queue: str | None) -> Outcome:
+    """Run one check; return its ``Outcome``.
 
     Both runners report from this, outside any except block, so no exception
     chain reaches the report. A check that went wrong while a part of the
@@ -64,7 +80,7 @@ def run_check(check: Runnable, state: Any, queue: str | None) -> tuple[str | Non
     try:
         check.func(state, queue)
     except CheckSkipped as exc:
-        return None, str(exc)
+        return Outcome(skipped=str(exc))
     except CadastaError:
         raise  # the plugin's own part failed: an error, not a verdict
     except Exception as exc:
@@ -72,8 +88,11 @@ def run_check(check: Runnable, state: Any, queue: str | None) -> tuple[str | Non
         if gone is not None:
             raise InfrastructureError(gone) from None
         if isinstance(exc, CheckFailed):
-            return f"{check.doc}{exc}", None
-        if user_frame(exc) is None:
-            raise  # raised in the libraries or the plugin, not the app: an error
-        return f"{check.doc}{raised_while_checking(exc)}", None
-    return None, None
+            return Outcome(failure=f"{check.doc}{exc}", explained=exc.explained)
+        if user_frame(exc) is not None:
+            return Outcome(failure=f"{check.doc}{raised_while_checking(exc)}")
+        theirs = raised_by_the_libraries(exc)  # an EncodeError of the app's serializer
+        if theirs is None:
+            raise  # raised in the plugin, not by the app's settings: an error
+        return Outcome(failure=f"{check.doc}{theirs}", explained=True)
+    return Outcome()

@@ -1,8 +1,10 @@
-"""The throwaway result database: the platform's result schema, a worker role
-that may touch only the result tables, and helpers to read result rows."""
+"""The throwaway result database: the platform's result tables and its Task
+table, a worker role that may touch only the result tables, and helpers to
+read result rows."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -14,7 +16,54 @@ from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
 from pytest_cadasta.errors import InfrastructureError
 from pytest_cadasta.postgres import Server
 
+#: The columns ``rows()`` reads, those the table has (None for the others).
 RESULT_COLUMNS = ("task_id", "status", "result", "traceback", "date_done", "name")
+
+#: The platform's Task table as its Django migration makes it (and the two
+#: tables its foreign keys name, reduced to their keys). Owned by the
+#: administrator: the worker role gets no privilege on any of it.
+TASK_TABLE_SQL = """
+CREATE TABLE IF NOT EXISTS accounts_user (id SERIAL PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS django_content_type (
+    id SERIAL PRIMARY KEY,
+    app_label VARCHAR(100) NOT NULL,
+    model VARCHAR(100) NOT NULL,
+    UNIQUE (app_label, model)
+);
+CREATE TABLE IF NOT EXISTS tasks_backgroundtask (
+    id VARCHAR(24) NOT NULL PRIMARY KEY,
+    task_id VARCHAR(155) NOT NULL UNIQUE,
+    type VARCHAR(128) NOT NULL,
+    created_date TIMESTAMP WITH TIME ZONE NOT NULL,
+    last_updated TIMESTAMP WITH TIME ZONE NOT NULL,
+    input JSONB NOT NULL,
+    options JSONB NOT NULL,
+    related_object_id VARCHAR(24) NULL,
+    immutable BOOLEAN NULL,
+    creator_id INTEGER NULL
+        REFERENCES accounts_user (id) DEFERRABLE INITIALLY DEFERRED,
+    parent_id VARCHAR(155) NULL
+        REFERENCES tasks_backgroundtask (task_id) DEFERRABLE INITIALLY DEFERRED,
+    related_content_type_id INTEGER NULL
+        REFERENCES django_content_type (id) DEFERRABLE INITIALLY DEFERRED,
+    root_id VARCHAR(155) NOT NULL
+        REFERENCES tasks_backgroundtask (task_id) DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX IF NOT EXISTS tasks_backgroundtask_root_id ON tasks_backgroundtask (root_id);
+CREATE INDEX IF NOT EXISTS tasks_backgroundtask_parent_id ON tasks_backgroundtask (parent_id);
+"""
+
+
+def schema_problem(sql: str) -> str | None:
+    """What a result schema's DDL lacks that the plugin needs: a table
+    ``celery_taskmeta`` with a column ``task_id`` (None: it has both)."""
+    table = re.search(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:\"?\w+\"?\.)?"
+                      r"\"?celery_taskmeta\"?\s*\((.*?)\)\s*;", sql, re.IGNORECASE | re.DOTALL)
+    if table is None:
+        return "no CREATE TABLE celery_taskmeta (the Result table Celery writes)"
+    if not re.search(r"(^|[\s(,\"])task_id[\s\"]", table.group(1), re.IGNORECASE):
+        return "celery_taskmeta has no column task_id (Celery finds a task's result by it)"
+    return None
 
 
 class ResultDatabase:
@@ -28,6 +77,7 @@ class ResultDatabase:
         self.password = secrets.token_urlsafe(18)
         self.schema_file = schema_file
         self._janitor: Any = None
+        self._columns: dict[str, tuple[str, ...]] = {}
 
     def create(self) -> ResultDatabase:
         import psycopg
@@ -52,6 +102,12 @@ class ResultDatabase:
                 if self.schema_file is None:
                     raise
                 raise InfrastructureError(_schema_error(self.schema_file, schema, exc)) from None
+            connection.execute(TASK_TABLE_SQL)
+            connection.commit()
+        if "task_id" not in self.columns("celery_taskmeta"):
+            raise InfrastructureError(
+                f"the result schema {self.schema_file} made no celery_taskmeta with a column "
+                "task_id (the Result table Celery writes)")
         return self
 
     def drop(self) -> None:
@@ -85,6 +141,29 @@ class ResultDatabase:
                                password=server.password, dbname=dbname,
                                connect_timeout=timeout)
 
+    def admin_connection_open(self) -> Any:
+        """A connection to the database as the administrator, in autocommit
+        (a ``transaction()`` block makes one); the caller closes it."""
+        connection = self._connect(self.dbname)
+        connection.autocommit = True
+        return connection
+
+    def columns(self, table: str) -> tuple[str, ...]:
+        """The columns ``table`` has (none: no such table), read once."""
+        if table not in self._columns:
+            with self.admin_connection() as connection:
+                found = connection.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                    "AND table_schema = current_schema() ORDER BY ordinal_position",
+                    (table,)).fetchall()
+            self._columns[table] = tuple(name for (name,) in found)
+        return self._columns[table]
+
+    def exists(self, name: str) -> bool:
+        """Whether a table or sequence ``name`` exists (in the search path)."""
+        with self.admin_connection() as connection:
+            return connection.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is not None
+
     @contextmanager
     def admin_connection(self) -> Iterator[Any]:
         connection = self._connect(self.dbname)
@@ -104,9 +183,9 @@ class ResultDatabase:
 
     def rows(self, task_id: str | None = None) -> list[dict]:
         """Rows of ``celery_taskmeta`` (all, or the one of ``task_id``), oldest first;
-        ``result`` and ``traceback`` as stored."""
+        ``result`` and ``traceback`` as stored; a column the table lacks is None."""
         with self.admin_connection() as connection:
-            return _select_rows(connection, task_id)
+            return _select_rows(connection, task_id, self.columns("celery_taskmeta"))
 
     def wait_for_row(self, task_id: str, statuses: tuple[str, ...] = ("SUCCESS", "FAILURE"),
                      timeout: float = 10.0) -> dict | None:
@@ -118,7 +197,7 @@ class ResultDatabase:
         with self.admin_connection() as connection:
             connection.autocommit = True
             while True:
-                rows = _select_rows(connection, task_id)
+                rows = _select_rows(connection, task_id, self.columns("celery_taskmeta"))
                 row = rows[0] if rows else None
                 if row is not None and row["status"] in statuses:
                     return row
@@ -146,11 +225,14 @@ def _schema_error(path: Path, schema: str, exc: Any) -> str:
     return f"the result schema {where}: {message}"
 
 
-def _select_rows(connection: Any, task_id: str | None) -> list[dict]:
-    query = f"SELECT {', '.join(RESULT_COLUMNS)} FROM celery_taskmeta"
+def _select_rows(connection: Any, task_id: str | None, columns: tuple[str, ...]) -> list[dict]:
+    present = [c for c in RESULT_COLUMNS if c in columns]
+    query = f"SELECT {', '.join(present)} FROM celery_taskmeta"
     params: tuple = ()
     if task_id is not None:
         query += " WHERE task_id = %s"
         params = (task_id,)
-    cursor = connection.execute(query + " ORDER BY id", params)
-    return [dict(zip(RESULT_COLUMNS, row)) for row in cursor.fetchall()]
+    order = " ORDER BY id" if "id" in columns else ""
+    cursor = connection.execute(query + order, params)
+    return [{**dict.fromkeys(RESULT_COLUMNS), **dict(zip(present, row))}
+            for row in cursor.fetchall()]

@@ -15,6 +15,7 @@ from pytest_cadasta.settings import Settings
 if TYPE_CHECKING:
     from pytest_cadasta.app_state import AppState
     from pytest_cadasta.loader import LoadedApp
+    from pytest_cadasta.platform_view import Platform
     from pytest_cadasta.postgres import StartingPostgres
     from pytest_cadasta.sqs import MotoServer
     from pytest_cadasta.system_state import SystemState
@@ -66,6 +67,13 @@ class Run:
                                   tooling_modules=self.tooling_modules)
             self._harnesses[label] = harness
         return self._harnesses[label]
+
+    def platform(self) -> Platform:
+        """The platform reading the monitor of the producer (the platform app),
+        else of the first app."""
+        producers = [label for label, loaded in self.apps.items()
+                     if not loaded.entry.is_worker]
+        return self.harness(producers[0] if producers else None).platform()
 
     def state(self, label: str) -> AppState:
         """What app ``label``'s checks stand on."""

@@ -168,6 +168,13 @@ def read_settings(config: pytest.Config) -> Settings:
         if not schema_path.is_file():
             raise UsageError(f"{spelled['result_schema']}={schema!r}: no such file "
                              f"({schema_path})")
+        from pytest_cadasta.resultdb import schema_problem
+
+        problem = schema_problem(schema_path.read_text(errors="replace"))
+        if problem is not None:
+            raise UsageError(f"{spelled['result_schema']}={schema!r}: {problem}; give the "
+                             "DDL of the platform's Result table (the toolbox's is "
+                             "cadasta_toolbox.schema.SCHEMA_SQL)")
     pg_ctl = values["pg_ctl"]
     if apps and result_db is None:
         from pytest_cadasta.postgres import find_pg_ctl

@@ -13,7 +13,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -208,10 +208,14 @@ class MockSQS:
     and helpers to look inside its queues."""
 
     def __init__(self, server: MotoServer, region: str = DEFAULT_REGION,
-                 queue_name_prefix: str = "") -> None:
+                 queue_name_prefix: str = "", taps: dict[tuple[str, str], Tap] | None = None,
+                 ) -> None:
         self.server = server
         self.region = region
         self.queue_name_prefix = queue_name_prefix
+        #: (region, SQS name) -> the tap every read of that queue goes through
+        #: (the monitor queues: the platform's sync-tasks hears each message).
+        self.taps = {} if taps is None else taps
         self._regions_seen = {region}
         #: (region, SQS name) -> URL: an SQS queue's URL never changes.
         self._urls: dict[tuple[str, str], str] = {}
@@ -298,22 +302,76 @@ class MockSQS:
     def read(self, url: str, queue: str, region: str | None = None,
              delete: bool = True) -> list[TaskMessage]:
         """Every message now at the queue ``url``, decoded, read in batches of ten;
-        each batch deleted once read unless ``delete=False``. moto hands over
-        every visible message up to the batch size, so a short batch is the
-        last."""
-        client = self.client(region)
-        found: list[TaskMessage] = []
-        while True:
-            batch = client.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                VisibilityTimeout=30 if delete else 0).get("Messages", [])
-            found += [decode(queue, message["Body"]) for message in batch]
-            if batch and delete:
-                client.delete_message_batch(QueueUrl=url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]}
-                    for i, message in enumerate(batch)])
-            if len(batch) < 10 or not delete:
-                return found
+        each batch deleted once read unless ``delete=False``. A tapped queue (a
+        monitor) is read through its tap: what came since this was last read
+        there."""
+        region = region or self.region
+        tap = self.taps.get((region, url.rsplit("/", 1)[-1]))
+        if tap is not None:
+            return tap.take(delete)
+        return receive_all(self.client(region), url, queue, delete)
+
+
+def receive_all(client: Any, url: str, queue: str, delete: bool = True) -> list[TaskMessage]:
+    """Every message now at the queue ``url``, decoded, read in batches of ten;
+    each batch deleted once read unless ``delete=False`` (then one batch, left
+    visible, so a FIFO queue's group is not blocked). moto hands over every
+    visible message up to the batch size, so a short batch is the last."""
+    found: list[TaskMessage] = []
+    while True:
+        batch = client.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+            VisibilityTimeout=30 if delete else 0).get("Messages", [])
+        found += [decode(queue, message["Body"]) for message in batch]
+        if batch and delete:
+            client.delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]}
+                for i, message in enumerate(batch)])
+        if len(batch) < 10 or not delete:
+            return found
+
+
+class Tap:
+    """One queue read for everyone: drained from SQS whenever anyone reads it,
+    each message handed to every consumer as it is read (the platform's
+    sync-tasks), and kept for the readers until they take it. So the platform
+    hears every message of its monitor queue, and a test reading that queue
+    still sees what reached it."""
+
+    def __init__(self, server: MotoServer, region: str, sqs_name: str) -> None:
+        self.server = server
+        self.region = region
+        self.sqs_name = sqs_name
+        self.label = f"{sqs_name} ({region})"
+        self.consumers: list[Callable[[list[TaskMessage]], None]] = []
+        self._url: str | None = None
+        self._unread: list[TaskMessage] = []
+        self._lock = threading.RLock()
+
+    def drain(self) -> None:
+        """Read (and delete) what the queue holds now; hand it on."""
+        with self._lock:
+            client = self.server.client(self.region)
+            if self._url is None:
+                try:
+                    self._url = client.get_queue_url(QueueName=self.sqs_name)["QueueUrl"]
+                except client.exceptions.QueueDoesNotExist:
+                    return  # nothing was ever sent there
+            messages = receive_all(client, self._url, self.sqs_name)
+            if messages:
+                for consume in self.consumers:
+                    consume(messages)
+                self._unread += messages
+
+    def take(self, delete: bool = True) -> list[TaskMessage]:
+        """What the queue received since it was last taken (all of it kept when
+        ``delete=False``)."""
+        with self._lock:
+            self.drain()
+            found = list(self._unread)
+            if delete:
+                self._unread.clear()
+            return found
 
 
 class QueueLog:

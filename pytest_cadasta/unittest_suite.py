@@ -74,7 +74,7 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
 
 def _method(check: Check, queue: str | None) -> Any:
     def test(self: unittest.TestCase) -> None:
-        failure, skipped = run_check(check, self.state, queue)
+        failure, skipped, _explained = run_check(check, self.state, queue)
         if failure is not None:
             self.fail(failure)
         if skipped is not None:

@@ -6,7 +6,15 @@ To add a check: write a function in its group's module, decorated with
 says what fails in production without it; document it in the README.
 """
 
-from pytest_cadasta.checks import chord, exchange, monitor, result, routing, system  # noqa: F401
+from pytest_cadasta.checks import (  # noqa: F401
+    chord,
+    exchange,
+    monitor,
+    platform,
+    result,
+    routing,
+    system,
+)
 from pytest_cadasta.checks.registry import Check, Phase, all_checks, iter_checks, system_checks
 from pytest_cadasta.ids import GROUPS
 

@@ -39,6 +39,7 @@ def send_chord(c: AppState, header: list, body: Any) -> Any:
     from celery import chord
 
     worker = c.require_worker()
+    c.fail_if_results_cannot_land()
     since = time.monotonic()
     try:
         with undeliverable() as lost:

@@ -11,6 +11,7 @@ from pytest_cadasta.checks.common import (
     monitor_fix,
 )
 from pytest_cadasta.checks.registry import Phase, check
+from pytest_cadasta.messages import SERIALIZER_FIX
 from pytest_cadasta.probes import ELSEWHERE_ERRBACK
 from pytest_cadasta.protocol import TOOLBOX, fail
 
@@ -108,8 +109,9 @@ def task_lands_once_in_its_queue_and_once_in_the_monitor(c: AppState, queue: str
     body = message.decode_error or (message.args, message.kwargs)
     if message.decode_error or message.args != ["fan-out"] or message.kwargs != {"probe": True}:
         fail(saw=f"the monitor's copy has body {body}",
-             needs="a JSON body decoding to (args, kwargs, embed)",
-             fix="task_serializer = 'json' and task_protocol = 2 (Celery's defaults)")
+             needs="a body in json or pickle (what the platform's sync-tasks decodes), "
+                   "decoding to (args, kwargs, embed)",
+             fix=f"{SERIALIZER_FIX}; task_protocol = 2 (Celery's default)")
 
 
 @check("monitor", phase=Phase.WITH_WORKER)
@@ -119,10 +121,11 @@ def followups_scheduled_in_the_worker_reach_the_monitor(c: AppState, _: Any) -> 
     scheduler = c.probes.scheduler(c.probes.home)
     result, ended = c.run_in_worker(scheduler)
     if ended.info.get("state") != "SUCCESS":
+        theirs = c.library_fix(result.id)  # e.g. the app's serializer cannot encode a chord
         fail(saw=f"the probe that schedules a follow-up and a chord inside the worker: "
                  f"{c.events.story(result.id)}",
              needs="tasks scheduled inside the worker sent like any other",
-             fix=monitor_fix(c, c.probes.home))
+             fix=theirs or monitor_fix(c, c.probes.home), explained=theirs is not None)
     # Everything it scheduled was published (synchronously) before it ended.
     scheduled = {e.task_id: e.name for e in c.events.published_by(result.id)}
     copied = {m.id for m in c.monitor() if m.headers.get("parent_id") == result.id}

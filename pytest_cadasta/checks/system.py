@@ -56,6 +56,45 @@ def apps_agree_on_exchange_queues_and_region(s: SystemState, _: Any) -> None:
                  "by any worker listed in every app)")
 
 
+def _results_at(loaded: LoadedApp, s: SystemState) -> str:
+    """Where ``loaded`` writes its results, as the platform would look for them:
+    host, port, database and table (its own settings, the password masked)."""
+    from sqlalchemy.engine import make_url
+
+    from cadasta_toolbox.masking import mask_url
+
+    backend = s.of(loaded).original.get("result_backend")
+    table = (loaded.app.conf.database_table_names or {}).get("task", "celery_taskmeta")
+    if not isinstance(backend, str) or not backend.startswith("db+"):
+        return f"{mask_url(backend) if isinstance(backend, str) else backend!r}"
+    try:
+        url = make_url(backend[3:])
+    except Exception:  # not a URL SQLAlchemy reads: shown as it is, masked
+        return mask_url(backend)
+    return (f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}, table "
+            f"{table}")
+
+
+@check(SYSTEM)
+def every_app_writes_results_where_the_platform_reads_them(s: SystemState, _: Any) -> None:
+    """A worker whose results go to another database (or table) than the
+    platform's leaves every one of its tasks PENDING in the platform's eyes;
+    the run wires every app to one throwaway database, so only their own
+    settings tell."""
+    where = {loaded.label: _results_at(loaded, s) for loaded in s.apps}
+    readers = [loaded.label for loaded in s.producers] or [w.label for w in s.workers]
+    usual, _ = Counter(where[label] for label in readers).most_common(1)[0]
+    odd = [f"{loaded.label} writes to {where[loaded.label]}" for loaded in s.workers
+           if where[loaded.label] != usual]
+    if odd:
+        whose = "the platform's" if s.producers else "the other workers'"
+        fail(saw=f"{'; '.join(odd)}; {whose} results are read at {usual}",
+             needs="every worker writing its results where the platform reads them: one "
+                   "database and table, celery_taskmeta",
+             fix="the same RESULT_DB_HOST, RESULT_DB_PORT and RESULT_DB_NAME (each worker "
+                 f"with its own role) in every app ({TOOLBOX})")
+
+
 def _consumers(s: SystemState) -> dict[str, list[str]]:
     """Queue -> the worker apps consuming it in production."""
     consumers: dict[str, list[str]] = {}

@@ -56,14 +56,43 @@ def test_worker_role_needs_its_password(database):
         worker_connection(database)
 
 
-def test_celery_writes_every_column_it_knows_under_the_role(database):
-    """Celery's create_all must find everything (result_extended columns too)."""
+def test_celery_writes_its_results_and_groups_under_the_role(database):
+    """Celery's create_all finds everything it needs without result_extended,
+    and under the role stores a result and a chord's group."""
     from celery import Celery
 
     app = Celery("schema", set_as_current=False)
     app.conf.result_backend = "db+" + database.worker_url()
-    app.conf.result_extended = True
     app.backend.store_result("t2", {"ok": True}, "SUCCESS")
     assert app.backend.get_task_meta("t2")["status"] == "SUCCESS"
     app.backend.save_group("g1", app.GroupResult("g1", []))
     assert database.rows("t2")[0]["status"] == "SUCCESS"
+
+
+def test_the_default_result_table_is_the_platforms_without_the_extended_columns(database):
+    """The platform's Result table plus children: Celery's result_extended
+    columns are missing, as on the platform, so an app that sets it cannot store."""
+    from celery import Celery
+
+    assert database.columns("celery_taskmeta") == (
+        "id", "task_id", "status", "result", "date_done", "traceback", "children")
+    app = Celery("schema", set_as_current=False)
+    app.conf.result_backend = "db+" + database.worker_url()
+    app.conf.result_extended = True
+    app.conf.result_backend_always_retry = False
+    with pytest.raises(Exception, match="celery_taskmeta.name"):
+        app.backend.store_result("t3", {"ok": True}, "SUCCESS")
+
+
+def test_the_platforms_task_table_stands_beside_and_the_worker_role_may_not_touch_it(database):
+    with database.admin_connection() as connection:
+        columns = [name for (name,) in connection.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'tasks_backgroundtask' ORDER BY ordinal_position")]
+    assert columns[:7] == ["id", "task_id", "type", "created_date", "last_updated", "input",
+                           "options"]
+    with worker_connection(database) as connection:
+        for forbidden in ("SELECT count(*) FROM tasks_backgroundtask",
+                          "INSERT INTO tasks_backgroundtask (id) VALUES ('x')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(forbidden)

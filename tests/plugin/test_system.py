@@ -45,11 +45,12 @@ def test_every_system_check_has_its_place():
     no producer: neither of the two that need them."""
     every = names(system_checks([_Loaded(True), _Loaded(True), _Loaded(False)]))
     assert every == [
-        "apps_agree_on_exchange_queues_and_region", "every_queue_has_exactly_one_consumer",
-        "no_task_name_has_two_routes", "followups_and_errbacks_cross_workers",
-        "producer_tasks_reach_a_worker"]
-    assert names(system_checks([_Loaded(True), _Loaded(True)])) == every[:4]
-    assert names(system_checks([_Loaded(True), _Loaded(False)])) == every[:3] + every[4:]
+        "apps_agree_on_exchange_queues_and_region",
+        "every_app_writes_results_where_the_platform_reads_them",
+        "every_queue_has_exactly_one_consumer", "no_task_name_has_two_routes",
+        "followups_and_errbacks_cross_workers", "producer_tasks_reach_a_worker"]
+    assert names(system_checks([_Loaded(True), _Loaded(True)])) == every[:5]
+    assert names(system_checks([_Loaded(True), _Loaded(False)])) == every[:4] + every[5:]
     assert not set(every) & set(names(all_checks()))
 
 
@@ -113,6 +114,9 @@ WRONG = {
     "a worker's SQS queues carry another prefix": (
         ("--cadasta-app=msg_worker_staging", "--cadasta-queues=msg_worker_staging=msg,celery"),
         ["apps_agree_on_exchange_queues_and_region", "followups_and_errbacks_cross_workers"]),
+    "a worker writes its results to a database of its own": (
+        ("--cadasta-app=msg_worker_other_db", "--cadasta-queues=msg_worker_other_db=msg,celery"),
+        ["every_app_writes_results_where_the_platform_reads_them"]),
     "the platform's SQS queues carry another prefix": (
         ("--cadasta-app=msg_worker", MSG, "--cadasta-producer=platform_staging"),
         ["apps_agree_on_exchange_queues_and_region", "producer_tasks_reach_a_worker"]),

@@ -46,9 +46,21 @@ def test_decode_reads_celerys_protocol_2_envelope(encode_outer):
 
 def test_decode_reports_what_it_could_not_read():
     assert "not [args, kwargs, embed]" in decode("q", envelope({"x": 1})).decode_error
-    assert "is not application/json" in decode(
-        "q", envelope([[], {}, {}], content_type="application/x-python-serialize")).decode_error
+    assert "is neither json nor pickle" in decode(
+        "q", envelope([[], {}, {}], content_type="application/x-yaml")).decode_error
     assert "not a kombu envelope" in decode("q", "plain text").decode_error
+
+
+def test_decode_reads_a_pickled_body_as_the_platform_does():
+    import pickle
+
+    inner = json.dumps({
+        "body": base64.b64encode(pickle.dumps(((1, "a"), {"k": 2}, {}))).decode(),
+        "content-type": "application/x-python-serialize", "content-encoding": "binary",
+        "headers": {"id": "t1", "task": "export.project", "root_id": "t1", "parent_id": None},
+        "properties": {"body_encoding": "base64"}})
+    message = decode("export", inner)
+    assert (message.args, message.kwargs, message.decode_error) == ([1, "a"], {"k": 2}, None)
 
 
 @pytest.mark.parametrize(("url", "expected"), [

@@ -1,17 +1,20 @@
-"""A worker configured by hand with plain Celery settings, conforming unless a
-keyword introduces one specific defect. The sample apps next to it each call
-``make_app`` with one defect."""
+"""A worker configured by hand with plain Celery settings (and the toolbox's
+helper that keeps a failed chord's errbacks where the platform records them),
+conforming unless a keyword introduces one specific defect. The sample apps
+next to it each call ``make_app`` with one defect."""
 
-from celery import Celery
-from celery.signals import celeryd_after_setup, worker_init
+from celery import Celery, current_task
+from celery.signals import before_task_publish, celeryd_after_setup, worker_init
 from kombu import Exchange, Queue
+
+from cadasta_toolbox.app import adopt_into_family
 
 RESULTS = "db+postgresql+psycopg2://cadasta:hw-pass-7c1@localhost:5432/cadasta"
 
 
 def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
              router="declaring", result_backend=RESULTS, track_started=True,
-             protect_monitor=True):
+             protect_monitor=True, adopt_errbacks=True):
     exchange = Exchange("tasks", type=exchange_type)
     platform = Queue("platform.fifo", exchange, routing_key=platform_key)
     queues = [Queue(q, exchange, routing_key=q) for q in ("celery", "export", "msg")]
@@ -60,5 +63,11 @@ def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
     def leave_the_monitor_alone(sender=None, instance=None, **kwargs):
         if protect_monitor and instance.app is app:
             app.amqp.queues.deselect(["platform.fifo"])
+
+    @before_task_publish.connect(weak=False)
+    def keep_errbacks_recorded(sender=None, headers=None, **kwargs):
+        task = current_task._get_current_object() if current_task else None
+        if adopt_errbacks and task is not None and task.app is app:
+            adopt_into_family(headers, task.request)
 
     return app

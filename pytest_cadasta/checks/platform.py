@@ -1,0 +1,155 @@
+"""platform: every task and result as the Cadasta platform records them: its
+sync-tasks on the monitor queue, its Task table, its Result table."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from pytest_cadasta.checks.common import monitor_fix
+from pytest_cadasta.checks.registry import Phase, check
+from pytest_cadasta.events import FINISHED
+from pytest_cadasta.protocol import fail
+from pytest_cadasta.sync_rules import TYPE_LENGTH
+
+if TYPE_CHECKING:
+    from pytest_cadasta.app_state import AppState
+
+#: How many problems a failure lists before it counts the rest.
+SHOWN = 5
+
+
+def _listed(problems: list[str]) -> str:
+    more = len(problems) - SHOWN
+    return "; ".join(problems[:SHOWN]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as the Task table's jsonb gives it back (tuples become lists)."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return value
+
+
+@check("platform")
+def every_task_sent_is_recorded_by_the_platform(c: AppState, _: Any) -> None:
+    """A task the platform's sync-tasks cannot record (a body it may not decode,
+    a name too long for its Task table, a parent it never saw) is lost to the
+    platform for good: no Task row, nothing for its result to join."""
+    sent = c.sent_by_checks()
+    recorded = {task.task_id: task for task in c.platform.tasks()}
+    refused = {refusal.task_id: refusal for refusal in c.platform.lost()}
+    problems: list[str] = []
+    fixes: list[str] = []
+    for event in sent:
+        name, info = event.name, event.info
+        task = recorded.get(event.task_id)
+        if task is None:
+            refusal = refused.get(event.task_id)
+            if refusal is not None:
+                problems.append(f"{name!r} ({event.task_id}): {refusal.reason}")
+                fixes.append(refusal.fix)
+            else:
+                problems.append(f"{name!r} ({event.task_id}) never reached "
+                                f"{c.platform.monitor}")
+                fixes.append(monitor_fix(c, c.probes.home))
+            continue
+        expected = {"type": name, "parent": info.get("parent_id"), "root": info.get("root_id"),
+                    "input": {"args": _as_json(list(info.get("args") or ())),
+                              "kwargs": _as_json(info.get("kwargs") or {})}}
+        got = {"type": task.type, "parent": task.parent_id, "root": task.root_id,
+               "input": task.input}
+        wrong = [f"{key} {got[key]!r} (sent {expected[key]!r})" for key in expected
+                 if info.get("args") is not None or key != "input"
+                 if got[key] != expected[key]]
+        if wrong:
+            problems.append(f"{name!r} ({event.task_id}) recorded with {', '.join(wrong)}")
+            fixes.append("task_protocol = 2 (Celery's default), sent by Celery as it is")
+    if problems:
+        fail(saw=f"of {len(sent)} tasks the checks sent, the platform did not record "
+                 f"{len(problems)} as sent: {_listed(problems)}",
+             needs=f"every task message recorded once by the platform's sync-tasks (reading "
+                   f"{c.platform.monitor}), with its name, input, parent and root",
+             fix="; ".join(dict.fromkeys(fixes)))
+
+
+@check("platform", phase=Phase.WITH_WORKER)
+def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> None:
+    """The platform shows a task's status from the result row that joins its
+    Task row by task_id (none: PENDING): a result stored where the platform
+    does not join it is a task that never ends in its eyes."""
+    c.fail_if_results_cannot_land()
+    recorded = {task.task_id: task for task in c.platform.tasks()}
+    problems = []
+    checked = 0
+    for event in c.sent_by_checks():
+        if (event.name or "").startswith("celery."):
+            continue  # Celery's own (chord_unlock) store no result: the platform skips them
+        ended = c.events.of(event.task_id, (FINISHED,))
+        task = recorded.get(event.task_id)
+        state = ended[-1].info.get("state") if ended else None
+        if task is None or state not in ("SUCCESS", "FAILURE"):
+            continue  # not recorded (the check above says why), or never run here
+        checked += 1
+        if task.status != state:
+            problems.append(f"{event.name!r} ({event.task_id}): the worker stored {state}, the "
+                            f"platform shows {task.status}")
+        elif state == "FAILURE" and not task.traceback:
+            problems.append(f"{event.name!r} ({event.task_id}): FAILURE without its traceback")
+        elif event.name == c.probes.started(c.probes.home):
+            seen = c.app.backend.decode(task.result) if task.result is not None else None
+            if seen != "STARTED":
+                problems.append(f"while it ran, {event.name!r} read {seen!r} in the row the "
+                                "platform joins, not STARTED")
+    if not checked and not problems:
+        problems.append("the platform recorded none of the tasks the worker ran, so no "
+                        "result joins a task (every_task_sent_is_recorded_by_the_platform "
+                        "says why)")
+    if problems:
+        fail(saw=_listed(problems),
+             needs="each result row joining its task's Task row by task_id, its status the "
+                   "one the worker stored (STARTED while it runs, SUCCESS, FAILURE with its "
+                   "traceback)",
+             fix="result_backend on the platform's database, table celery_taskmeta "
+                 "(cadasta_toolbox.config.Config's RESULT_DB_*), and task_track_started = True")
+
+
+@check("platform", judges_worker=True)
+def every_task_of_the_worker_stores_its_result(c: AppState, _: Any) -> None:
+    """A task that stores no result has no row for the platform to join: it
+    shows PENDING forever, however it ended."""
+    c.require_worker_app()
+    ignored = sorted(name for name in c.own_tasks() if c.app.tasks[name].ignore_result)
+    if ignored:
+        app_wide = bool(c.app.conf.task_ignore_result)
+        fail(saw=f"{len(ignored)} of the worker's tasks store no result (ignore_result"
+                 f"{' = True app-wide: task_ignore_result' if app_wide else '=True'}): "
+                 f"{', '.join(map(repr, ignored[:SHOWN]))}"
+                 + (f" and {len(ignored) - SHOWN} more" if len(ignored) > SHOWN else ""),
+             needs="every task of the worker storing its result (Celery's own, like "
+                   "celery.chord_unlock, aside: the platform leaves them out)",
+             fix="task_ignore_result = False" if app_wide else
+                 "remove ignore_result=True from those tasks")
+
+
+@check("platform")
+def task_names_fit_the_task_table(c: AppState, _: Any) -> None:
+    """A task whose name is longer than the Task table's type column is a task
+    the platform can never record."""
+    long = [name for name in c.own_tasks() if len(name) > TYPE_LENGTH]
+    if long:
+        shown = ", ".join(f"{name[:40]!r}... ({len(name)} characters)" for name in long[:SHOWN])
+        fail(saw=f"task names longer than {TYPE_LENGTH} characters: {shown}",
+             needs=f"every task name within {TYPE_LENGTH} characters (the platform's Task "
+                   "table, tasks_backgroundtask.type)",
+             fix=f"rename those tasks within {TYPE_LENGTH} characters")
+
+
+@check("platform", judges_worker=True)
+def results_fit_the_platforms_result_table(c: AppState, _: Any) -> None:
+    """A result table that lacks a column this Celery writes (``children``, or
+    the ``result_extended`` ones, which the platform's never had) fails every
+    result store: every task stays PENDING on the platform."""
+    c.require_worker_app()
+    c.fail_if_results_cannot_land()

@@ -1,0 +1,76 @@
+"""What an app's Celery writes to the result tables, against what the result
+database has: the columns, tables and sequences it would miss, and the SQL the
+platform's operator runs to add each (or the setting that stops needing it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+TASK_TABLE = "celery_taskmeta"
+GROUP_TABLE = "celery_tasksetmeta"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why results cannot land: what was seen, and the one-line fix."""
+
+    saw: str
+    fix: str
+
+
+def written_columns(app: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """The columns (name, PostgreSQL type) the app's Celery writes to
+    celery_taskmeta, and which of them only ``result_extended`` writes."""
+    from celery.backends.database.models import Task, TaskExtended
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.dialect()
+    extended = bool(app.conf.find_value_for_key("extended", "result"))
+    model = TaskExtended if extended else Task
+    base = {column.name for column in Task.__mapper__.columns}
+    columns = [(column.name, column.type.compile(dialect=dialect))
+               for column in model.__mapper__.columns]
+    return columns, [name for name, _ in columns if name not in base]
+
+
+def fault(app: Any, columns: Callable[[str], tuple[str, ...]], exists: Callable[[str], bool],
+          role: str) -> Fault | None:
+    """What stops ``app``'s results from landing in the result tables that
+    ``columns`` (table -> its columns) and ``exists`` (a table or sequence)
+    describe; None when nothing does. ``role`` is the worker's role, for the
+    grants in a fix."""
+    have = set(columns(TASK_TABLE))
+    written, only_extended = written_columns(app)
+    missing = [(name, kind) for name, kind in written if name not in have]
+    if missing and all(name in only_extended for name, _ in missing):
+        return Fault(
+            saw=f"result_extended = True: Celery writes {', '.join(n for n, _ in missing)} to "
+                f"{TASK_TABLE}, columns the platform's Result table does not have (every "
+                "result store fails)",
+            fix="result_extended = False (Celery's default): the platform reads none of "
+                "those columns")
+    if missing:
+        adds = "; ".join(f"ALTER TABLE {TASK_TABLE} ADD COLUMN {name} {kind}"
+                         for name, kind in missing)
+        return Fault(
+            saw=f"{TASK_TABLE} has no column {', '.join(n for n, _ in missing)}, which this "
+                "Celery writes with every result (it cannot add it under the restricted "
+                "role: every result store fails)",
+            fix=f"the platform's operator runs: {adds}")
+    if not columns(GROUP_TABLE):
+        return Fault(
+            saw=f"there is no table {GROUP_TABLE}: Celery's database backend saves every "
+                "chord's group there",
+            fix=f"create {GROUP_TABLE} as cadasta_toolbox.schema.SCHEMA_SQL does, and GRANT "
+                f"SELECT, INSERT, UPDATE ON {GROUP_TABLE} TO {role}")
+    for sequence, table in (("task_id_sequence", TASK_TABLE),
+                            ("taskset_id_sequence", GROUP_TABLE)):
+        if not exists(sequence):
+            return Fault(
+                saw=f"there is no sequence {sequence}: Celery numbers {table} rows with "
+                    f"nextval('{sequence}')",
+                fix=f"the platform's operator runs: CREATE SEQUENCE {sequence}; GRANT USAGE "
+                    f"ON SEQUENCE {sequence} TO {role}")
+    return None
