@@ -118,13 +118,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     verdict; its line says why, as does a failure that names its cause, so the
     worker's log of the same fault (a traceback per retry) is left out."""
     report = yield
-    if call.when == "call":
-        could_not_run = item.stash.get(could_not_run_key, False)
-        if could_not_run:
-            setattr(report, COULD_NOT_RUN, True)
-        if could_not_run or item.stash.get(explained_key, False):
-            report.sections = [s for s in report.sections
-                               if not s[0].startswith("Captured log")]
+    could_not_run = item.stash.get(could_not_run_key, False)
+    if call.when == "call" and could_not_run:
+        setattr(report, COULD_NOT_RUN, True)
+    if call.when != "setup" and (could_not_run or item.stash.get(explained_key, False)):
+        report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
     return report
 
 

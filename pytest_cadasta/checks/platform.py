@@ -37,6 +37,9 @@ def every_task_sent_is_recorded_by_the_platform(c: AppState, _: Any) -> None:
     """A task the platform's sync-tasks cannot record (a body it may not decode,
     a name too long for its Task table, a parent it never saw) is lost to the
     platform for good: no Task row, nothing for its result to join."""
+    for queue in c.topology.work_queues:
+        if c.sqs.refused(queue) is None:
+            c.landing(queue)  # the probes from a fresh connection, sent once for the run
     sent = c.sent_by_checks()
     recorded = {task.task_id: task for task in c.platform.tasks()}
     refused = {refusal.task_id: refusal for refusal in c.platform.lost()}
@@ -80,6 +83,10 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
     Task row by task_id (none: PENDING): a result stored where the platform
     does not join it is a task that never ends in its eyes."""
     c.fail_if_results_cannot_land()
+    if not any(c.events.of(e.task_id, (FINISHED,)) for e in c.sent_by_checks()):
+        # Run alone (-k): a task that succeeds and one that fails, of its own.
+        c.run_in_worker(c.probes.probe(c.probes.home), args=("platform",))
+        c.run_in_worker(c.probes.failing(c.probes.home))
     recorded = {task.task_id: task for task in c.platform.tasks()}
     problems = []
     checked = 0

@@ -1,0 +1,155 @@
+"""The platform's own view, as users run it: its sync-tasks records every task
+the checks send, results join their tasks, a result schema the platform really
+has is taken as it is, and the cadasta_platform fixture shows each task as the
+platform does."""
+
+import base64
+import json
+import pickle
+
+import pytest
+
+from pytest_cadasta.messages import decode
+from pytest_cadasta.platform_view import family_status
+from pytest_cadasta.sync_rules import Record, Refusal, read
+
+APP = "--cadasta-app=toolbox_app:app"
+SCHEMAS = "schemas"
+
+
+def _message(body, content_type="application/json", headers=None, properties=None):
+    encoded = pickle.dumps(body) if content_type.endswith("serialize") else (
+        json.dumps(body).encode() if content_type.endswith("json") else str(body).encode())
+    envelope = {"body": base64.b64encode(encoded).decode(), "content-type": content_type,
+                "content-encoding": "utf-8" if content_type.endswith("json") else "binary",
+                "headers": {"id": "t1", "task": "export.project", "parent_id": None,
+                            "root_id": "t1", **(headers or {})},
+                "properties": {"body_encoding": "base64", **(properties or {})}}
+    return decode("platform.fifo", json.dumps(envelope))
+
+
+@pytest.mark.parametrize("content_type", ["application/json",
+                                          "application/x-python-serialize"])
+def test_sync_tasks_records_json_and_pickle_with_the_headers_it_copies(content_type):
+    found = read(_message([[1, "a"], {"k": 2}, {}], content_type,
+                          headers={"retries": 0, "eta": None, "timelimit": [None, None],
+                                   "expires": "2026-12-01T00:00:00"},
+                          properties={"creator_id": 7}))
+    assert isinstance(found, Record)
+    assert (found.task_id, found.type, found.input) == (
+        "t1", "export.project", {"args": [1, "a"], "kwargs": {"k": 2}})
+    assert found.options["retries"] == 0 and found.options["expires"] == "2026-12-01T00:00:00"
+    assert "eta" not in found.options and "timelimit" not in found.options
+    assert (found.root_id, found.parent_id, found.creator_id) == ("t1", None, 7)
+
+
+@pytest.mark.parametrize(("message", "reason", "fix"), [
+    (_message("a: 1", "application/x-yaml"), "'application/x-yaml', which the platform's "
+     "consumer does not accept (json and pickle only)", "task_serializer = 'json'"),
+    (_message([[], {}, {}], headers={"root_id": None}), "root_id is None", "task_protocol"),
+    (_message({"args": []}), "body is not [args, kwargs, embed]", "task_protocol = 2"),
+    (_message([{}, {}, {}]), "its input is args dict, kwargs dict", "list or tuple"),
+])
+def test_sync_tasks_refuses_what_the_platform_would_lose_saying_why(message, reason, fix):
+    found = read(message)
+    assert isinstance(found, Refusal)
+    assert reason in found.reason and fix in found.fix
+
+
+def test_a_missing_header_loses_the_task():
+    message = _message([[], {}, {}])
+    del message.headers["parent_id"]
+    found = read(message)
+    assert isinstance(found, Refusal) and "no header 'parent_id'" in found.reason
+
+
+@pytest.mark.parametrize(("statuses", "shown"), [
+    ([], "PENDING"), ([None, None], "PENDING"), (["SUCCESS", "SUCCESS"], "SUCCESS"),
+    (["SUCCESS", None], "STARTED"), (["SUCCESS", "FAILURE", None], "FAILURE"),
+    (["RETRY"], "RETRY"),
+])
+def test_a_familys_status_as_the_platform_works_it_out(statuses, shown):
+    assert family_status(statuses) == shown
+
+
+def test_the_platform_fixture_shows_each_task_as_the_platform_does(run_inner, pytester):
+    pytester.makepyfile(test_platform="""
+        def test_a_task_and_its_family(cadasta_app, cadasta_worker, cadasta_platform):
+            result = cadasta_app.send_task("export.project", args=(21,))
+            assert result.get(timeout=10, interval=0.05) == 42
+            task = cadasta_platform.wait_for(result.id)
+            assert task is not None, cadasta_platform.lost()
+            assert (task.type, task.input, task.parent_id, task.root_id, task.status) == (
+                "export.project", {"args": [21], "kwargs": {}}, None, result.id, "SUCCESS")
+            assert cadasta_platform.family_status(result.id) == "SUCCESS"
+            assert [t.task_id for t in cadasta_platform.family(result.id)] == [result.id]
+            broken = cadasta_app.send_task("export.broken")
+            assert cadasta_platform.wait_for(broken.id).root_id == broken.id
+            broken.get(timeout=10, interval=0.05, propagate=False)
+            assert cadasta_platform.task(broken.id).status == "FAILURE"
+            assert "the export broke" in cadasta_platform.task(broken.id).traceback
+            assert cadasta_platform.lost() == []
+
+        def test_the_monitor_still_shows_what_reached_it(cadasta_app, cadasta_sqs,
+                                                         cadasta_platform):
+            sent = cadasta_app.send_task("export.project", args=(1,))
+            assert cadasta_platform.task(sent.id).type == "export.project"
+            # The platform read the copy first; the test still sees it, once.
+            assert [m.id for m in cadasta_sqs.messages("platform.fifo")] == [sent.id]
+            assert cadasta_sqs.messages("platform.fifo") == []
+            assert cadasta_platform.wait_for("never-sent", timeout=0.2) is None
+    """)
+    result = run_inner(APP, "-m", "not cadasta", examples=["apps/toolbox_app.py"])
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("worker", ["toolbox_app", "example"])
+def test_the_platforms_own_result_table_ddl_is_taken_as_it_is(run_inner, pytester, worker):
+    """The platform's Result table (with children), given as the result schema:
+    the bundled example and a conforming app still conform."""
+    if worker == "example":
+        import shutil
+        from pathlib import Path
+
+        shutil.copytree(Path(__file__).parents[2] / "examples" / "worker", pytester.path,
+                        dirs_exist_ok=True)
+        app = "--cadasta-app=worker.celery:app"
+    else:
+        pytester.copy_example("apps/toolbox_app.py")
+        app = APP
+    pytester.copy_example(f"{SCHEMAS}/platform_results.sql")
+    result = run_inner(app, "--cadasta-result-schema=platform_results.sql")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["platform  5 passed", "verdict: conforms"])
+
+
+def test_a_result_table_without_children_names_the_column_and_its_alter_table(run_inner,
+                                                                              pytester):
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.copy_example(f"{SCHEMAS}/platform_results_no_children.sql")
+    result = run_inner(APP, "--cadasta-result-schema=platform_results_no_children.sql",
+                       "-k", "result")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*saw:   celery_taskmeta has no column children, which this Celery writes with "
+        "every result*",
+        "*fix:   the platform's operator runs: ALTER TABLE celery_taskmeta ADD COLUMN "
+        "children BYTEA"], consecutive=False)
+    out = result.stdout.str()
+    assert "had not ended" not in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize(("ddl", "says"), [
+    ("CREATE TABLE results (task_id varchar(155));",
+     "no CREATE TABLE celery_taskmeta (the Result table Celery writes)"),
+    ("CREATE TABLE celery_taskmeta (id serial PRIMARY KEY, status varchar(50));",
+     "celery_taskmeta has no column task_id (Celery finds a task's result by it)"),
+])
+def test_a_result_schema_without_the_result_table_is_a_usage_error(pytester, ddl, says):
+    pytester.copy_example("apps/toolbox_app.py")
+    (pytester.path / "results.sql").write_text(ddl)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", APP,
+                                           "--cadasta-result-schema=results.sql",
+                                           "--cadasta-result-db=postgresql://u@h/p")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --cadasta-result-schema='results.sql': {says}; *"])
