@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from pytest_cadasta.worker import InProcessWorker
 
 
+#: How many probes go to the monitor between two reads of it.
+MONITOR_BATCH = 10
+
+
 @dataclass(frozen=True)
 class Landing:
     """Where a task sent from the fresh connection landed."""
@@ -229,9 +233,15 @@ class AppState:
         """
         if self._landings is None:
             consumed = set(self.consumed_queues())
-            sent = {q: self.send_fresh(self.probes.probe(q), args=("fan-out",),
-                                       kwargs={"probe": True})
-                    for q in self.topology.work_queues if self.sqs.refused(q) is None}
+            sent = {}
+            for q in self.topology.work_queues:
+                if self.sqs.refused(q) is None:
+                    sent[q] = self.send_fresh(self.probes.probe(q), args=("fan-out",),
+                                              kwargs={"probe": True})
+                    if len(sent) % MONITOR_BATCH == 0:
+                        # moto's FIFO queue grows slower to write and read with
+                        # every message it holds: the monitor is kept short.
+                        self.monitor()
             monitor = self.monitor()
             self._landings = {}
             for q, (result, lost) in sent.items():

@@ -4,6 +4,7 @@ request and stopped once."""
 
 from __future__ import annotations
 
+import threading
 import weakref
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
@@ -32,6 +33,9 @@ class Infrastructure:
         self._starting_postgres = postgres
         self._stack = ExitStack()
         self._database: ResultDatabase | None = None
+        #: The result database being made in the background (``prepare``).
+        self._preparing: threading.Thread | None = None
+        self._prepare_error: BaseException | None = None
         #: (region, SQS name) -> the tap of a monitor queue, and its platform.
         self.taps: dict[tuple[str, str], Tap] = {}
         self._platforms: dict[tuple[str, str], Platform] = {}
@@ -45,7 +49,34 @@ class Infrastructure:
             self._server = self._stack.enter_context(local_aws())
         return self._server
 
+    def prepare(self) -> None:
+        """Make the result database in the background: import what the worker's
+        result backend will need, wait for PostgreSQL, create the database. The
+        checks that only publish run meanwhile; ``result_db()`` waits for it."""
+        if self._preparing is not None or self._database is not None:
+            return
+
+        def make() -> None:
+            try:
+                import celery.backends.database  # noqa: F401  (SQLAlchemy, its models)
+
+                self._make_result_db()
+            except BaseException as exc:  # handed to result_db()
+                self._prepare_error = exc
+
+        self._preparing = threading.Thread(target=make, name="cadasta-result-db", daemon=True)
+        self._preparing.start()
+
     def result_db(self) -> ResultDatabase:
+        preparing, self._preparing = self._preparing, None
+        if preparing is not None:
+            preparing.join()
+            error, self._prepare_error = self._prepare_error, None
+            if error is not None:
+                raise error
+        return self._make_result_db()
+
+    def _make_result_db(self) -> ResultDatabase:
         if self._database is None:
             from pytest_cadasta.resultdb import ResultDatabase
 
@@ -113,6 +144,9 @@ class Infrastructure:
         return None
 
     def close(self) -> None:
+        if self._preparing is not None:
+            self._preparing.join()  # what it made is on the stack by then
+            self._preparing = None
         self._stack.close()
         self._database = None
         self._server = self._given_server

@@ -304,12 +304,13 @@ def load_apps(settings: Settings, rootdir: Path, stack: ExitStack) -> list[Loade
     for entry in settings.apps:
         check_module_exists(entry.spec, rootdir, entry.spelled)
     loaded = []
-    with tasks_apart() as load:
+    with ExitStack() as apart:
+        load = apart.enter_context(tasks_apart()) if settings.is_system else None
         for entry in settings.apps:
             def make(entry: AppEntry = entry) -> Any:
                 return load_app(entry.spec, rootdir, entry.spelled)
 
-            app = load(entry.module, make) if settings.is_system else make()
+            app = make() if load is None else load(entry.module, make)
             check_queues(app, entry.queues, settings.label("queues"))
             loaded.append(LoadedApp(entry, app, Topology.of(app, entry.queues)))
     return loaded

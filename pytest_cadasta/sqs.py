@@ -192,14 +192,41 @@ class MotoServer:
 
 
 @contextmanager
+def one_botocore_loader() -> Iterator[None]:
+    """Every botocore session made meanwhile shares one data loader (per data
+    path), so the SQS service model is read from disk and parsed once for the
+    run, not once per client: kombu makes a session per channel, and a run makes
+    several (0.1 s each on two cores). botocore has no public switch for it:
+    its sessions make their loader with ``botocore.session.create_loader``."""
+    import botocore.session
+
+    original = botocore.session.create_loader
+    loaders: dict[Any, Any] = {}
+
+    def shared(search_path_string: Any = None) -> Any:
+        if search_path_string not in loaders:
+            loaders[search_path_string] = original(search_path_string)
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = shared
+    try:
+        yield
+    finally:
+        if botocore.session.create_loader is shared:
+            botocore.session.create_loader = original
+
+
+@contextmanager
 def local_aws() -> Iterator[MotoServer]:
-    """A started moto server with the AWS environment pinned to it; on exit the
-    server stops and the environment is as it was."""
+    """A started moto server with the AWS environment pinned to it (and one
+    botocore data loader for every client); on exit the server stops and the
+    environment is as it was."""
     with ExitStack() as stack:
         stack.enter_context(quiet_moto_logs())
         server = MotoServer().start()
         stack.callback(server.stop)
         stack.enter_context(pinned_aws_environment(server.endpoint))
+        stack.enter_context(one_botocore_loader())
         yield server
 
 
