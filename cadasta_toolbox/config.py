@@ -321,6 +321,5 @@ def _keep_tasks_in_a_recorded_family(sender: Any = None, headers: Any = None,
     family instead, so the platform's sync-tasks can record it."""
     from celery import current_task
 
-    task = current_task._get_current_object() if current_task else None
-    if task is not None and configured_by_config(task.app):
-        adopt_into_family(headers, task.request)
+    if current_task and configured_by_config(current_task.app):
+        adopt_into_family(headers, current_task.request)

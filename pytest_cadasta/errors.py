@@ -1,7 +1,7 @@
 """pytest-cadasta's errors, one family: raised where the fault is, caught in one
 place. A ``UsageError`` is a bad setting, raised while pytest configures (pytest
 reports it, exit code 4); everything else is caught where a fixture provides
-its part (``plugin.provide``), or where a check runs (``COULD_NOT_RUN``), and
+its part (``fixtures.provide``), or where a check runs (``COULD_NOT_RUN``), and
 makes that test an error with the one-line reason. A verdict on the app is
 never an error: a check that finds a defect fails."""
 
@@ -44,6 +44,11 @@ could_not_run_key = pytest.StashKey[bool]()
 #: A failing check whose message names the cause of what the worker logged (a
 #: traceback per retry): its report leaves that log out.
 explained_key = pytest.StashKey[bool]()
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def one_line(exc: BaseException) -> str:

@@ -114,8 +114,7 @@ class Infrastructure:
             events = TaskEvents().connect()
             self._stack.callback(events.disconnect)
             tap = self.taps[key] = Tap(self.server(), *key)
-            platform = self._platforms[key] = Platform(tap, self.result_db, events)
-            self._stack.callback(platform.close)
+            self._platforms[key] = Platform(tap, self.result_db, events)
         return self._platforms[key]
 
     def _postgres_server(self) -> Server:
@@ -147,6 +146,8 @@ class Infrastructure:
         if self._preparing is not None:
             self._preparing.join()  # what it made is on the stack by then
             self._preparing = None
+        for platform in self._platforms.values():
+            platform.close()  # before its database is dropped
         self._stack.close()
         self._database = None
         self._server = self._given_server

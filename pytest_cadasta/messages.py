@@ -49,9 +49,12 @@ SERIALIZER_FIX = ("task_serializer = 'json' (Celery's default) or 'pickle', the 
                   "platform's sync-tasks accepts (and accept_content to match)")
 
 
-def decode(queue: str, sqs_body: str) -> TaskMessage:
+def decode(queue: str, sqs_body: str, accept: frozenset[str] = frozenset(ACCEPTED),
+           ) -> TaskMessage:
     """Decode an SQS message body (kombu's optionally base64'd JSON envelope,
-    the task's body in json or pickle, as the platform accepts it)."""
+    the task's body decompressed as its ``compression`` header says, then
+    deserialized if its content type is in ``accept``: json and pickle, as the
+    platform accepts them; pickle only from the run's own apps)."""
     try:
         envelope = json.loads(_maybe_b64(sqs_body))
     except ValueError as exc:
@@ -66,12 +69,15 @@ def decode(queue: str, sqs_body: str) -> TaskMessage:
     try:
         if properties.get("body_encoding") == "base64":
             body = base64.b64decode(body)
-        if content_type not in ACCEPTED:
+        if content_type not in accept:
             raise ValueError(f"content type {content_type!r} is neither json nor pickle")
+        from kombu.compression import decompress
         from kombu.serialization import loads
 
+        if headers.get("compression"):
+            body = decompress(body, headers["compression"])
         payload = loads(body, content_type, envelope.get("content-encoding"),
-                        accept=set(ACCEPTED))
+                        accept=set(accept))
         if not (isinstance(payload, (list, tuple)) and len(payload) == 3):
             raise ValueError("body is not [args, kwargs, embed] (task protocol 2)")
         args, kwargs, embed = payload

@@ -1,19 +1,19 @@
-"""The platform, played inside the run: its Task table beside the result
-tables, its sync-tasks recording what reaches the monitor queue, and its view
-of each task (its row joined to its result row, as the platform shows it)."""
+"""The platform, played inside the run: its sync-tasks recording what reaches
+its monitor queue into its Task table, and each task as it shows it (its row
+joined to its result row)."""
 
 from __future__ import annotations
 
-import json
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.errors import InfrastructureError
-from pytest_cadasta.sync_rules import RELATED_OBJECT_ID_LENGTH, Record, Refusal, read
+from pytest_cadasta.errors import InfrastructureError, first_line
+from pytest_cadasta.sync_rules import Refusal, read
+from pytest_cadasta.task_table import store, view_query
+from pytest_cadasta.wiring import CHORD_UNLOCK
 
 if TYPE_CHECKING:
     from pytest_cadasta.events import TaskEvents
@@ -21,16 +21,6 @@ if TYPE_CHECKING:
     from pytest_cadasta.resultdb import ResultDatabase
     from pytest_cadasta.sqs import Tap
 
-#: The platform's random ids: 24 characters, letters and digits without the
-#: ones that look alike.
-ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
-#: Celery's own task the platform leaves out of a family's status (it stores no
-#: result).
-CHORD_UNLOCK = "celery.chord_unlock"
-
-
-def _random_id() -> str:
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(RELATED_OBJECT_ID_LENGTH))
 
 
 @dataclass(frozen=True)
@@ -46,7 +36,8 @@ class PlatformTask:
     root_id: str
     #: The result row's status, else PENDING.
     status: str
-    #: The result row's ``result`` as stored (bytes), and its traceback.
+    #: The result row's ``result`` as Celery stored it (bytes, in the app's
+    #: result serializer), and its traceback.
     result: bytes | None
     traceback: str | None
     #: Whether a result row joins it.
@@ -56,8 +47,9 @@ class PlatformTask:
 def family_status(statuses: list[str | None]) -> str:
     """A family's status as the platform works it out from its members' result
     statuses (None: no result row yet), ``celery.chord_unlock`` left out
-    before: one status is the family's (none at all: PENDING); several are
-    FAILURE if one failed, else STARTED."""
+    before: one status is the family's (none: PENDING, where the platform's
+    own code would fail on an empty family); several are FAILURE if one
+    failed, else STARTED."""
     distinct = set(statuses)
     if len(distinct) > 1:
         return "FAILURE" if "FAILURE" in distinct else "STARTED"
@@ -66,95 +58,75 @@ def family_status(statuses: list[str | None]) -> str:
 
 
 class Platform:
-    """The platform's sync-tasks over one monitor queue, recording into its Task
-    table in the result database; and the platform's view of what it recorded.
+    """The platform's sync-tasks over one monitor queue, and its view of what it
+    recorded in its Task table (in the run's result database).
 
     Every message read from the monitor (by anyone: the checks, the users'
     tests through ``cadasta_sqs``, a purge) comes here through the queue's tap
-    as it is read; ``sync()`` reads what is still in the queue and records
-    everything received, in order, each message in its own transaction as the
+    as it is read; ``sync()`` reads what is still in the queue and records all
+    it received, in order, each message in a transaction of its own as the
     platform does. Recording waits until the platform's view is asked for, so
-    the checks that only publish never wait for PostgreSQL."""
+    the checks that only publish never wait for PostgreSQL. ``events`` (Celery's
+    signals) say what was published: a task the platform was never sent, and
+    when a wait may end."""
 
     def __init__(self, tap: Tap, database: Callable[[], ResultDatabase],
-                 events: TaskEvents | None = None) -> None:
+                 events: TaskEvents) -> None:
         self.tap = tap
         self.monitor = tap.label
         self._database = database
         self._events = events
-        self._received: list[TaskMessage] = []
+        self._received: list[TaskMessage] = []  # appended by the tap, in any thread
         self._refusals: list[Refusal] = []
         self._lock = threading.RLock()
         self._connection: Any = None
-        tap.consumers.append(self.receive)
-
-    def receive(self, messages: list[TaskMessage]) -> None:
-        """Messages read from the monitor queue, to record."""
-        with self._lock:
-            self._received += messages
+        tap.consumers.append(self._received.extend)
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                connection.close()
 
     # -- recording ------------------------------------------------------------------
     def sync(self) -> None:
-        """Record every message the monitor queue received so far."""
+        """Record every message the monitor queue received so far. A database
+        that went away keeps what was not recorded for a later try, as the
+        platform does, and says so (``InfrastructureError``)."""
+        import psycopg
+
         with self._lock:
             self.tap.drain()
-            received, self._received = self._received, []
-            for index, message in enumerate(received):
-                try:
-                    refusal = self._record(message)
-                except InfrastructureError:
-                    self._received = received[index:] + self._received  # a later try
-                    raise
-                if refusal is not None:
-                    self._refusals.append(refusal)
+            received = self._received[:]
+            del self._received[:len(received)]
+            done = 0
+            try:
+                for message in received:
+                    found = read(message)
+                    if not isinstance(found, Refusal):
+                        found = store(self._connect(), found, self._was_published)
+                    if found is not None:
+                        self._refusals.append(found)
+                    done += 1
+            except psycopg.OperationalError as exc:
+                raise InfrastructureError(
+                    f"the result database went away: {first_line(exc)}") from None
+            finally:
+                self._received[:0] = received[done:]
+
+    def _was_published(self, task_id: str) -> bool:
+        from pytest_cadasta.events import PUBLISHED
+
+        return bool(self._events.of(task_id, (PUBLISHED,)))
 
     def _connect(self) -> Any:
         if self._connection is None or self._connection.closed:
-            database = self._database()
-            self._connection = database.admin_connection_open()
+            self._connection = self._database().admin_connection_open()
         return self._connection
-
-    def _record(self, message: TaskMessage) -> Refusal | None:
-        """Get-or-create the Task row of ``message``, as sync-tasks does; a
-        refusal (the task lost to the platform) says why."""
-        import psycopg
-
-        found = read(message)
-        if isinstance(found, Refusal):
-            return found
-        try:
-            values = _row_values(found)
-        except (TypeError, ValueError) as exc:
-            return Refusal(found.task_id, found.type,
-                           f"its input or options hold a value JSON cannot store ({exc})",
-                           "pass only JSON values in a task's args, kwargs and options "
-                           "(ids, not objects)")
-        connection = self._connect()
-        try:
-            with connection.transaction():
-                cursor = connection.execute(
-                    "SELECT 1 FROM tasks_backgroundtask WHERE task_id = %s", (found.task_id,))
-                if cursor.fetchone() is None:
-                    connection.execute(
-                        "INSERT INTO tasks_backgroundtask (id, task_id, type, created_date, "
-                        "last_updated, input, options, related_object_id, creator_id, "
-                        "parent_id, related_content_type_id, root_id) VALUES (%s, %s, %s, "
-                        "now(), now(), %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s)", values)
-        except psycopg.OperationalError as exc:
-            raise InfrastructureError(f"the platform's Task table went away: {exc}") from None
-        except psycopg.Error as exc:
-            return Refusal(found.task_id, found.type, _refused_by_table(exc, found),
-                           _fix_for(exc, found))
-        return None
 
     # -- the platform's view ------------------------------------------------------------
     def lost(self) -> list[Refusal]:
-        """Every task message the platform could not record, with why."""
+        """Every task message of the run the platform could not record, with why."""
         self.sync()
         return list(self._refusals)
 
@@ -162,14 +134,16 @@ class Platform:
         return next((r for r in self.lost() if r.task_id == task_id), None)
 
     def _select(self, where: str = "", params: tuple = ()) -> list[PlatformTask]:
-        self.sync()
-        columns = self._database().columns("celery_taskmeta")
-        result = [f"r.{c}" if c in columns else "NULL" for c in ("status", "result", "traceback")]
-        query = ("SELECT t.task_id, t.type, t.input, t.options, t.parent_id, t.root_id, "
-                 f"{', '.join(result)} FROM tasks_backgroundtask t LEFT JOIN celery_taskmeta r "
-                 f"ON r.task_id = t.task_id {where} ORDER BY t.created_date, t.task_id")
-        connection = self._connect()
-        rows = connection.execute(query, params).fetchall()
+        import psycopg
+
+        with self._lock:
+            self.sync()
+            query = view_query(self._database().columns("celery_taskmeta"), where)
+            try:
+                rows = self._connect().execute(query, params).fetchall()
+            except psycopg.OperationalError as exc:
+                raise InfrastructureError(
+                    f"the result database went away: {first_line(exc)}") from None
         return [PlatformTask(*row[:6], status=row[6] or "PENDING", result=row[7],
                              traceback=row[8], has_result=row[6] is not None)
                 for row in rows]
@@ -180,7 +154,7 @@ class Platform:
         return found[0] if found else None
 
     def tasks(self) -> list[PlatformTask]:
-        """Every task the platform recorded, in the order it recorded them."""
+        """Every task of the run the platform recorded, in the order it did."""
         return self._select()
 
     def family(self, root_id: str) -> list[PlatformTask]:
@@ -195,62 +169,15 @@ class Platform:
 
     def wait_for(self, task_id: str, timeout: float = 10.0) -> PlatformTask | None:
         """The task once the platform recorded it; None if it was refused (see
-        ``refusal``) or never reached the monitor within ``timeout``. Known from
-        Celery's publish signal where this process published it: the copy is in
-        the monitor queue as the publish returns."""
+        ``refusal``) or not published within ``timeout``. Known from Celery's
+        publish signal: the copy is in the monitor queue as the publish
+        returns, so one look after it says all."""
         from pytest_cadasta.events import PUBLISHED
 
+        found = self.task(task_id)
+        if found is not None or self.refusal(task_id) is not None:
+            return found
         deadline = time.monotonic() + timeout
-        while True:
-            found = self.task(task_id)
-            if found is not None or self.refusal(task_id) is not None:
-                return found
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            if self._events is not None:
-                if self._events.of(task_id, (PUBLISHED,)):
-                    return self.task(task_id)  # published: in the monitor now, or never
-                self._events.wait_for(task_id, (PUBLISHED,), timeout=left)
-            else:
-                time.sleep(min(left, 0.05))
-
-
-def _row_values(record: Record) -> tuple:
-    return (_random_id(), record.task_id, record.type,
-            json.dumps(record.input), json.dumps(record.options),
-            record.related_object_id, record.creator_id, record.parent_id,
-            record.related_content_type_id, record.root_id)
-
-
-def _refused_by_table(exc: Any, record: Record) -> str:
-    """Why the Task table refused ``record``, in the platform's terms."""
-    import psycopg
-
-    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
-        return (f"its parent {record.parent_id!r} or root {record.root_id!r} was never "
-                f"recorded ({detail}): sync-tasks records a task only after its parent "
-                "and its root")
-    if isinstance(exc, psycopg.errors.StringDataRightTruncation):
-        return (f"a value is too long for its column ({detail}): task_id holds 155 "
-                f"characters, type (the task's name, {len(record.type)} here) 128, "
-                f"related_object_id {RELATED_OBJECT_ID_LENGTH}")
-    return f"the Task table refused it: {detail}"
-
-
-def _fix_for(exc: Any, record: Record) -> str:
-    import psycopg
-
-    if isinstance(exc, psycopg.errors.ForeignKeyViolation) and record.parent_id == record.root_id:
-        return ("a failed chord's errbacks go out as children of its body, which is never "
-                "sent: configure the worker with cadasta_toolbox.config.Config (it sends them "
-                "in the family of the task that sends them), or call "
-                "cadasta_toolbox.app.adopt_into_family(headers, current_task.request) in a "
-                "before_task_publish handler")
-    if isinstance(exc, psycopg.errors.ForeignKeyViolation):
-        return ("make every task message reach the monitor queue, the parent's first "
-                "(the router of cadasta_toolbox.config.Config)")
-    if isinstance(exc, psycopg.errors.StringDataRightTruncation):
-        return f"rename {record.type[:40]!r}... within 128 characters"
-    return "see the platform's Task table (tasks_backgroundtask)"
+        self._events.wait_for(task_id, (PUBLISHED,), timeout=max(0.0, deadline -
+                                                                   time.monotonic()))
+        return self.task(task_id)

@@ -1,9 +1,11 @@
-"""What an app's Celery writes to the result tables, against what the result
-database has: the columns, tables and sequences it would miss, and the SQL the
-platform's operator runs to add each (or the setting that stops needing it)."""
+"""What an app's Celery needs of the result tables, against what a result
+database (or a DDL) has: the columns, tables and sequences it would miss, and
+the SQL the platform's operator runs to add each (or the setting that stops
+needing it)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -44,21 +46,22 @@ def fault(app: Any, columns: Callable[[str], tuple[str, ...]], exists: Callable[
     have = set(columns(TASK_TABLE))
     written, only_extended = written_columns(app)
     missing = [(name, kind) for name, kind in written if name not in have]
-    if missing and all(name in only_extended for name, _ in missing):
-        return Fault(
-            saw=f"result_extended = True: Celery writes {', '.join(n for n, _ in missing)} to "
-                f"{TASK_TABLE}, columns the platform's Result table does not have (every "
-                "result store fails)",
-            fix="result_extended = False (Celery's default): the platform reads none of "
-                "those columns")
-    if missing:
-        adds = "; ".join(f"ALTER TABLE {TASK_TABLE} ADD COLUMN {name} {kind}"
-                         for name, kind in missing)
-        return Fault(
-            saw=f"{TASK_TABLE} has no column {', '.join(n for n, _ in missing)}, which this "
-                "Celery writes with every result (it cannot add it under the restricted "
-                "role: every result store fails)",
-            fix=f"the platform's operator runs: {adds}")
+    extended = [name for name, _ in missing if name in only_extended]
+    plain = [(name, kind) for name, kind in missing if name not in only_extended]
+    saws, fixes = [], []
+    if extended:
+        saws.append(f"result_extended = True: Celery writes {', '.join(extended)} to "
+                    f"{TASK_TABLE}, columns the platform's Result table does not have")
+        fixes.append("result_extended = False (Celery's default): the platform reads none of "
+                     "those columns")
+    if plain:
+        saws.append(f"{TASK_TABLE} has no column {', '.join(n for n, _ in plain)}, which this "
+                    "Celery writes with every result (it cannot add it under the restricted "
+                    "role)")
+        fixes.append("the platform's operator runs: " + "; ".join(
+            f"ALTER TABLE {TASK_TABLE} ADD COLUMN {name} {kind}" for name, kind in plain))
+    if saws:
+        return Fault(saw="; ".join(saws) + " (every result store fails)", fix="; and ".join(fixes))
     if not columns(GROUP_TABLE):
         return Fault(
             saw=f"there is no table {GROUP_TABLE}: Celery's database backend saves every "
@@ -73,4 +76,16 @@ def fault(app: Any, columns: Callable[[str], tuple[str, ...]], exists: Callable[
                     f"nextval('{sequence}')",
                 fix=f"the platform's operator runs: CREATE SEQUENCE {sequence}; GRANT USAGE "
                     f"ON SEQUENCE {sequence} TO {role}")
+    return None
+
+
+def schema_problem(sql: str) -> str | None:
+    """What a result schema's DDL lacks that the plugin needs: a table
+    ``celery_taskmeta`` with a column ``task_id`` (None: it has both)."""
+    table = re.search(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:\"?\w+\"?\.)?"
+                      r"\"?celery_taskmeta\"?\s*\((.*?)\)\s*;", sql, re.IGNORECASE | re.DOTALL)
+    if table is None:
+        return "no CREATE TABLE celery_taskmeta (the Result table Celery writes)"
+    if not re.search(r"(^|[\s(,\"])task_id[\s\"]", table.group(1), re.IGNORECASE):
+        return "celery_taskmeta has no column task_id (Celery finds a task's result by it)"
     return None

@@ -4,7 +4,6 @@ read result rows."""
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -13,58 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
-from pytest_cadasta.errors import InfrastructureError
+from pytest_cadasta.errors import InfrastructureError, first_line
 from pytest_cadasta.postgres import Server
+from pytest_cadasta.task_table import TASK_TABLE_SQL
 
 #: The columns ``rows()`` reads, those the table has (None for the others).
 RESULT_COLUMNS = ("task_id", "status", "result", "traceback", "date_done", "name")
-
-#: The platform's Task table as its Django migration makes it (and the two
-#: tables its foreign keys name, reduced to their keys). Owned by the
-#: administrator: the worker role gets no privilege on any of it.
-TASK_TABLE_SQL = """
-CREATE TABLE IF NOT EXISTS accounts_user (id SERIAL PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS django_content_type (
-    id SERIAL PRIMARY KEY,
-    app_label VARCHAR(100) NOT NULL,
-    model VARCHAR(100) NOT NULL,
-    UNIQUE (app_label, model)
-);
-CREATE TABLE IF NOT EXISTS tasks_backgroundtask (
-    id VARCHAR(24) NOT NULL PRIMARY KEY,
-    task_id VARCHAR(155) NOT NULL UNIQUE,
-    type VARCHAR(128) NOT NULL,
-    created_date TIMESTAMP WITH TIME ZONE NOT NULL,
-    last_updated TIMESTAMP WITH TIME ZONE NOT NULL,
-    input JSONB NOT NULL,
-    options JSONB NOT NULL,
-    related_object_id VARCHAR(24) NULL,
-    immutable BOOLEAN NULL,
-    creator_id INTEGER NULL
-        REFERENCES accounts_user (id) DEFERRABLE INITIALLY DEFERRED,
-    parent_id VARCHAR(155) NULL
-        REFERENCES tasks_backgroundtask (task_id) DEFERRABLE INITIALLY DEFERRED,
-    related_content_type_id INTEGER NULL
-        REFERENCES django_content_type (id) DEFERRABLE INITIALLY DEFERRED,
-    root_id VARCHAR(155) NOT NULL
-        REFERENCES tasks_backgroundtask (task_id) DEFERRABLE INITIALLY DEFERRED
-);
-CREATE INDEX IF NOT EXISTS tasks_backgroundtask_root_id ON tasks_backgroundtask (root_id);
-CREATE INDEX IF NOT EXISTS tasks_backgroundtask_parent_id ON tasks_backgroundtask (parent_id);
-"""
-
-
-def schema_problem(sql: str) -> str | None:
-    """What a result schema's DDL lacks that the plugin needs: a table
-    ``celery_taskmeta`` with a column ``task_id`` (None: it has both)."""
-    table = re.search(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:\"?\w+\"?\.)?"
-                      r"\"?celery_taskmeta\"?\s*\((.*?)\)\s*;", sql, re.IGNORECASE | re.DOTALL)
-    if table is None:
-        return "no CREATE TABLE celery_taskmeta (the Result table Celery writes)"
-    if not re.search(r"(^|[\s(,\"])task_id[\s\"]", table.group(1), re.IGNORECASE):
-        return "celery_taskmeta has no column task_id (Celery finds a task's result by it)"
-    return None
-
 
 class ResultDatabase:
     """One throwaway database holding the result tables, dropped on ``drop()``."""
@@ -129,7 +82,7 @@ class ResultDatabase:
         try:
             self._connect(self.server.maintenance_db, timeout=2).close()
         except psycopg.OperationalError as exc:
-            return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            return first_line(exc)
         return None
 
     def _connect(self, dbname: str, timeout: int = 10) -> Any:
@@ -221,7 +174,7 @@ def _schema_error(path: Path, schema: str, exc: Any) -> str:
     where = str(path)
     if position:
         where += f":{schema[:int(position)].count(chr(10)) + 1}"
-    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    message = first_line(exc)
     return f"the result schema {where}: {message}"
 
 

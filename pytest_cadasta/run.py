@@ -34,7 +34,7 @@ class Run:
         self.tooling_modules = tooling_modules
         self.apps = {loaded.label: loaded for loaded in apps}
         self.infra = Infrastructure(settings, server, postgres)
-        if postgres is not None:  # a worker's checks will need it: make it meanwhile
+        if apps:  # the checks will need it (results, the platform's Task table)
             self.infra.prepare()
         self._harnesses: dict[str | None, Harness] = {}
         self._states: dict[str, AppState] = {}

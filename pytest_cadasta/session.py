@@ -105,8 +105,9 @@ class CadastaSession:
         if self.server is None:
             self.server = self.stack.enter_context(local_aws())
         self.apps = loader.load_apps(settings, config.rootpath, self.stack)
-        workers = [entry for entry in settings.apps if entry.is_worker]
-        if settings.result_db is None and settings.pg_ctl is not None and workers \
+        # Every app needs the database: the workers for their results, every
+        # app for the platform's Task table.
+        if settings.result_db is None and settings.pg_ctl is not None \
                 and not config.option.collectonly and not is_xdist_controller(config):
             from pytest_cadasta.postgres import StartingPostgres
 

@@ -168,7 +168,7 @@ def read_settings(config: pytest.Config) -> Settings:
         if not schema_path.is_file():
             raise UsageError(f"{spelled['result_schema']}={schema!r}: no such file "
                              f"({schema_path})")
-        from pytest_cadasta.resultdb import schema_problem
+        from pytest_cadasta.result_table import schema_problem
 
         problem = schema_problem(schema_path.read_text(errors="replace"))
         if problem is not None:

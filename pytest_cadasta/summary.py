@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 COLOURS = {"conforms": "green", "conforms-as-producer": "green", "does-not-conform": "red"}
 
 
+def _junit_writer(config: pytest.Config) -> Any:
+    """pytest's JUnit XML writer, when --junitxml asked for one: the plugin
+    that takes testsuite properties (pytest has no public handle on it)."""
+    return next((plugin for plugin in config.pluginmanager.get_plugins()
+                 if callable(getattr(plugin, "add_global_property", None))), None)
+
+
 class Summary:
     """A plugin object: learns which checks to expect (from this process's
     collection, or from xdist's workers'), reads each one's outcome from its
@@ -66,17 +73,13 @@ class Summary:
             return  # its controlling process reports
         from pytest_cadasta import reports
 
-        if self.outcomes.outcomes:
+        xml = _junit_writer(config)
+        if self.outcomes.outcomes and xml is not None:
             # One path for the JUnit properties, in the process that writes the
             # file (under xdist the checks ran in workers, where
-            # record_testsuite_property has no file to write to). pytest has no
-            # public handle on its XML writer.
-            from _pytest.junitxml import xml_key
-
-            xml = config.stash.get(xml_key, None)
-            if xml is not None:
-                for name, value in reports.properties(self.outcomes, self.apps).items():
-                    xml.add_global_property(name, value)
+            # record_testsuite_property has no file to write to).
+            for name, value in reports.properties(self.outcomes, self.apps).items():
+                xml.add_global_property(name, value)
         path = self.settings.report
         if path is not None:
             reports.write_json(path, self.outcomes, self.apps)

@@ -8,6 +8,13 @@ body to (args, kwargs, embed); copies the headers ``eta``, ``expires``,
 ``retries`` and ``timelimit`` into the properties when they are set; and
 gets-or-creates one row by ``task_id``. Whatever fails is logged and the
 message acknowledged: that task is lost to the platform.
+
+Not played: the model's ``type`` choices (the task names the platform app
+registers). Whether Django applies them depends on the platform's import
+order; applied, they would refuse every ``celery.*`` task and every task the
+platform does not register itself. ``options`` hold the message's properties
+as its envelope carries them (kombu adds its delivery details on a real
+consumer).
 """
 
 from __future__ import annotations
@@ -94,6 +101,18 @@ def read(message: TaskMessage) -> Record | Refusal:
     if headers["root_id"] is None:
         return refuse("its root_id is None (the Task table's root may not be null)",
                       "task_protocol = 2 (Celery sets root_id)")
+    for column, value, limit, fix in (
+            ("type (the task's name)", headers["task"], TYPE_LENGTH,
+             f"rename the task within {TYPE_LENGTH} characters"),
+            ("task_id", headers["id"], TASK_ID_LENGTH,
+             f"task ids within {TASK_ID_LENGTH} characters (Celery's own are 36)"),
+            ("related_object_id", properties.get("related_object_id"),
+             RELATED_OBJECT_ID_LENGTH,
+             f"related_object_id within {RELATED_OBJECT_ID_LENGTH} characters (the platform's "
+             "ids)")):
+        if isinstance(value, str) and len(value) > limit:
+            return refuse(f"its {column} has {len(value)} characters; the Task table holds "
+                          f"{limit}", fix)
     return Record(task_id=headers["id"], type=headers["task"],
                   input={"args": list(args), "kwargs": kwargs}, options=properties,
                   parent_id=headers["parent_id"], root_id=headers["root_id"],

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_cadasta.checks.common import monitor_fix
 from pytest_cadasta.checks.registry import Phase, check
 from pytest_cadasta.events import FINISHED
+from pytest_cadasta.messages import ACCEPTED, SERIALIZER_FIX
 from pytest_cadasta.protocol import fail
 from pytest_cadasta.sync_rules import TYPE_LENGTH
 
@@ -87,32 +88,38 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
         # Run alone (-k): a task that succeeds and one that fails, of its own.
         c.run_in_worker(c.probes.probe(c.probes.home), args=("platform",))
         c.run_in_worker(c.probes.failing(c.probes.home))
+    # The outcomes first, then the view: a row is stored before its run ends, so
+    # the view read after holds every outcome read before.
+    ended = {}
+    for event in c.sent_by_checks():
+        finished = c.events.of(event.task_id, (FINISHED,))
+        if finished and not (event.name or "").startswith("celery."):
+            # Celery's own (chord_unlock) store no result: the platform skips them.
+            ended[event.task_id] = (event.name, finished[-1].info.get("state"))
     recorded = {task.task_id: task for task in c.platform.tasks()}
     problems = []
     checked = 0
-    for event in c.sent_by_checks():
-        if (event.name or "").startswith("celery."):
-            continue  # Celery's own (chord_unlock) store no result: the platform skips them
-        ended = c.events.of(event.task_id, (FINISHED,))
-        task = recorded.get(event.task_id)
-        state = ended[-1].info.get("state") if ended else None
+    for task_id, (name, state) in ended.items():
+        task = recorded.get(task_id)
         if task is None or state not in ("SUCCESS", "FAILURE"):
-            continue  # not recorded (the check above says why), or never run here
+            continue  # not recorded (the check above says why), or not run to its end
         checked += 1
         if task.status != state:
-            problems.append(f"{event.name!r} ({event.task_id}): the worker stored {state}, the "
-                            f"platform shows {task.status}")
+            problems.append(f"{name!r} ({task_id}): the worker stored {state}, the platform "
+                            f"shows {task.status}")
         elif state == "FAILURE" and not task.traceback:
-            problems.append(f"{event.name!r} ({event.task_id}): FAILURE without its traceback")
-        elif event.name == c.probes.started(c.probes.home):
+            problems.append(f"{name!r} ({task_id}): FAILURE without its traceback")
+        elif name == c.probes.started(c.probes.home):
             seen = c.app.backend.decode(task.result) if task.result is not None else None
             if seen != "STARTED":
-                problems.append(f"while it ran, {event.name!r} read {seen!r} in the row the "
+                problems.append(f"while it ran, {name!r} read {seen!r} in the row the "
                                 "platform joins, not STARTED")
     if not checked and not problems:
-        problems.append("the platform recorded none of the tasks the worker ran, so no "
-                        "result joins a task (every_task_sent_is_recorded_by_the_platform "
-                        "says why)")
+        lost = c.platform.lost()
+        fail(saw="the platform recorded none of the tasks the worker ran, so no result "
+                 "joins a task" + (f": {lost[0].reason}" if lost else ""),
+             needs="each task recorded by the platform, for its result row to join it",
+             fix=lost[0].fix if lost else "see every_task_sent_is_recorded_by_the_platform")
     if problems:
         fail(saw=_listed(problems),
              needs="each result row joining its task's Task row by task_id, its status the "
@@ -126,7 +133,6 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
 def every_task_of_the_worker_stores_its_result(c: AppState, _: Any) -> None:
     """A task that stores no result has no row for the platform to join: it
     shows PENDING forever, however it ended."""
-    c.require_worker_app()
     ignored = sorted(name for name in c.own_tasks() if c.app.tasks[name].ignore_result)
     if ignored:
         app_wide = bool(c.app.conf.task_ignore_result)
@@ -138,6 +144,37 @@ def every_task_of_the_worker_stores_its_result(c: AppState, _: Any) -> None:
                    "celery.chord_unlock, aside: the platform leaves them out)",
              fix="task_ignore_result = False" if app_wide else
                  "remove ignore_result=True from those tasks")
+
+
+@check("platform")
+def every_task_is_sent_as_the_platform_decodes(c: AppState, _: Any) -> None:
+    """A task whose own settings send it in a serializer the platform's
+    sync-tasks does not accept (or compressed as kombu cannot undo) is lost
+    to the platform with every message, whatever the app's defaults."""
+    from kombu.compression import get_encoder
+
+    def known(compression: str) -> bool:
+        try:
+            get_encoder(compression)
+        except Exception:  # kombu: no such compression
+            return False
+        return True
+
+    odd = []
+    for name in c.own_tasks():
+        task = c.app.tasks[name]
+        serializer = getattr(task, "serializer", None) or c.app.conf.task_serializer
+        compression = getattr(task, "compression", None) or c.app.conf.task_compression
+        if serializer not in ACCEPTED.values():
+            odd.append(f"{name!r} (serializer {serializer!r})")
+        elif compression and not known(compression):
+            odd.append(f"{name!r} (compression {compression!r})")
+    if odd:
+        fail(saw=f"tasks sent in what sync-tasks cannot decode: {_listed(odd)}",
+             needs="every task message in json or pickle, the two the platform's sync-tasks "
+                   "accepts",
+             fix=f"{SERIALIZER_FIX}; drop serializer= from those tasks (and from "
+                 "task_annotations)")
 
 
 @check("platform")
@@ -158,5 +195,4 @@ def results_fit_the_platforms_result_table(c: AppState, _: Any) -> None:
     """A result table that lacks a column this Celery writes (``children``, or
     the ``result_extended`` ones, which the platform's never had) fails every
     result store: every task stays PENDING on the platform."""
-    c.require_worker_app()
     c.fail_if_results_cannot_land()

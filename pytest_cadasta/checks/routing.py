@@ -86,7 +86,6 @@ def worker_registers_tasks_of_its_own(c: AppState, _: Any) -> None:
     """A worker whose task modules were never imported rejects every task it is
     sent as unregistered; one whose task routes to a queue it does not consume
     leaves that task waiting for another worker."""
-    c.require_worker_app()
     own = c.own_tasks()
     if not own:
         modules = ", ".join(c.app.loader.default_modules) or "none"

@@ -56,9 +56,14 @@ def apps_agree_on_exchange_queues_and_region(s: SystemState, _: Any) -> None:
                  "by any worker listed in every app)")
 
 
-def _results_at(loaded: LoadedApp, s: SystemState) -> str:
+#: Hosts that are one place (the machine itself).
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _results_at(loaded: LoadedApp, s: SystemState) -> str | None:
     """Where ``loaded`` writes its results, as the platform would look for them:
-    host, port, database and table (its own settings, the password masked)."""
+    host, port, database and table (its own settings, the password masked);
+    None without a database backend."""
     from sqlalchemy.engine import make_url
 
     from cadasta_toolbox.masking import mask_url
@@ -66,13 +71,14 @@ def _results_at(loaded: LoadedApp, s: SystemState) -> str:
     backend = s.of(loaded).original.get("result_backend")
     table = (loaded.app.conf.database_table_names or {}).get("task", "celery_taskmeta")
     if not isinstance(backend, str) or not backend.startswith("db+"):
-        return f"{mask_url(backend) if isinstance(backend, str) else backend!r}"
+        return None
     try:
         url = make_url(backend[3:])
     except Exception:  # not a URL SQLAlchemy reads: shown as it is, masked
         return mask_url(backend)
-    return (f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}, table "
-            f"{table}")
+    host = url.host or "localhost"
+    host = "localhost" if host in LOOPBACK else host
+    return f"{host}:{url.port or 5432}/{url.database or ''}, table {table}"
 
 
 @check(SYSTEM)
@@ -82,10 +88,15 @@ def every_app_writes_results_where_the_platform_reads_them(s: SystemState, _: An
     the run wires every app to one throwaway database, so only their own
     settings tell."""
     where = {loaded.label: _results_at(loaded, s) for loaded in s.apps}
-    readers = [loaded.label for loaded in s.producers] or [w.label for w in s.workers]
+    # The platform reads its Result table through its own database settings; a
+    # producer with a Celery result backend on a database says where that is.
+    readers = ([p.label for p in s.producers if where[p.label] is not None]
+               or [w.label for w in s.workers if where[w.label] is not None])
+    if not readers:
+        return  # no app writes to a database: the result checks of each say so
     usual, _ = Counter(where[label] for label in readers).most_common(1)[0]
-    odd = [f"{loaded.label} writes to {where[loaded.label]}" for loaded in s.workers
-           if where[loaded.label] != usual]
+    odd = [f"{loaded.label} writes to {where[loaded.label] or 'no database'}"
+           for loaded in s.workers if where[loaded.label] != usual]
     if odd:
         whose = "the platform's" if s.producers else "the other workers'"
         fail(saw=f"{'; '.join(odd)}; {whose} results are read at {usual}",

@@ -40,7 +40,8 @@ def summary_lines(result):
     return out[out.index("cadasta conformance"):].splitlines()[1:]
 
 
-@pytest.mark.parametrize("app", ["toolbox_app", "handwritten_ok", "pickle_serializer"])
+@pytest.mark.parametrize("app", ["toolbox_app", "handwritten_ok", "pickle_serializer",
+                                 "compressed"])
 def test_a_conforming_app_passes_every_check_in_an_empty_directory(run_inner, pytester, app):
     pytester.copy_example(f"apps/{app}.py")
     pytester.copy_example("apps/handwritten.py")
@@ -125,6 +126,11 @@ FAILURES = {
         "*its body is 'application/x-yaml', which the platform's consumer does not accept*",
         "*fix:   task_serializer = 'json' (Celery's default) or 'pickle', the two the "
         "platform's sync-tasks accepts*"]),
+    "task_in_yaml": (["platform"], [
+        "*saw:   tasks sent in what sync-tasks cannot decode: 'msg.email' (serializer "
+        "'yaml')",
+        "*fix:   task_serializer = 'json' (Celery's default) or 'pickle'*; drop serializer= "
+        "from those tasks*"]),
     # The errback is the chord group's (it passes): the platform loses it.
     "orphaned_errbacks": (["platform"], [
         "*saw:   of * tasks the checks sent, the platform did not record 1 as sent: "

@@ -66,8 +66,7 @@ def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
 
     @before_task_publish.connect(weak=False)
     def keep_errbacks_recorded(sender=None, headers=None, **kwargs):
-        task = current_task._get_current_object() if current_task else None
-        if adopt_errbacks and task is not None and task.app is app:
-            adopt_into_family(headers, task.request)
+        if adopt_errbacks and current_task and current_task.app is app:
+            adopt_into_family(headers, current_task.request)
 
     return app
