@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +18,7 @@ from pytest_cadasta.ids import not_for_a_producer
 from pytest_cadasta.probes import HideProbeFailures, Probes, is_probe
 from pytest_cadasta.protocol import TOOLBOX, CheckSkipped, fail
 from pytest_cadasta.routes import route, routed_queue
-from pytest_cadasta.sending import send_delivered, undeliverable
+from pytest_cadasta.sending import send_delivered, undeliverable, undeliverable_by_thread
 from pytest_cadasta.sqs import QueueLog
 
 if TYPE_CHECKING:
@@ -28,7 +31,9 @@ if TYPE_CHECKING:
 
 
 #: How many probes go to the monitor between two reads of it.
-MONITOR_BATCH = 10
+MONITOR_BATCH = 20
+#: The most threads that send the probes of many queues and read them back.
+LANDING_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -221,7 +226,7 @@ class AppState:
         return result, lost
 
     def landing(self, queue: str) -> Landing:
-        """Where the probe of ``queue``, sent from the fresh connection, landed.
+        """Where the probe of ``queue``, sent from a fresh connection, landed.
 
         The first call sends the probe of every work queue and reads the monitor
         and each queue once: every per-queue check then reads its own answer, so
@@ -233,25 +238,69 @@ class AppState:
         """
         if self._landings is None:
             consumed = set(self.consumed_queues())
-            sent = {}
-            for q in self.topology.work_queues:
-                if self.sqs.refused(q) is None:
-                    sent[q] = self.send_fresh(self.probes.probe(q), args=("fan-out",),
-                                              kwargs={"probe": True})
-                    if len(sent) % MONITOR_BATCH == 0:
-                        # moto's FIFO queue grows slower to write and read with
-                        # every message it holds: the monitor is kept short.
-                        self.monitor()
+            queues = [q for q in self.topology.work_queues if self.sqs.refused(q) is None]
+            sent = self._send_probes(queues)
             monitor = self.monitor()
+            found = self._in_parallel(lambda q: self.take(q, sent[q][0].id), queues)
             self._landings = {}
             for q, (result, lost) in sent.items():
-                in_queue = self.take(q, result.id) + self.received_from(q, result.id)
+                in_queue = found[q] + self.received_from(q, result.id)
                 if q in consumed and not in_queue:
                     self.events.wait_for(result.id, (RECEIVED, UNKNOWN))
                     in_queue = self.received_from(q, result.id)
                 self._landings[q] = Landing(self.probes.probe(q), result.id, in_queue,
                                             [m for m in monitor if m.id == result.id], lost)
         return self._landings[queue]
+
+    def _threads_for(self, count: int) -> int:
+        """How many threads serve ``count`` independent SQS requests: one up to a
+        batch (a thread of its own costs a connection), a few beyond."""
+        return max(1, min(LANDING_THREADS, count // MONITOR_BATCH))
+
+    def _in_parallel(self, call: Callable[[str], Any], queues: list[str]) -> dict[str, Any]:
+        """``call(queue)`` for each queue, in a few threads when there are many:
+        moto answers in a process of its own, so requests in flight together
+        use both cores."""
+        threads = self._threads_for(len(queues))
+        if threads == 1:
+            return {q: call(q) for q in queues}
+        with ThreadPoolExecutor(threads, thread_name_prefix="cadasta-probe") as pool:
+            return dict(zip(queues, pool.map(call, queues)))
+
+    def _send_probes(self, queues: list[str]) -> dict[str, tuple[Any, list[str]]]:
+        """Send the probe of each queue, each thread from a fresh connection of
+        its own, the monitor read every ``MONITOR_BATCH`` probes (moto's FIFO
+        queue grows slower to write and read with every message it holds)."""
+        local = threading.local()
+        workers: set[int] = set()
+
+        def send(q: str, lost_by_thread: dict[int, list[str]]) -> tuple[Any, list[str]]:
+            if getattr(local, "connection", None) is None:
+                local.connection = self.app.connection_for_write()
+                self.harness.on_close(local.connection.close)
+                workers.add(threading.get_ident())
+            lost = lost_by_thread[threading.get_ident()]
+            before = len(lost)
+            result = self.app.send_task(self.probes.probe(q), args=("fan-out",),
+                                        kwargs={"probe": True}, connection=local.connection)
+            return result, lost[before:]
+
+        threads = self._threads_for(len(queues))
+        sent: dict[str, tuple[Any, list[str]]] = {}
+        with undeliverable_by_thread(lambda ident: ident in workers) as lost_by_thread:
+            if threads == 1:
+                for q in queues:
+                    sent[q] = send(q, lost_by_thread)
+                    if len(sent) % MONITOR_BATCH == 0:
+                        self.monitor()
+            else:
+                with ThreadPoolExecutor(threads, thread_name_prefix="cadasta-probe") as pool:
+                    futures = {pool.submit(send, q, lost_by_thread): q for q in queues}
+                    for done, future in enumerate(as_completed(futures), start=1):
+                        sent[futures[future]] = future.result()
+                        if done % MONITOR_BATCH == 0:
+                            self.monitor()
+        return {q: sent[q] for q in queues}
 
     def route(self, name: str) -> dict:
         """The route the app's own router gives ``name`` (Celery's Router)."""

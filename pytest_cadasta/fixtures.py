@@ -137,5 +137,8 @@ def _cadasta_state(_cadasta_run: Run, request: pytest.FixtureRequest) -> CheckSt
 @pytest.fixture
 def _cadasta_checks_worker(_cadasta_state: Any) -> Any:
     """The worker(s) a check that needs one stands on: its app's (with the result
-    database), or, for the system's, one per worker app."""
+    database), or, for the system's, one per worker app. With its
+    infrastructure gone, none: the check itself says so, as an error."""
+    if _cadasta_state.gone() is not None:
+        return None
     return provide(f"start {_cadasta_state.WORKERS}", _cadasta_state.start_workers)

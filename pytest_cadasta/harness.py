@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.errors import NotConfigured, WorkerFailed
+from pytest_cadasta.errors import InfrastructureError, NotConfigured, WorkerFailed
 from pytest_cadasta.infrastructure import Infrastructure
 from pytest_cadasta.settings import Settings
 from pytest_cadasta.topology import Topology
@@ -123,9 +123,12 @@ class Harness:
         if self._worker is not None and not self._worker.running:
             # Stopped by someone else: Celery's own test worker (the celery_worker
             # fixture of celery.contrib.pytest) stops every worker in the
-            # process when it stops. Start another.
+            # process when it stops; or its broker went away. Start another.
             self.stop_worker()
         if self._worker is None:
+            gone = self.infra.gone()
+            if gone is not None:  # a worker would retry its broker for ever
+                raise InfrastructureError(gone)
             from pytest_cadasta.wiring import close_result_connections, pool_result_connections
             from pytest_cadasta.worker import InProcessWorker
 

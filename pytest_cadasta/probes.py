@@ -33,8 +33,8 @@ class ProbeFailure(Exception):
 
 @dataclass(frozen=True)
 class Probes:
-    """Names of the probe tasks, one set per work queue; ``install`` registers
-    them on the app. ``home`` is the queue the worker-side probes run in."""
+    """Names of the probe tasks of each work queue; ``install`` registers them
+    on the app. ``home`` is the queue the worker-side probes run in."""
 
     queues: tuple[str, ...]
     home: str
@@ -63,11 +63,13 @@ class Probes:
         return f"{queue}.{SCHEDULER}"
 
     def install(self, app: Any) -> None:
+        """The probe of every work queue (each queue's landing is checked); the
+        others in ``home`` only, where the worker-side checks run them."""
         for queue in self.queues:
             _register(app, self.probe(queue), _probe)
-            _register(app, self.failing(queue), _fails)
-            _register(app, self.started(queue), _started)
-            _register(app, self.scheduler(queue), _make_scheduler(self, queue))
+        _register(app, self.failing(self.home), _fails)
+        _register(app, self.started(self.home), _started)
+        _register(app, self.scheduler(self.home), _make_scheduler(self, self.home))
 
 
 def _register(app: Any, name: str, fun: Any) -> None:

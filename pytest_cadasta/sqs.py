@@ -12,6 +12,8 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -87,80 +89,79 @@ def pinned_aws_environment(endpoint: str) -> Iterator[None]:
         yield
 
 
-class _Counted:
-    """A WSGI app counting the requests it is handling."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.handling = 0
-        self.changed = threading.Condition()
-
-    def __call__(self, environ: Any, start_response: Any) -> Any:
-        with self.changed:
-            self.handling += 1
-        try:
-            return self.app(environ, start_response)
-        finally:
-            with self.changed:
-                self.handling -= 1
-                self.changed.notify_all()
-
-
 #: A safety net for ``MotoServer.settle``: a receive waits at most a worker's
 #: long poll (TEST_POLLING's one second), and ``MockSQS.release`` ends it sooner.
 SETTLE_TIMEOUT = 3.0
+#: How long a stopped moto process may take to go before it is killed.
+STOP_TIMEOUT = 5.0
 
 
 class MotoServer:
-    """moto in server mode on 127.0.0.1 (a random port): every AWS service,
-    every region, one process-wide store."""
+    """moto in server mode on 127.0.0.1, in a process of its own
+    (``moto_process``): every AWS service, every region, one store. The run
+    binds the port (port 0, so nothing can take it meanwhile) and hands the
+    socket over; the process dies with the run, however the run ends."""
 
     def __init__(self) -> None:
-        self._server: Any = None
         self.port: int | None = None
+        self.process: subprocess.Popen | None = None
+        self._lifeline: int | None = None
         self._clients: dict[str, Any] = {}
-        self._counted: _Counted | None = None
 
     def start(self) -> MotoServer:
-        from moto.server import ThreadedMotoServer
-
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        self.port = self._server.get_host_and_port()[1]
-        # werkzeug's server calls its ``app`` attribute for each request; moto
-        # has no hook of its own for what is in flight.
-        wsgi = getattr(self._server, "_server", None)
-        if wsgi is not None and hasattr(wsgi, "app"):
-            self._counted = wsgi.app = _Counted(wsgi.app)
+        listening = socket.create_server(("127.0.0.1", 0), backlog=512)
+        self.port = listening.getsockname()[1]
+        lifeline, self._lifeline = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pytest_cadasta.moto_process",
+                 str(listening.fileno()), str(lifeline)],
+                pass_fds=(listening.fileno(), lifeline), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, env=_moto_environment(), cwd="/",
+                start_new_session=True)  # a Ctrl-C is the run's to handle, not moto's
+        except BaseException:
+            os.close(self._lifeline)
+            self._lifeline = None
+            raise
+        finally:
+            # Only moto's process holds them now: when it goes, the port refuses.
+            listening.close()
+            os.close(lifeline)
         return self
 
     def settle(self) -> bool:
         """Return once no request is in flight: a stopped worker's last long
         poll has been answered, so it can take no message sent from now on.
         False if one still was after SETTLE_TIMEOUT."""
-        counted = self._counted
-        if counted is None:
-            return True
-        with counted.changed:
-            return counted.changed.wait_for(lambda: counted.handling == 0, SETTLE_TIMEOUT)
+        import http.client
+
+        from pytest_cadasta.moto_process import SETTLE_PATH
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                timeout=SETTLE_TIMEOUT + 5)
+        try:
+            connection.request("GET", f"{SETTLE_PATH}?{SETTLE_TIMEOUT}")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+        finally:
+            connection.close()
 
     def stop(self) -> None:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
-        server, self._server = self._server, None
-        if server is None:
+        process, self.process = self.process, None
+        if self._lifeline is not None:
+            os.close(self._lifeline)  # the process reads end-of-file and exits
+            self._lifeline = None
+        if process is None:
             return
-        stopper = threading.Thread(target=server.stop, name="cadasta-moto-stop", daemon=True)
-        stopper.start()
-        # The server's accept loop notices a shutdown only when it wakes, every
-        # half second; a connection wakes it now.
-        while stopper.is_alive():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            except OSError:
-                pass
-            stopper.join(0.05)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def answers(self) -> bool:
         """Whether the server still accepts connections."""
@@ -189,6 +190,16 @@ class MotoServer:
                 aws_access_key_id=FAKE_ACCESS_KEY,
                 aws_secret_access_key=FAKE_SECRET_KEY)
         return self._clients[region]
+
+
+def _moto_environment() -> dict[str, str]:
+    """moto's process's environment: the run's, without anything that would let
+    it (or a library it loads) reach AWS or a proxy."""
+    keep = {name: value for name, value in os.environ.items()
+            if not name.startswith("AWS_") and name.lower() not in (
+                "http_proxy", "https_proxy", "all_proxy")}
+    keep["AWS_EC2_METADATA_DISABLED"] = "true"
+    return keep
 
 
 @contextmanager
@@ -222,7 +233,6 @@ def local_aws() -> Iterator[MotoServer]:
     botocore data loader for every client); on exit the server stops and the
     environment is as it was."""
     with ExitStack() as stack:
-        stack.enter_context(quiet_moto_logs())
         server = MotoServer().start()
         stack.callback(server.stop)
         stack.enter_context(pinned_aws_environment(server.endpoint))
@@ -416,15 +426,3 @@ class QueueLog:
 
     def of(self, task_id: str) -> list[TaskMessage]:
         return [m for m in self.messages() if m.id == task_id]
-
-
-@contextmanager
-def quiet_moto_logs() -> Iterator[None]:
-    """moto's server logs every request; keep that out of the user's report."""
-    logger = logging.getLogger("werkzeug")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
