@@ -43,6 +43,12 @@ def header_lines(settings: Settings, apps: list[LoadedApp]) -> list[str]:
         "listening since before the app was imported",
         f"cadasta: result database: {database}",
     ]
+    if settings.result_db is None:
+        from pytest_cadasta.postgres import files_elsewhere
+
+        elsewhere = files_elsewhere()
+        if elsewhere is not None:
+            infrastructure.append(f"cadasta: {elsewhere}")
     if len(apps) == 1:
         loaded = apps[0]
         topology = loaded.topology

@@ -23,6 +23,22 @@ CACHE_VARIABLE = "PYTEST_CADASTA_CACHE_DIR"
 TEMPLATE_FORMAT = "1"
 
 
+#: A template being built: ``.building-<pid of the run>-<random>``.
+BUILDING = ".building-"
+
+
+def _remove_dead_builds(cache: Path) -> None:
+    """Remove the half-built templates of runs that died building them."""
+    for building in cache.glob(f"{BUILDING}*"):
+        try:
+            pid = int(building.name[len(BUILDING):].split("-", 1)[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(building, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
 def cache_root() -> Path:
     configured = os.environ.get(CACHE_VARIABLE)
     if configured:
@@ -76,7 +92,9 @@ class ClusterTemplate:
         building = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            building = Path(tempfile.mkdtemp(prefix=".building-", dir=self.path.parent))
+            _remove_dead_builds(self.path.parent)
+            building = Path(tempfile.mkdtemp(prefix=f"{BUILDING}{os.getpid()}-",
+                                             dir=self.path.parent))
             shutil.copytree(datadir, building / "data", symlinks=True)
             (building / "data").chmod(0o700)
             # Atomic; another run that stored first makes this fail, harmlessly.

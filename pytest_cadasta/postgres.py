@@ -23,9 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_cadasta.errors import CadastaError, InfrastructureError, NotConfigured, PortTaken
+from pytest_cadasta.pg_watchdog import clean, mark_owner, owner_alive
 from pytest_cadasta.pgtemplate import ClusterTemplate
 
 SUPERUSER = "postgres"
+#: The start of the name of every run's directory (a cluster, its socket, logs).
+WORKDIR_PREFIX = "pytest-cadasta-pg-"
+#: How long a watchdog released after a normal stop may take to exit.
+WATCHDOG_EXIT = 5.0
 UNPRIVILEGED_USERS = ("postgres", "nobody")
 PG_CTL_GLOBS = ("/usr/lib/postgresql/*/bin/pg_ctl", "/usr/local/pgsql/bin/pg_ctl",
                 "/usr/pgsql-*/bin/pg_ctl", "/opt/homebrew/bin/pg_ctl")
@@ -102,6 +107,23 @@ def reachable_temp_dir() -> str:
         "no temporary directory is reachable by other users; set TMPDIR to one")
 
 
+def files_elsewhere() -> str | None:
+    """Where the ephemeral server's files go when not under TMPDIR (a TMPDIR the
+    unprivileged user it runs as cannot reach), said for the header; None when
+    they go under TMPDIR."""
+    if os.geteuid() != 0 or not os.environ.get("TMPDIR"):
+        return None
+    wanted = str(Path(tempfile.gettempdir()).resolve())
+    try:
+        chosen = reachable_temp_dir()
+    except InfrastructureError:
+        return None  # said when it starts
+    if chosen == wanted:
+        return None
+    return (f"the ephemeral PostgreSQL's files go under {chosen}: TMPDIR ({wanted}) is "
+            "not reachable by the unprivileged user it runs as")
+
+
 def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
                  user: pwd.struct_passwd) -> str:
     """A pg_ctl that drops root for ``user`` before running the real one, in
@@ -146,6 +168,7 @@ class EphemeralPostgres:
         self.workdir: Path | None = None
         self.executor = None
         self.server: Server | None = None
+        self._watchdog: Watchdog | None = None
         #: Whether the cluster was copied from the cached template.
         self.from_template = False
 
@@ -172,7 +195,10 @@ class EphemeralPostgres:
         as_root = os.geteuid() == 0
         user = unprivileged_user() if as_root else None
         base = reachable_temp_dir() if as_root else None
-        self.workdir = Path(tempfile.mkdtemp(prefix="pytest-cadasta-pg-", dir=base))
+        remove_dead_runs(Path(base or tempfile.gettempdir()))
+        self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=base))
+        mark_owner(self.workdir)
+        self._watchdog = Watchdog(self.workdir)
         datadir = self.workdir / "data"
         executable = self.pg_ctl
         owner = None
@@ -262,6 +288,47 @@ class EphemeralPostgres:
             if self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None
+            watchdog, self._watchdog = self._watchdog, None
+            if watchdog is not None:
+                watchdog.release()
+
+
+class Watchdog:
+    """A process of its own (``pg_watchdog``) that stops the server and removes
+    ``workdir`` when this run dies, however it dies: it holds the read end of
+    a pipe whose write end only this process holds, and wakes at end-of-file.
+    ``release()`` after a normal stop: it finds nothing left, and exits."""
+
+    def __init__(self, workdir: Path) -> None:
+        lifeline, self._lifeline = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pytest_cadasta.pg_watchdog", str(lifeline),
+                 str(workdir)],
+                pass_fds=(lifeline,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                cwd="/", start_new_session=True)  # a Ctrl-C is for the run, not for it
+        except BaseException:
+            os.close(self._lifeline)
+            raise
+        finally:
+            os.close(lifeline)
+
+    def release(self) -> None:
+        os.close(self._lifeline)
+        try:
+            self.process.wait(WATCHDOG_EXIT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def remove_dead_runs(base: Path) -> None:
+    """Stop the servers, and remove the directories, of runs under ``base`` that
+    died without their watchdog cleaning up (killed together, say): only those
+    whose owner (pid and start time) no longer runs, never a live run's."""
+    for workdir in base.glob(f"{WORKDIR_PREFIX}*"):
+        if workdir.is_dir() and not owner_alive(workdir):
+            clean(workdir, settle=0)
 
 
 def _become_subreaper() -> None:

@@ -8,6 +8,8 @@ start and stop, by wrapping the call that marks them."""
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -47,7 +49,20 @@ def terminate(request=None):
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-FAULTS = {f.__name__: f for f in (kill_database, stop_moto, interrupt, terminate)}
+def pause(request=None):
+    """Stop here (forever, as far as the run goes), saying so in $PAUSED_FILE:
+    the outer test kills the run now. Once: a process that takes over (an
+    xdist worker replacing the one killed) goes on."""
+    paused = Path(os.environ["PAUSED_FILE"])
+    once = paused.with_name(paused.name + ".once")
+    if once.exists():
+        return
+    once.touch()
+    paused.write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+FAULTS = {f.__name__: f for f in (kill_database, stop_moto, interrupt, terminate, pause)}
 
 
 def before(owner, name):

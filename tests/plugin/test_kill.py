@@ -1,0 +1,180 @@
+"""A run killed with SIGKILL at any moment (a CI job's hard timeout, the OOM
+killer) leaves nothing behind: its PostgreSQL stops and its files go within
+seconds, its moto server with it; the next run, and a run beside it, conform.
+
+The runs are real: a subprocess pausing at a chosen moment (through
+tests/examples/inner_faults/conftest.py), then SIGKILLed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+APP = "--cadasta-app=toolbox_app:app"
+#: What "nothing left" means, measured this long after the kill at the most.
+GONE_WITHIN = 10.0
+
+
+def _wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def _reap_zombies():
+    """Collect the run's processes that died and were handed to this session
+    (a subreaper: it started PostgreSQL) as init would collect them."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+@pytest.fixture
+def start_run(pytester, open_tmpdir):
+    """Start a run of the checks (own PostgreSQL, TMPDIR in ``open_tmpdir``),
+    pausing at ``at`` if given; return the process and the file it writes
+    when it pauses."""
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.copy_example("inner_faults/conftest.py")
+    started = []
+
+    def start(at="", name="run"):
+        paused = pytester.path / f"{name}.paused"
+        env = {**os.environ, "TMPDIR": open_tmpdir, "FAULT": "pause" if at else "",
+               "FAULT_AT": at, "PAUSED_FILE": str(paused)}
+        with (pytester.path / f"{name}.log").open("w") as log:
+            process = subprocess.Popen([sys.executable, "-m", "pytest", "-p",
+                                        "no:cacheprovider", APP], cwd=pytester.path, env=env,
+                                       stdout=log, stderr=subprocess.STDOUT)
+        started.append(process)
+        return process, paused
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def _kill_when_paused(process, paused):
+    _wait_for(lambda: paused.exists() or process.poll() is not None, 120,
+              "the run never reached the moment to kill it")
+    assert process.poll() is None, "the run ended before the moment to kill it"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.parametrize("at", ["postgres start", "success_leaves_a_success_row",
+                                "postgres stop"])
+def test_a_run_killed_leaves_nothing_and_the_next_run_conforms(start_run, leftovers,
+                                                               open_tmpdir, at):
+    process, paused = start_run(at)
+    killed = time.monotonic()
+    _kill_when_paused(process, paused)
+
+    def nothing_left():
+        _reap_zombies()
+        return leftovers() == {}
+
+    _wait_for(nothing_left, GONE_WITHIN, f"something was left: {leftovers()}")
+    took = time.monotonic() - killed
+    assert not any(Path(open_tmpdir).iterdir())
+    process, _ = start_run(name="next")
+    assert process.wait(120) == 0, Path(process.args[0]).name
+    assert took < GONE_WITHIN
+
+
+def test_two_runs_at_once_one_killed_the_other_conforms(start_run, leftovers, pytester):
+    killed, paused = start_run("success_leaves_a_success_row", name="killed")
+    other, _ = start_run(name="other")
+    _kill_when_paused(killed, paused)
+    assert other.wait(120) == 0, (pytester.path / "other.log").read_text()[-3000:]
+    assert "verdict: conforms" in (pytester.path / "other.log").read_text()
+
+    def nothing_left():
+        _reap_zombies()
+        return leftovers() == {}
+
+    _wait_for(nothing_left, GONE_WITHIN, f"something was left: {leftovers()}")
+
+
+def test_the_next_run_removes_what_a_dead_run_left_and_never_a_live_runs(
+        start_run, open_tmpdir):
+    """When the watchdog died with its run (the whole process group killed),
+    the next run stops the dead run's server and removes its files; a live
+    run's are left alone."""
+    from pytest_cadasta.pg_watchdog import OWNER_FILE, start_time
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = Path(open_tmpdir, "pytest-cadasta-pg-deadrun")
+    (dead / "run").mkdir(parents=True)
+    (dead / OWNER_FILE).write_text(f"{gone.pid} 12345\n")
+    (dead / "run" / "postgresql.log").write_text("a dead run's log\n")
+    live = Path(open_tmpdir, "pytest-cadasta-pg-liverun")
+    live.mkdir()
+    (live / OWNER_FILE).write_text(f"{os.getpid()} {start_time(os.getpid())}\n")
+    process, _ = start_run(name="next")
+    assert process.wait(120) == 0
+    assert not dead.exists()
+    assert live.exists()
+
+
+def test_the_header_says_where_the_files_go_when_tmpdir_is_closed_to_postgres(pytester,
+                                                                             tmp_path):
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    pytester.copy_example("apps/toolbox_app.py")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(closed))
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", APP, "--collect-only")
+    if os.geteuid() == 0:
+        result.stdout.fnmatch_lines([
+            f"cadasta: the ephemeral PostgreSQL's files go under *: TMPDIR ({closed}) is not "
+            "reachable by the unprivileged user it runs as"])
+    else:  # not root: PostgreSQL runs as this user, and its files go under TMPDIR
+        assert "files go under" not in result.stdout.str()
+
+
+def test_an_xdist_worker_killed_takes_its_postgresql_and_the_verdict_is_not_judged(
+        pytester, open_tmpdir, leftovers):
+    """-n 2: the xdist worker running the app's checks is killed in a check;
+    its PostgreSQL goes with it, and the run says the app was not judged."""
+    pytester.copy_example("apps/toolbox_app.py")
+    pytester.copy_example("inner_faults/conftest.py")
+    paused = pytester.path / "gw.paused"
+    env = {**os.environ, "TMPDIR": open_tmpdir, "FAULT": "pause",
+           "FAULT_AT": "success_leaves_a_success_row", "PAUSED_FILE": str(paused)}
+    with (pytester.path / "run.log").open("w") as log:
+        run = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", APP,
+                                "-p", "xdist", "-n", "2"], cwd=pytester.path, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: paused.exists() or run.poll() is not None, 120,
+                  "the run never reached the check")
+        os.kill(int(paused.read_text()), signal.SIGKILL)
+        run.wait(120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    out = (pytester.path / "run.log").read_text()
+    assert "crashed while running 'cadasta::result::success_leaves_a_success_row'" in out
+    assert "verdict: not judged" in out, out[-3000:]
+    assert "verdict: conforms" not in out
+
+    def nothing_left():
+        _reap_zombies()
+        return leftovers() == {}
+
+    _wait_for(nothing_left, GONE_WITHIN, f"something was left: {leftovers()}")
