@@ -210,6 +210,13 @@ def bare_boto3(lab: Lab) -> Sample:
     return Sample(THROUGHPUT_TASKS / elapsed)
 
 
+def own_tests(lab: Lab) -> Sample:
+    """pytest-cadasta's own test suite, as the README's test command runs it (the
+    repository's setup.cfg: every test, spread over the cores)."""
+    run = lab.pytest([], ROOT)
+    return _sample(run)
+
+
 WORKLOADS = {w.name: w for w in (
     Workload("floor", SECONDS, floor),
     Workload("example-suite", SECONDS, example_suite),
@@ -223,4 +230,5 @@ WORKLOADS = {w.name: w for w in (
     Workload("system-n2", SECONDS, partial(system, ("-n", "2"))),
     Workload("throughput-plugin", RATE, throughput),
     Workload("throughput-bare", RATE, bare_boto3),
+    Workload("tests", SECONDS, own_tests),
 )}

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from cadasta_toolbox.config import INTERNAL_DEFAULTS
 from pytest_cadasta.checks import all_checks, system_checks
 
@@ -77,6 +79,7 @@ def test_the_readme_worker_and_its_test_run_as_they_are(run_inner, pytester):
 DEPLOYMENT = ("export_worker/celery.py", "email_worker/celery.py", "platform_app/celery.py",
               "tests/test_deployment.py")
 
+@pytest.mark.slow
 
 def test_the_readme_deployment_runs_as_it_is_in_one_command(run_inner, pytester):
     """The README's deployment (the platform and two workers) and its test, with

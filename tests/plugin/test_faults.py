@@ -81,6 +81,7 @@ def test_infrastructure_gone_mid_run_is_an_error_per_check_that_needs_it(
 
 WITH_WORKER = [check.name for check, _ in CHECKS if check.needs_worker]
 
+@pytest.mark.slow
 
 def test_a_task_that_never_returns_fails_its_check_and_the_worker_is_given_up(
         run_with_fault, pytester, leftovers):
@@ -154,6 +155,7 @@ def throwaway_databases(shared_pg_url):
     return find
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("at", "fault"), SIGNALS_AT)
 def test_a_signal_at_any_phase_stops_everything_started_and_removes_its_files(
         run_with_fault, leftovers, throwaway_databases, at, fault):

@@ -25,6 +25,7 @@ OUTCOMES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outcome", sorted(OUTCOMES))
 def test_own_postgres_leaves_nothing_behind(run_inner, pytester, open_tmpdir, leftovers,
                                             outcome):

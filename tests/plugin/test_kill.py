@@ -74,6 +74,7 @@ def _kill_when_paused(process, paused):
     process.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("at", ["postgres start", "success_leaves_a_success_row",
                                 "postgres stop"])
 def test_a_run_killed_leaves_nothing_and_the_next_run_conforms(start_run, leftovers,
@@ -93,6 +94,7 @@ def test_a_run_killed_leaves_nothing_and_the_next_run_conforms(start_run, leftov
     assert process.wait(120) == 0, Path(process.args[0]).name
     assert took < GONE_WITHIN
 
+@pytest.mark.slow
 
 def test_two_runs_at_once_one_killed_the_other_conforms(start_run, leftovers, pytester):
     killed, paused = start_run("success_leaves_a_success_row", name="killed")
@@ -145,6 +147,7 @@ def test_the_header_says_where_the_files_go_when_tmpdir_is_closed_to_postgres(py
     else:  # not root: PostgreSQL runs as this user, and its files go under TMPDIR
         assert "files go under" not in result.stdout.str()
 
+@pytest.mark.slow
 
 def test_an_xdist_worker_killed_takes_its_postgresql_and_the_verdict_is_not_judged(
         pytester, open_tmpdir, leftovers):

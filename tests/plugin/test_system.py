@@ -54,6 +54,7 @@ def test_every_system_check_has_its_place():
     assert not set(every) & set(names(all_checks()))
 
 
+@pytest.mark.slow
 
 def test_a_right_system_conforms_with_each_app_judged_and_the_users_tests_using_every_app(
         run_inner, pytester):
@@ -132,6 +133,7 @@ def test_each_wrong_system_fails_its_own_system_checks_saying_why(run_inner, def
     result.stdout.fnmatch_lines(["*saw: *", "*needs: *", "*fix: *"])
     result.stdout.fnmatch_lines([f"system: does not conform: {len(failing)} check*failed"])
 
+@pytest.mark.slow
 
 def test_the_apps_of_a_wrong_system_still_conform_each_alone(run_inner):
     """The wrong samples are wrong only as a system: each app's own checks pass."""
@@ -257,6 +259,7 @@ def test_stopping_one_apps_worker_leaves_the_others_running(shared_pg_url, monke
         finally:
             run.close()
 
+@pytest.mark.slow
 
 def test_with_xdist_the_apps_are_spread_and_the_system_checks_run_once(run_inner, pytester):
     """-n 2: each app's checks run together on one xdist worker, the system's
