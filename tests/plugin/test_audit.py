@@ -1,0 +1,324 @@
+"""The audit of a real deployment (--cadasta-audit), as an operator runs it: a
+"deployment" made by the test (a moto server in a process of its own, reached
+through AWS_ENDPOINT_URL_SQS as a real endpoint would be; the shared
+PostgreSQL with the platform's result tables and a worker role), set up right
+and wrong. A right one passes, each wrong one fails its own check naming the
+queue, the column or the privilege, nothing in either is changed by the audit,
+and no credential reaches any output."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
+from pytest_cadasta.checks import iter_checks, system_checks
+from pytest_cadasta.sqs import MotoServer
+
+REGION = "us-west-2"
+PREFIX = "staging"
+QUEUES = ("celery", "export", "msg")
+CHECKS = list(iter_checks(QUEUES, audit=True))
+ALL = len(CHECKS)
+#: The secrets of the deployment: none may appear in any output.
+AWS_SECRET = "aws-secret-9d3e"
+ROLE_PASSWORD = "role-pw-5c1a"
+SCHEMAS = Path(__file__).parents[1] / "examples" / "schemas"
+
+
+def count(group_or_name: str) -> int:
+    return sum(1 for check, _ in CHECKS if group_or_name in (check.name, check.group))
+
+
+class Deployment:
+    """A moto server set up as an operator would set up SQS, and what the
+    audit must leave exactly as it found it."""
+
+    def __init__(self, server: MotoServer) -> None:
+        self.server = server
+        self.client = server.client(REGION)
+
+    def create(self, name: str, **attributes: str) -> str:
+        return self.client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+
+    def right(self, skip: str = "", **changed: dict) -> None:
+        """The queues a right deployment has (but ``skip``; ``changed``: other
+        attributes for a queue), one message waiting in the export queue."""
+        dead = self.create(f"{PREFIX}-dead")
+        dead_arn = self.client.get_queue_attributes(
+            QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queues = {
+            f"{PREFIX}-celery": {"VisibilityTimeout": "1800"},
+            f"{PREFIX}-export": {"VisibilityTimeout": "3600", "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dead_arn, "maxReceiveCount": "5"})},
+            f"{PREFIX}-msg": {"VisibilityTimeout": "120"},
+            f"{PREFIX}-platform.fifo": {"FifoQueue": "true"},
+        }
+        for name, attributes in queues.items():
+            if name != skip:
+                self.create(name, **changed.get(name, attributes))
+        self.client.send_message(QueueUrl=self.client.get_queue_url(
+            QueueName=f"{PREFIX}-celery")["QueueUrl"], MessageBody="a task in flight")
+
+    def snapshot(self) -> dict:
+        """Every queue in every region the apps use, with every attribute."""
+        found = {}
+        for region in (REGION, "us-east-1"):
+            client = self.server.client(region)
+            for url in client.list_queues().get("QueueUrls", []):
+                found[url] = client.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        return found
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """What a worker's environment holds in production, pointed here."""
+        return {"AWS_ENDPOINT_URL_SQS": self.server.endpoint,
+                "AWS_ACCESS_KEY_ID": "AKIADEPLOYEDWORKER01", "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+                "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                "AWS_EC2_METADATA_DISABLED": "true", "QUEUE_PREFIX": PREFIX}
+
+
+@pytest.fixture
+def sqs():
+    server = MotoServer().start()
+    try:
+        yield Deployment(server)
+    finally:
+        server.stop()
+
+
+class ResultDatabase:
+    """A database of its own on the shared PostgreSQL, with the platform's
+    result tables, a table of the platform's own, and worker roles."""
+
+    def __init__(self, admin_url: str) -> None:
+        token = secrets.token_hex(4)
+        self.admin_url = admin_url
+        self.name = f"audited_{token}"
+        self.roles: list[str] = []
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {self.name}")
+        parsed = psycopg.conninfo.conninfo_to_dict(admin_url)
+        self.host, self.port = parsed["host"], int(parsed["port"])
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.admin_url, dbname=self.name, autocommit=True)
+
+    def role(self, name: str, schema_sql: str = SCHEMA_SQL, *statements: str) -> str:
+        """A worker role made as apply_result_schema makes it, then ``statements``
+        ({role} is its name)."""
+        role = f"{name}_{secrets.token_hex(3)}"
+        self.roles.append(role)
+        with psycopg.connect(self.admin_url, dbname=self.name) as connection:
+            apply_result_schema(connection, role, ROLE_PASSWORD, schema_sql)
+        with self.connect() as connection:
+            connection.execute("CREATE TABLE IF NOT EXISTS orders (id integer, total numeric)")
+            if not connection.execute("SELECT 1 FROM orders").fetchone():
+                connection.execute("INSERT INTO orders VALUES (1, 9.5)")
+                connection.execute("INSERT INTO celery_taskmeta (task_id, status) "
+                                   "VALUES ('already-there', 'SUCCESS')")
+            for statement in statements:
+                connection.execute(statement.format(role=role))
+        return role
+
+    def environment(self, role: str) -> dict[str, str]:
+        return {"RESULT_DB_USER": role, "RESULT_DB_PASS": ROLE_PASSWORD,
+                "RESULT_DB_HOST": self.host, "RESULT_DB_PORT": str(self.port),
+                "RESULT_DB_NAME": self.name}
+
+    def snapshot(self) -> dict:
+        """Every relation, every table's rows, every sequence's value, every role."""
+        with self.connect() as connection:
+            relations = connection.execute(
+                "SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON "
+                "n.oid = c.relnamespace WHERE n.nspname = 'public' ORDER BY 1").fetchall()
+            found: dict = {"relations": relations}
+            for name, kind in relations:
+                if kind == "r":
+                    found[name] = connection.execute(
+                        f"SELECT * FROM {name} ORDER BY 1").fetchall()
+                elif kind == "S":
+                    found[name] = connection.execute(
+                        f"SELECT last_value, is_called FROM {name}").fetchone()
+            found["roles"] = connection.execute(
+                "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles "
+                "ORDER BY 1").fetchall()
+            found["privileges"] = connection.execute(
+                "SELECT relname, relacl::text FROM pg_class WHERE relacl IS NOT NULL "
+                "ORDER BY 1").fetchall()
+        return found
+
+    def drop(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+            for role in self.roles:
+                connection.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.fixture
+def results(shared_pg_url):
+    database = ResultDatabase(shared_pg_url)
+    try:
+        yield database
+    finally:
+        database.drop()
+
+
+@pytest.fixture
+def audit(pytester, sqs, results):
+    """Run the audit as an operator would, on sample apps in tests/examples/audit,
+    with the deployment's environment; assert no secret reached the output."""
+
+    def run(*args, apps=("audited",), env=None, timeout=120):
+        for app in apps:
+            pytester.copy_example(f"audit/{app}.py")
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in {**sqs.environment, **(env or {})}.items():
+                patch.setenv(name, value)
+            started = time.monotonic()
+            result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args,
+                                                   timeout=timeout)
+            result.duration = time.monotonic() - started
+        output = result.stdout.str() + result.stderr.str()
+        for secret in (AWS_SECRET, ROLE_PASSWORD, "redis-pw-41c"):
+            assert secret not in output, secret
+        return result
+
+    return run
+
+
+def outcomes_by_check(result) -> dict[str, str]:
+    """check name[queue] -> PASSED/FAILED/SKIPPED, from a -v run."""
+    found = {}
+    for line in result.stdout.lines:
+        if line.startswith("cadasta::") and " " in line:
+            nodeid, outcome = line.split(" ")[:2]
+            found[nodeid.rpartition("::")[2]] = outcome
+    return found
+
+
+def test_a_right_deployment_passes_and_the_audit_changes_nothing(sqs, results, audit):
+    sqs.right()
+    role = results.role("export_worker")
+    queues_before, database_before = sqs.snapshot(), results.snapshot()
+    result = audit("--cadasta-app=audited:app", "--cadasta-audit", "-v",
+                   env=results.environment(role))
+    result.stdout.fnmatch_lines([
+        "cadasta: audit of a real deployment, read-only: no message sent, no queue created*",
+        f"cadasta: SQS {sqs.server.endpoint} (region {REGION}, credentials: boto3's chain*): "
+        f"queues {PREFIX}-celery, {PREFIX}-export, {PREFIX}-msg; monitor {PREFIX}-platform.fifo",
+        f"cadasta: result database {results.host}:{results.port}/{results.name} as role "
+        f"'{role}' (db+postgresql://{role}:**@*)",
+        f"*collected {ALL} items",
+    ])
+    result.assert_outcomes(passed=ALL)
+    result.stdout.fnmatch_lines([
+        "*= cadasta deployment audit =*",
+        f"deployment {ALL} passed",
+        "reported, not judged:",
+        f"  deployment::work_queue_exists_under_the_prefix[[]export]: {PREFIX}-export: "
+        f"retention 4 days (345600 s), redrive to {PREFIX}-dead after 5 receives, "
+        "visibility timeout 3600 s",
+        f"  deployment::work_queue_exists_under_the_prefix[[]msg]: {PREFIX}-msg: retention "
+        "4 days (345600 s), no redrive policy*",
+        f"  deployment::monitor_queue_exists: {PREFIX}-platform.fifo: *",
+        f"  deployment::visibility_timeout_outlasts_acks_late_time_limits[[]export]: "
+        f"{PREFIX}-export: visibility timeout 3600 s >= the longest acks_late time limit, 600 s",
+        "verdict: deployment conforms",
+    ], consecutive=False)
+    assert result.ret == 0
+    assert sqs.snapshot() == queues_before
+    assert results.snapshot() == database_before
+
+
+@pytest.mark.parametrize(("fault", "failing", "expected"), [
+    ("missing queue", {"work_queue_exists_under_the_prefix[msg]"}, [
+        f"*saw:   no queue {PREFIX}-msg at http://127.0.0.1:* (region {REGION}) (queues under "
+        f"the prefix '{PREFIX}-': {PREFIX}-celery, {PREFIX}-dead, {PREFIX}-export, "
+        f"{PREFIX}-platform.fifo); a queue msg exists without the prefix",
+        f"*fix:   create it: aws sqs create-queue --region {REGION} --queue-name {PREFIX}-msg*"]),
+    ("standard monitor", {"monitor_queue_is_fifo"}, [
+        f"*saw:   {PREFIX}-platform.fifo is a standard queue (its FifoQueue attribute is not "
+        "true)",
+        "*fix:   delete it and create it again as a FIFO queue*--attributes FifoQueue=true"]),
+    ("short visibility timeout", {"visibility_timeout_outlasts_acks_late_time_limits[export]"}, [
+        f"*saw:   {PREFIX}-export has a visibility timeout of 300 s; acks_late tasks routed to "
+        "it may run longer: export.project (600 s)",
+        f"*fix:   aws sqs set-queue-attributes --region {REGION} --queue-url http://*/"
+        f"{PREFIX}-export --attributes VisibilityTimeout=600*"]),
+])
+def test_each_wrong_queue_fails_its_own_check_and_none_is_created(
+        sqs, results, audit, fault, failing, expected):
+    if fault == "missing queue":
+        sqs.right(skip=f"{PREFIX}-msg")
+        sqs.create("msg")
+    elif fault == "standard monitor":
+        sqs.right(**{f"{PREFIX}-platform.fifo": {}})
+    else:
+        sqs.right(**{f"{PREFIX}-export": {"VisibilityTimeout": "300"}})
+    role = results.role("export_worker")
+    before = sqs.snapshot()
+    result = audit("--cadasta-app=audited:app", "--cadasta-audit", "-v",
+                   env=results.environment(role))
+    outcomes = outcomes_by_check(result)
+    assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == failing
+    result.stdout.fnmatch_lines(expected, consecutive=False)
+    result.stdout.fnmatch_lines(["verdict: deployment does not conform: 1 check failed"])
+    assert sqs.snapshot() == before  # no queue created, none changed
+
+
+def _without_group_table(sql: str) -> str:
+    return sql[:sql.index("CREATE TABLE IF NOT EXISTS celery_tasksetmeta")]
+
+
+@pytest.mark.parametrize(("fault", "schema", "statements", "failing", "expected"), [
+    ("SELECT on another table", SCHEMA_SQL, ["GRANT SELECT ON orders TO {role}"],
+     {"role_touches_nothing_but_the_result_tables"},
+     ["*saw:   role '*' on *:*/audited_* can touch 1 other relation: table public.orders "
+      "(SELECT)",
+      "*fix:   REVOKE ALL ON TABLE public.orders FROM export_worker_* (a grant*"]),
+    ("a superuser", SCHEMA_SQL, ["ALTER ROLE {role} SUPERUSER"],
+     {"role_is_not_a_superuser", "role_touches_nothing_but_the_result_tables",
+      "role_creates_no_tables_schemas_or_roles"},
+     ["*saw:   role 'export_worker_*' on *:*/audited_* is a superuser",
+      "*fix:   ALTER ROLE export_worker_* NOSUPERUSER*"]),
+    ("a missing column", (SCHEMAS / "platform_results_no_children.sql").read_text(), [],
+     {"result_table_has_every_column_celery_writes"},
+     ["*saw:   on *:*/audited_*: celery_taskmeta has no column children, which this Celery "
+      "writes with every result*",
+      "*fix:   the platform's operator runs: ALTER TABLE celery_taskmeta ADD COLUMN children "
+      "BYTEA"]),
+    ("no celery_tasksetmeta", _without_group_table(SCHEMA_SQL), [],
+     {"group_table_and_its_sequence_are_usable"},
+     ["*saw:   as role 'export_worker_*' on *: there is no table celery_tasksetmeta",
+      "*fix:   the platform's operator runs: create celery_tasksetmeta as *"]),
+    ("no INSERT", SCHEMA_SQL, ["REVOKE INSERT ON celery_taskmeta FROM {role}"],
+     {"role_writes_and_reads_results"},
+     ["*saw:   as role 'export_worker_*' on *, in a transaction rolled back: INSERT: "
+      "permission denied for table celery_taskmeta",
+      "*fix:   GRANT SELECT, INSERT, UPDATE ON celery_taskmeta TO export_worker_*"]),
+    ("may create", SCHEMA_SQL, ["GRANT CREATE ON SCHEMA public TO {role}",
+                                "ALTER ROLE {role} CREATEROLE"],
+     {"role_creates_no_tables_schemas_or_roles"},
+     ["*saw:   role 'export_worker_*' on * may create tables in schema public; create roles "
+      "(CREATEROLE)",
+      "*fix:   REVOKE CREATE ON SCHEMA public FROM export_worker_* (and from PUBLIC); "
+      "ALTER ROLE export_worker_* NOCREATEROLE"]),
+])
+def test_each_wrong_role_fails_its_own_check_and_nothing_is_committed(
+        sqs, results, audit, fault, schema, statements, failing, expected):
+    sqs.right()
+    role = results.role("export_worker", schema, *statements)
+    before = results.snapshot()
+    result = audit("--cadasta-app=audited:app", "--cadasta-audit", "-v",
+                   env=results.environment(role))
+    outcomes = outcomes_by_check(result)
+    assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == failing
+    result.stdout.fnmatch_lines(expected, consecutive=False)
+    assert results.snapshot() == before  # no row, table or grant: nothing committed
