@@ -140,14 +140,16 @@ def sqs_target(loaded: LoadedApp) -> SqsTarget:
     """Where ``loaded``'s broker is: read from its settings, contacting nothing."""
     from dataclasses import replace
 
-    connection = loaded.app.connection_for_write()
-    transport = connection.transport_cls
-    transport = transport if isinstance(transport, str) else getattr(
-        transport, "__name__", str(transport))
-    broker = mask_url(str(loaded.app.conf.broker_url or transport))
-    target = SqsTarget(transport=transport, broker=broker)
+    conf = loaded.app.conf
+    url = conf.broker_write_url or conf.broker_url or ""
+    url = (url[0] if isinstance(url, (list, tuple)) and url else str(url)).split(";")[0]
+    # Celery's own precedence: broker_transport, else the URL's scheme (made
+    # into a connection only for SQS: kombu imports the transport it names).
+    transport = str(conf.broker_transport or url.partition("://")[0] or "amqp")
+    target = SqsTarget(transport=transport, broker=mask_url(url or transport))
     if not target.is_sqs:
         return target
+    connection = loaded.app.connection_for_write()
     options = dict(connection.transport_options or {})
     is_secure = options.get("is_secure")
     given = None

@@ -70,13 +70,13 @@ def _create_fix(queues: DeployedQueues, sqs_name: str, attributes: str = "") -> 
 
 
 @check(DEPLOYMENT)
-def sqs_endpoint_answers_the_workers_credentials(c: AppAudit, _: Any) -> list[str]:
+def sqs_endpoint_answers_the_workers_credentials(c: AppAudit, _: Any) -> None:
     """A worker whose broker is not SQS, or whose SQS endpoint does not answer
     its credentials in its region, consumes nothing the platform sends and
     sends nothing the platform's monitor sees."""
     sqs = c.target.sqs
     try:
-        queues = c.reach_queues()
+        c.reach_queues()
     except NotReached as exc:
         if not sqs.is_sqs:
             fail(saw=f"broker {sqs.broker} (transport {sqs.transport!r})",
@@ -89,9 +89,6 @@ def sqs_endpoint_answers_the_workers_credentials(c: AppAudit, _: Any) -> list[st
                  "URL's host), the region (broker_transport_options 'region') and the "
                  "worker's credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the "
                  "broker URL's)")
-    listing = queues.listing()
-    return [f"{len(listing)} queue{'s' if len(listing) != 1 else ''} under the prefix "
-            f"{sqs.prefix!r} at {queues.where}"]
 
 
 @check(DEPLOYMENT, per_queue=True)
@@ -181,7 +178,7 @@ def visibility_timeout_outlasts_acks_late_time_limits(c: AppAudit, queue: str) -
     tasks = {name: limit for name, (routed, limit) in _acks_late(c).items()
              if routed == queue and limit is not None}
     if not tasks:
-        return [f"{queue}: no acks_late task with a time limit is routed here"]
+        return []
     queues = c.queues()
     sqs_name = dict(c.target.sqs.queues)[queue]
     if queues.url(sqs_name) is None:
@@ -222,13 +219,13 @@ def acks_late_tasks_have_a_time_limit(c: AppAudit, _: Any) -> None:
 
 
 @check(DEPLOYMENT, judges_worker=True)
-def result_database_accepts_the_workers_role(c: AppAudit, _: Any) -> list[str]:
+def result_database_accepts_the_workers_role(c: AppAudit, _: Any) -> None:
     """A worker whose result_backend is not the platform's PostgreSQL, or whose
     role it does not let in, stores no result: every task stays PENDING in
     the platform's eyes."""
     database = c.target.database
     try:
-        role = c.reach_role()
+        c.reach_role()
     except NotReached as exc:
         if database.problem is not None:
             fail(saw=database.problem,
@@ -240,7 +237,6 @@ def result_database_accepts_the_workers_role(c: AppAudit, _: Any) -> list[str]:
                    "result_backend",
              fix="check RESULT_DB_HOST, RESULT_DB_PORT and RESULT_DB_NAME, the role and its "
                  "password (and that pg_hba.conf lets the role in from the worker's host)")
-    return [f"connected to {role.named}"]
 
 
 def _grant(privileges: str, what: str, role: str) -> str:

@@ -226,7 +226,7 @@ def test_a_right_deployment_passes_and_the_audit_changes_nothing(sqs, results, a
         f"retention 4 days (345600 s), redrive to {PREFIX}-dead after 5 receives, "
         "visibility timeout 3600 s",
         f"  deployment::work_queue_exists_under_the_prefix[[]msg]: {PREFIX}-msg: retention "
-        "4 days (345600 s), no redrive policy*",
+        "4 days (345600 s), no redrive policy, visibility timeout 120 s",
         f"  deployment::monitor_queue_exists: {PREFIX}-platform.fifo: *",
         f"  deployment::visibility_timeout_outlasts_acks_late_time_limits[[]export]: "
         f"{PREFIX}-export: visibility timeout 3600 s >= the longest acks_late time limit, 600 s",
@@ -322,3 +322,210 @@ def test_each_wrong_role_fails_its_own_check_and_nothing_is_committed(
     assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == failing
     result.stdout.fnmatch_lines(expected, consecutive=False)
     assert results.snapshot() == before  # no row, table or grant: nothing committed
+
+
+@pytest.mark.parametrize(("app", "failing", "expected"), [
+    ("unbounded", {"acks_late_tasks_have_a_time_limit"}, [
+        "*saw:   acks_late task with no time limit: export.archive (queue export)",
+        "*fix:   @app.task(acks_late=True, time_limit=<seconds>) on each, or task_time_limit*"]),
+    ("extended", {"result_table_has_every_column_celery_writes"}, [
+        "*saw:   on *: result_extended = True: Celery writes name, args, kwargs, worker, "
+        "retries, queue* to celery_taskmeta, columns the platform's Result table does not "
+        "have (every result store fails)",
+        "*fix:   result_extended = False (Celery's default)*"]),
+])
+def test_what_the_apps_own_settings_get_wrong_is_named(sqs, results, audit, app, failing,
+                                                       expected):
+    sqs.right()
+    role = results.role("export_worker")
+    result = audit(f"--cadasta-app={app}:app", "--cadasta-audit", "-v",
+                   apps=("audited", app), env=results.environment(role))
+    outcomes = outcomes_by_check(result)
+    assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == failing
+    result.stdout.fnmatch_lines(expected, consecutive=False)
+
+
+def test_a_broker_that_is_not_sqs_and_a_backend_that_is_not_postgresql_fail_saying_so(audit):
+    result = audit("--cadasta-app=not_sqs:app", "--cadasta-audit", "-v", "-rs",
+                   apps=("not_sqs",))
+    result.stdout.fnmatch_lines([
+        "cadasta: broker redis://:**@cache.internal:6379/0 is not SQS: nothing of it is "
+        "contacted",
+        "cadasta: result database: none contacted: result_backend = "
+        "'redis://:**@cache.internal:6379/1' is not Celery's database backend*",
+    ])
+    outcomes = outcomes_by_check(result)
+    assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == {
+        "sqs_endpoint_answers_the_workers_credentials",
+        "result_database_accepts_the_workers_role"}
+    result.stdout.fnmatch_lines([
+        "*saw:   broker redis://:**@cache.internal:6379/0 (transport 'redis')",
+        "*fix:   broker_url = 'sqs://'*",
+        "*saw:   result_backend = 'redis://:**@cache.internal:6379/1' is not Celery's "
+        "database backend (db+postgresql://...)",
+        "verdict: deployment does not conform: 2 checks failed",
+        "SKIPPED *not judged: the broker redis://:**@cache.internal:6379/0 is not SQS*",
+    ], consecutive=False)
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections and never answers (a firewall that
+    drops, a server hung)."""
+    import socket
+
+    listening = socket.create_server(("127.0.0.1", 0), backlog=64)
+    try:
+        yield listening.getsockname()[1]
+    finally:
+        listening.close()
+
+
+def test_an_endpoint_and_a_database_that_do_not_answer_are_one_line_each_within_seconds(
+        sqs, results, audit, silent_port):
+    role = results.role("export_worker")
+    env = {**results.environment(role), "RESULT_DB_PORT": str(silent_port),
+           "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{silent_port}"}
+    result = audit("--cadasta-app=audited:app", "--cadasta-audit", "-v", "-rs", env=env)
+    outcomes = outcomes_by_check(result)
+    assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == {
+        "sqs_endpoint_answers_the_workers_credentials",
+        "result_database_accepts_the_workers_role"}
+    assert list(outcomes.values()).count("SKIPPED") == ALL - 4  # but the app's own tasks'
+    result.stdout.fnmatch_lines([
+        f"*saw:   the SQS endpoint http://127.0.0.1:{silent_port} (region {REGION}) did not "
+        f"answer ListQueues (prefix '{PREFIX}-'): ReadTimeoutError: *",
+        f"*saw:   the result database 127.0.0.1:{silent_port}/{results.name} as role '{role}' "
+        "refused or did not answer: *timeout*",
+    ], consecutive=False)
+    # Each part is waited for once, a few seconds, not the clients' retries.
+    assert result.duration < 30, result.duration
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--cadasta-result-db=postgresql://admin:hunter2@db.example/postgres"],
+     "ERROR: --cadasta-audit with --cadasta-result-db: an audit reads the deployment's own "
+     "result database (each app's result_backend) and starts none; --cadasta-result-db is "
+     "the default mode's: leave them out, or leave out the audit"),
+    (["--cadasta-result-schema=results.sql", "--cadasta-pg-ctl=/usr/bin/pg_ctl"],
+     "ERROR: --cadasta-audit with --cadasta-result-schema, --cadasta-pg-ctl: an audit *; "
+     "--cadasta-result-schema, --cadasta-pg-ctl are the default mode's*"),
+])
+def test_the_default_modes_infrastructure_options_are_usage_errors_in_an_audit(
+        pytester, args, expected):
+    pytester.copy_example("audit/audited.py")
+    result = pytester.runpytest_subprocess("--cadasta-app=audited:app", "--cadasta-audit",
+                                           *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "hunter2" not in result.stdout.str() + result.stderr.str()
+
+
+def test_an_audit_without_an_app_is_a_usage_error(pytester):
+    pytester.makeini("[pytest]\ncadasta_audit = true\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: cadasta_audit (ini): audits the deployment an app's own settings name; give "
+        "the app, e.g. --cadasta-app=worker.celery:app --cadasta-audit"])
+
+
+def test_the_ini_spelling_audits_too_and_the_projects_own_tests_are_left_out(
+        sqs, results, audit, pytester):
+    pytester.makeini("[pytest]\ncadasta_app = audited:app\ncadasta_audit = true\n")
+    pytester.makepyfile(test_mine="def test_mine(cadasta_sqs):\n    raise SystemExit('ran')\n")
+    result = audit("--collect-only", env=results.environment(results.role("export_worker")))
+    result.stdout.fnmatch_lines([
+        "cadasta: audit of a real deployment, read-only: *",
+        f"collected {ALL} items",
+        "<CheckNode cadasta>",
+        "  <CheckNode deployment>",
+        "    <CheckItem sqs_endpoint_answers_the_workers_credentials>",
+    ])
+    assert "test_mine" not in result.stdout.str()
+    assert result.ret == 0
+
+
+def test_without_the_option_the_run_never_reaches_the_deployment(
+        sqs, results, pytester, shared_pg_url):
+    """The default mode, in the same environment: its checks publish and
+    declare queues, on its own moto; the deployment sees nothing."""
+    sqs.right()
+    before = sqs.snapshot()
+    pytester.copy_example("audit/audited.py")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in sqs.environment.items():
+            patch.setenv(name, value)
+        result = pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "--cadasta-app=audited:app",
+            f"--cadasta-result-db={shared_pg_url}", "-k", "exchange or task_lands_once")
+    result.stdout.fnmatch_lines(["cadasta: SQS: moto server on 127.0.0.1*"])
+    assert result.parseoutcomes()["passed"] >= 4
+    assert sqs.snapshot() == before
+
+
+@pytest.mark.parametrize("deployed", ["right", "missing a queue"])
+def test_an_app_that_declares_its_queues_while_imported_creates_none(sqs, audit, deployed):
+    sqs.right(skip="" if deployed == "right" else f"{PREFIX}-msg")
+    before = sqs.snapshot()
+    result = audit("--cadasta-app=sets_up_on_import:app", "--cadasta-producer-only",
+                   "--cadasta-audit", apps=("sets_up_on_import",))
+    if deployed == "right":
+        result.stdout.fnmatch_lines(["verdict: deployment conforms as a producer; * checks of "
+                                     "a worker do not apply"])
+        assert result.ret == 0
+    else:
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([
+            "ERROR: --cadasta-app='sets_up_on_import:app': importing 'sets_up_on_import' "
+            f"would change the deployment: refused SQS CreateQueue (QueueName={PREFIX}-msg): "
+            "--cadasta-audit reads the deployment and changes nothing (only List* and Get* "
+            "calls go out); the app declares its queues as it is imported, and one is "
+            "missing: create it*"])
+    assert sqs.snapshot() == before
+
+
+def test_several_apps_are_each_audited_and_their_monitor_once(sqs, results, audit, pytester):
+    sqs.right()
+    export_role, mail_role = results.role("export_worker"), results.role("mail_worker")
+    env = {**results.environment(export_role), "MAIL_DB_USER": mail_role,
+           "MAIL_DB_PASS": ROLE_PASSWORD}
+    before = results.snapshot()
+    result = audit("--cadasta-app=audited:app", "--cadasta-app=mail_worker:app",
+                   "--cadasta-audit", "-v", "--cadasta-report=report.json",
+                   "--junitxml=junit.xml", apps=("audited", "mail_worker"), env=env)
+    shared = [check.name for check in system_checks([], audit=True) if check.shared]
+    per_app = ALL - len(shared)
+    system = len(system_checks([_Worker, _Worker], audit=True))
+    result.assert_outcomes(passed=2 * per_app + system)
+    result.stdout.fnmatch_lines([
+        f"cadasta: audited: SQS {sqs.server.endpoint} (region {REGION}, *",
+        f"cadasta: audited: result database * as role '{export_role}' *",
+        f"cadasta: mail_worker: result database * as role '{mail_role}' *",
+    ])
+    result.stdout.fnmatch_lines([
+        "cadasta::mail_worker::deployment::role_is_not_a_superuser PASSED*",
+        *[f"cadasta::system::{name} PASSED*" for name in shared],
+        "cadasta::system::workers_share_one_result_database PASSED*",
+        "audited: conforms", "*", "mail_worker: conforms", "*", "system: conforms", "*",
+        f"  system::monitor_queue_exists: {PREFIX}-platform.fifo: *",
+        "verdict: the deployment conforms (2 apps)",
+    ], consecutive=False)
+    assert "cadasta::audited::deployment::monitor_queue_exists" not in result.stdout.str()
+    assert results.snapshot() == before
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["mode"] == "audit" and report["verdict"]["kind"] == "conforms"
+    notes = {check["id"]: check.get("notes") for check in report["checks"]}
+    assert notes["cadasta::system::monitor_queue_exists"][0].startswith(
+        f"{PREFIX}-platform.fifo: retention 4 days")
+    junit = (pytester.path / "junit.xml").read_text()
+    assert 'name="cadasta_mode" value="audit"' in junit
+    assert 'name="cadasta_note"' in junit
+    for secret in (AWS_SECRET, ROLE_PASSWORD):
+        assert secret not in junit + json.dumps(report)
+
+
+class _Worker:
+    """What system_checks() reads of an app."""
+
+    entry = type("Entry", (), {"is_worker": True})()
