@@ -31,8 +31,95 @@ ROLE_PASSWORD = "role-pw-5c1a"
 SCHEMAS = Path(__file__).parents[1] / "examples" / "schemas"
 
 
-def count(group_or_name: str) -> int:
-    return sum(1 for check, _ in CHECKS if group_or_name in (check.name, check.group))
+# -- what needs no deployment: the plugin's reading of settings, its guard, its verdict --
+
+
+@pytest.mark.parametrize(("backend", "expected"), [
+    ("db+postgresql://worker:pw-1@db.internal:6432/cadasta?sslmode=require",
+     {"host": "db.internal", "port": 6432, "database": "cadasta", "role": "worker",
+      "options": {"sslmode": "require"}, "problem": None}),
+    ("db+postgresql+psycopg2://worker:pw-1@db/cadasta",
+     {"host": "db", "port": 5432, "database": "cadasta", "role": "worker", "problem": None}),
+    ("db+sqlite:///results.db",
+     {"problem": "result_backend = 'db+sqlite:///results.db' is a sqlite database, not "
+                 "PostgreSQL"}),
+    ("redis://:pw-1@cache/0",
+     {"problem": "result_backend = 'redis://:**@cache/0' is not Celery's database backend "
+                 "(db+postgresql://...)"}),
+    (None, {"problem": "result_backend = 'None' is not Celery's database backend "
+                       "(db+postgresql://...)"}),
+])
+def test_the_result_database_is_read_from_the_backend_alone(backend, expected):
+    from celery import Celery
+
+    from pytest_cadasta.audit.target import database_target
+
+    app = Celery("read_alone")
+    app.conf.result_backend = backend
+    target = database_target(app)
+    assert {name: getattr(target, name) for name in expected} == expected
+    assert "pw-1" not in repr(target) + target.backend
+
+
+@pytest.fixture
+def closed_port():
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        return listening.getsockname()[1]
+
+
+def test_the_guard_refuses_every_change_before_it_leaves_and_lets_reads_out(closed_port):
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import EndpointConnectionError
+
+    from pytest_cadasta.audit.guard import read_only_aws
+    from pytest_cadasta.errors import WouldChange
+
+    def client():
+        return boto3.session.Session().client(
+            "sqs", region_name=REGION, endpoint_url=f"http://127.0.0.1:{closed_port}",
+            aws_access_key_id="a", aws_secret_access_key="b",
+            config=Config(retries={"total_max_attempts": 1}))
+
+    url = f"http://127.0.0.1:{closed_port}/123456789012/{PREFIX}-export"
+    with read_only_aws():
+        guarded = client()
+        changes = {
+            "CreateQueue": lambda: guarded.create_queue(QueueName=f"{PREFIX}-export"),
+            "SendMessage": lambda: guarded.send_message(QueueUrl=url, MessageBody="x"),
+            "ReceiveMessage": lambda: guarded.receive_message(QueueUrl=url),
+            "SetQueueAttributes": lambda: guarded.set_queue_attributes(
+                QueueUrl=url, Attributes={"VisibilityTimeout": "1"}),
+            "PurgeQueue": lambda: guarded.purge_queue(QueueUrl=url),
+            "DeleteQueue": lambda: guarded.delete_queue(QueueUrl=url),
+        }
+        for name, change in changes.items():
+            with pytest.raises(WouldChange, match=f"refused SQS {name}"):
+                change()
+        with pytest.raises(EndpointConnectionError):  # a read went out (and found no one)
+            guarded.get_queue_attributes(QueueUrl=url)
+    with pytest.raises(EndpointConnectionError):  # the guard is gone with the run
+        client().create_queue(QueueName=f"{PREFIX}-export")
+
+
+def test_an_audits_verdict_says_it_judged_a_deployment_and_keeps_what_was_reported():
+    from types import SimpleNamespace
+
+    from pytest_cadasta.ids import NOTE
+    from pytest_cadasta.verdict import Outcomes
+
+    outcomes = Outcomes(["worker"], set(), audit=True)
+    ids = ["cadasta::deployment::monitor_queue_exists",
+           "cadasta::deployment::role_is_not_a_superuser"]
+    outcomes.expect(ids)
+    for nodeid in ids:
+        outcomes.record(SimpleNamespace(nodeid=nodeid, when="call", outcome="passed",
+                                        longrepr=None, user_properties=[(NOTE, "kept")]))
+    assert outcomes.verdict() == ("conforms", "deployment conforms")
+    assert outcomes.lines() == [("deployment 2 passed", {"red": False})]
+    assert outcomes.notes == {nodeid: ["kept"] for nodeid in ids}
 
 
 class Deployment:
@@ -283,6 +370,14 @@ def _without_group_table(sql: str) -> str:
      ["*saw:   role '*' on *:*/audited_* can touch 1 other relation: table public.orders "
       "(SELECT)",
       "*fix:   REVOKE ALL ON TABLE public.orders FROM export_worker_* (a grant*"]),
+    ("SELECT granted to PUBLIC", SCHEMA_SQL, ["CREATE SEQUENCE invoice_number",
+                                              "GRANT SELECT ON orders TO PUBLIC",
+                                              "GRANT USAGE ON SEQUENCE invoice_number TO {role}"],
+     {"role_touches_nothing_but_the_result_tables"},
+     ["*saw:   role '*' on * can touch 2 other relations: sequence public.invoice_number "
+      "(USAGE), table public.orders (SELECT, granted to PUBLIC)",
+      "*fix:   REVOKE ALL ON SEQUENCE public.invoice_number FROM export_worker_*; REVOKE ALL ON "
+      "TABLE public.orders FROM PUBLIC*"]),
     ("a superuser", SCHEMA_SQL, ["ALTER ROLE {role} SUPERUSER"],
      {"role_is_not_a_superuser", "role_touches_nothing_but_the_result_tables",
       "role_creates_no_tables_schemas_or_roles"},
