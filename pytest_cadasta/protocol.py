@@ -40,7 +40,7 @@ class CheckSkipped(Exception):
 
 class CheckState(Protocol):
     """What a check stands on: one app's state (``AppState``) or the system's
-    (``SystemState``)."""
+    (``SystemState``); in an audit, ``AppAudit`` or ``SystemAudit``."""
 
     #: What ``start_workers`` starts, for a message ("the worker").
     WORKERS: str
