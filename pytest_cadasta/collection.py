@@ -1,7 +1,8 @@
 """Turning the checks into pytest items, marked ``cadasta``, collected once per
 session whatever paths pytest got: ``cadasta::<group>::<check>[queue]`` for one
 app; with several, ``cadasta::<label>::<group>::<check>[queue]`` per app and
-``cadasta::system::<check>`` for the system."""
+``cadasta::system::<check>`` for the system. An audit collects its own
+checks, and those alone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from pytest_cadasta.checks import Check, iter_checks, system_checks
 from pytest_cadasta.errors import CadastaError, could_not_run_key, explained_key
-from pytest_cadasta.ids import SUITE, SYSTEM, not_for_a_producer
+from pytest_cadasta.ids import NOTE, SUITE, SYSTEM, not_for_a_producer
 from pytest_cadasta.protocol import run_check
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ def _judge(request: pytest.FixtureRequest, check: Check, state: CheckState,
         pytest.fail(outcome.failure, pytrace=False)
     if outcome.skipped is not None:
         pytest.skip(outcome.skipped)
+    for note in outcome.notes:  # reported, not judged: the summary tells them
+        request.node.user_properties.append((NOTE, note))
 
 
 def _test_function(check: Check, queue: str | None) -> Any:
@@ -119,18 +122,30 @@ def build_items(session: pytest.Session, apps: list[LoadedApp],
         groups: dict[str, CheckNode] = {}
         skip = (None if loaded.entry.is_worker
                 else not_for_a_producer(settings.producer_spelled(loaded.entry)))
-        for check, queue in iter_checks(loaded.topology.work_queues):
+        checks = iter_checks(loaded.topology.work_queues, settings.audit,
+                             shared=len(apps) == 1)
+        for check, queue in checks:
             if check.group not in groups:
                 groups[check.group] = _child(top, check.group)
             add(groups[check.group], check, queue, loaded.label,
                 None if check.applies_to_producer else skip)
     if len(apps) > 1:
         system = _child(suite, SYSTEM)
-        for check in system_checks(apps):
+        for check in system_checks(apps, settings.audit):
             add(system, check, None, SYSTEM)
     session.config.hook.pytest_collectreport(
         report=pytest.CollectReport(SUITE, "passed", None, items))
     return items
+
+
+def leave_out_the_rest(config: pytest.Config, items: list[Any]) -> None:
+    """An audit runs its checks alone: every other item (none, unless a path
+    was given explicitly) is deselected, so no test of the project runs against
+    the real environment."""
+    others = [item for item in items if not isinstance(item, CheckItem)]
+    if others:
+        items[:] = [item for item in items if isinstance(item, CheckItem)]
+        config.hook.pytest_deselected(items=others)
 
 
 def keep_check_order(items: list[Any]) -> None:

@@ -35,6 +35,18 @@ class WorkerFailed(InfrastructureError):
     """The in-process worker did not start or stop."""
 
 
+class NotReached(CadastaError):
+    """An audit could not read a deployment's part: its SQS endpoint or result
+    database did not answer, or refused the worker's credentials (one line,
+    no password). The check of that part fails saying so; the checks that
+    stand on it are skipped."""
+
+
+class WouldChange(CadastaError):
+    """An audit refused a call that would change the deployment (a message
+    sent, a queue created, changed or deleted)."""
+
+
 #: A check whose infrastructure failed under it (a server gone away) is marked
 #: so in its item's stash, then by an attribute of this name on its report:
 #: pytest reports an error, not a failure, and the verdict says the app was

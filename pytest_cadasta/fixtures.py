@@ -14,6 +14,7 @@ from pytest_cadasta.ids import SYSTEM, not_for_a_producer
 from pytest_cadasta.session import CadastaSession
 
 if TYPE_CHECKING:
+    from pytest_cadasta.audit.state import AuditRun
     from pytest_cadasta.harness import Harness
     from pytest_cadasta.platform_view import Platform
     from pytest_cadasta.protocol import CheckState
@@ -42,7 +43,9 @@ def provide(what: str, make: Callable[..., T], *args: Any) -> T:
 
 
 @pytest.fixture(scope="session")
-def _cadasta_run(pytestconfig: pytest.Config) -> Iterator[Run]:
+def _cadasta_run(pytestconfig: pytest.Config) -> Iterator[Run | AuditRun]:
+    """The run's harnesses and check states (an audit's: ``AuditRun``, which
+    only the checks ask for: an audit collects no test of the project)."""
     from pytest_cadasta.interrupts import HeldSignals
 
     session = CadastaSession.of(pytestconfig)
@@ -126,7 +129,7 @@ def cadasta_workers(_cadasta_run: Run, cadasta_apps: dict[str, Any]) -> dict[str
 
 
 @pytest.fixture
-def _cadasta_state(_cadasta_run: Run, request: pytest.FixtureRequest) -> CheckState:
+def _cadasta_state(_cadasta_run: Run | AuditRun, request: pytest.FixtureRequest) -> CheckState:
     """What the requesting check stands on: its app's state, or the system's."""
     label = request.node.cadasta_app
     if label == SYSTEM:

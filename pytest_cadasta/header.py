@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pytest_cadasta.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_cadasta.audit.target import AppTarget
     from pytest_cadasta.run import LoadedApp
 
 
@@ -31,8 +32,17 @@ def _broker_replaced(loaded: LoadedApp, whose: str) -> str | None:
             "does on SQS, as the platform runs it")
 
 
-def header_lines(settings: Settings, apps: list[LoadedApp]) -> list[str]:
+def header_lines(settings: Settings, apps: list[LoadedApp],
+                 targets: dict[str, AppTarget] | None = None) -> list[str]:
+    """What the run will judge, and on what; in an audit (``targets``), what
+    it will contact."""
     from cadasta_toolbox.masking import mask_url
+
+    if targets is not None:
+        from pytest_cadasta.audit.target import header_lines as audit_lines
+
+        return audit_lines(list(targets.values()),
+                           {loaded.label for loaded in apps if loaded.entry.is_worker})
 
     if settings.result_db is not None:
         database = mask_url(settings.result_db) + " (a throwaway database on it)"

@@ -10,9 +10,18 @@ from __future__ import annotations
 SUITE = "cadasta"
 #: The groups of one app's checks, in the order they run and are reported.
 GROUPS = ("exchange", "monitor", "routing", "result", "chord", "platform")
+#: The group of the audit of a real deployment (--cadasta-audit): its checks
+#: run instead of the groups above, never with them.
+DEPLOYMENT = "deployment"
+AUDIT_GROUPS = (DEPLOYMENT,)
+#: Every group, in the order they are reported.
+ALL_GROUPS = GROUPS + AUDIT_GROUPS
 #: The label of the checks across the apps of a run (no app may take it), and
 #: their group.
 SYSTEM = "system"
+#: The name of what a check reports without judging it (an audited queue's
+#: retention and redrive policy), one user property per line of its report.
+NOTE = "cadasta_note"
 #: Why a check of a worker is skipped on an app that runs none: the one
 #: wording, after how the user said so (``--cadasta-producer``, ...).
 NOT_FOR_A_PRODUCER = "the app runs no worker"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_cadasta.errors import UsageError, one_line
+from pytest_cadasta.errors import UsageError, WouldChange, one_line
 from pytest_cadasta.settings import AppEntry, Settings
 from pytest_cadasta.topology import Topology
 
@@ -145,6 +145,11 @@ def _import_task_modules(app: Any, label: str, spec: str) -> None:
 
 def _import_failed(label: str, spec: str, module_name: str,
                    exc: BaseException) -> UsageError:
+    if isinstance(exc, WouldChange):  # an audit: importing it would change the deployment
+        return UsageError(
+            f"{label}={spec!r}: importing {module_name!r} would change the deployment: "
+            f"{exc}; the app declares its queues as it is imported, and one is missing: "
+            "create it (the audit names each queue the app needs), then audit again")
     command = f"python -c {shlex.quote('import ' + module_name)}"
     return UsageError(
         f"{label}={spec!r}: importing {module_name!r} raised "

@@ -27,7 +27,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]
     """With an app to check, moto listens and the AWS environment is pinned before
     any conftest is imported: a conftest that imports the app (and an app that
     talks to its broker while imported, as the platform does) reaches moto, never
-    AWS."""
+    AWS. In an audit nothing is pinned: what would change the deployment is
+    refused instead."""
     if apps_given(early_config):
         CadastaSession.of(early_config).guard_before_imports()
     return (yield)
@@ -91,7 +92,14 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     from pytest_cadasta.header import header_lines
 
-    return header_lines(session.settings, session.apps)
+    return header_lines(session.settings, session.apps, session.targets)
+
+
+def pytest_ignore_collect(collection_path: Any, config: pytest.Config) -> bool | None:
+    """An audit collects none of the project's tests (they are the default
+    mode's, and would run against the real environment)."""
+    session = CadastaSession.get(config)
+    return True if session is not None and session.settings.audit else None
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -106,8 +114,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:0] = state.collect_checks(session)
     result = yield
     if checking:
-        from pytest_cadasta.collection import keep_check_order
+        from pytest_cadasta.collection import keep_check_order, leave_out_the_rest
 
+        if state.settings.audit:
+            leave_out_the_rest(config, items)
         keep_check_order(items)
     return result
 

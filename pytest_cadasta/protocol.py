@@ -25,11 +25,13 @@ class CheckFailed(AssertionError):
 
 class Outcome(NamedTuple):
     """What running a check came to: a failure message or a skip reason (at most
-    one), and whether the failure explains the worker's log (left out)."""
+    one), whether the failure explains the worker's log (left out), and what a
+    passing check reports without judging it (its lines)."""
 
     failure: str | None = None
     skipped: str | None = None
     explained: bool = False
+    notes: tuple[str, ...] = ()
 
 
 class CheckSkipped(Exception):
@@ -38,7 +40,7 @@ class CheckSkipped(Exception):
 
 class CheckState(Protocol):
     """What a check stands on: one app's state (``AppState``) or the system's
-    (``SystemState``)."""
+    (``SystemState``); in an audit, ``AppAudit`` or ``SystemAudit``."""
 
     #: What ``start_workers`` starts, for a message ("the worker").
     WORKERS: str
@@ -54,8 +56,9 @@ class CheckState(Protocol):
 class Runnable(Protocol):
     """A check as the registry keeps it (``checks.registry.Check``)."""
 
-    #: Called with the state it stands on and its queue (None unless per queue).
-    func: Callable[[Any, Any], None]
+    #: Called with the state it stands on and its queue (None unless per queue);
+    #: returns the lines it reports without judging them, if any.
+    func: Callable[[Any, Any], Any]
 
     @property
     def doc(self) -> str:
@@ -78,7 +81,7 @@ def run_check(check: Runnable, state: Any, queue: str | None) -> Outcome:
     what it saw is no verdict on the app.
     """
     try:
-        check.func(state, queue)
+        notes = check.func(state, queue)
     except CheckSkipped as exc:
         return Outcome(skipped=str(exc))
     except CadastaError:
@@ -95,4 +98,4 @@ def run_check(check: Runnable, state: Any, queue: str | None) -> Outcome:
         if theirs is None:
             raise  # raised in the plugin, not by the app's settings: an error
         return Outcome(failure=f"{check.doc}{theirs}", explained=True)
-    return Outcome()
+    return Outcome(notes=tuple(notes or ()))

@@ -20,7 +20,8 @@ def properties(outcomes: Outcomes, apps: list[LoadedApp]) -> dict[str, str]:
     """The verdict and per-group counts, for JUnit XML testsuite properties."""
     kind, sentence = outcomes.verdict()
     found = {"cadasta_app": apps[0].entry.spec if apps else "", "cadasta_verdict": kind,
-             "cadasta_verdict_text": sentence}
+             "cadasta_verdict_text": sentence,
+             "cadasta_mode": "audit" if outcomes.audit else "conformance"}
     for group, by_outcome in outcomes.counts().items():
         for outcome in OUTCOME_ORDER:
             found[f"cadasta_{group}_{outcome}"] = str(by_outcome.get(outcome, 0))
@@ -52,9 +53,12 @@ def document(outcomes: Outcomes, apps: list[LoadedApp]) -> dict[str, Any]:
                                         "verdict": dict(zip(("kind", "text"),
                                                             outcomes.verdict(loaded.label)))}
                          for loaded in apps}
+    found["mode"] = "audit" if outcomes.audit else "conformance"
     found["checks"] = [{"id": nodeid, "app": label, "group": group,
                         "outcome": outcomes.outcomes.get(nodeid, "not run"),
-                        "message": outcomes.messages.get(nodeid, "")}
+                        "message": outcomes.messages.get(nodeid, ""),
+                        **({"notes": outcomes.notes[nodeid]} if nodeid in outcomes.notes
+                           else {})}
                        for nodeid, (label, group) in outcomes.expected.items()]
     found["verdict"] = {"kind": kind, "text": sentence}
     return found

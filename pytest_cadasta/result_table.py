@@ -37,14 +37,13 @@ def written_columns(app: Any) -> tuple[list[tuple[str, str]], list[str]]:
     return columns, [name for name, _ in columns if name not in base]
 
 
-def fault(app: Any, columns: Callable[[str], tuple[str, ...]], exists: Callable[[str], bool],
-          role: str) -> Fault | None:
-    """What stops ``app``'s results from landing in the result tables that
-    ``columns`` (table -> its columns) and ``exists`` (a table or sequence)
-    describe; None when nothing does. ``role`` is the worker's role, for the
-    grants in a fix."""
-    have = set(columns(TASK_TABLE))
+def column_fault(app: Any, have: tuple[str, ...] | set[str]) -> Fault | None:
+    """What stops ``app``'s Celery from writing a result into a celery_taskmeta
+    that has the columns ``have``: a column it writes that is missing (named
+    with the ALTER TABLE that adds it), or the ``result_extended`` columns the
+    platform's table has none of; None when every column is there."""
     written, only_extended = written_columns(app)
+    have = set(have)
     missing = [(name, kind) for name, kind in written if name not in have]
     extended = [name for name, _ in missing if name in only_extended]
     plain = [(name, kind) for name, kind in missing if name not in only_extended]
@@ -62,6 +61,18 @@ def fault(app: Any, columns: Callable[[str], tuple[str, ...]], exists: Callable[
             f"ALTER TABLE {TASK_TABLE} ADD COLUMN {name} {kind}" for name, kind in plain))
     if saws:
         return Fault(saw="; ".join(saws) + " (every result store fails)", fix="; and ".join(fixes))
+    return None
+
+
+def fault(app: Any, columns: Callable[[str], tuple[str, ...]], exists: Callable[[str], bool],
+          role: str) -> Fault | None:
+    """What stops ``app``'s results from landing in the result tables that
+    ``columns`` (table -> its columns) and ``exists`` (a table or sequence)
+    describe; None when nothing does. ``role`` is the worker's role, for the
+    grants in a fix."""
+    found = column_fault(app, columns(TASK_TABLE))
+    if found is not None:
+        return found
     if not columns(GROUP_TABLE):
         return Fault(
             saw=f"there is no table {GROUP_TABLE}: Celery's database backend saves every "

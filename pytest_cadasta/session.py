@@ -11,6 +11,8 @@ import pytest
 from pytest_cadasta.settings import Settings, read_settings
 
 if TYPE_CHECKING:
+    from pytest_cadasta.audit.state import AuditRun
+    from pytest_cadasta.audit.target import AppTarget
     from pytest_cadasta.loader import LoadedApp
     from pytest_cadasta.postgres import StartingPostgres
     from pytest_cadasta.run import Run
@@ -34,6 +36,18 @@ def apps_given(config: pytest.Config) -> bool:
     return given
 
 
+def audit_given(config: pytest.Config) -> bool:
+    """Whether the command line or the ini file asks for an audit (read early,
+    like ``apps_given``: an audit pins nothing to moto)."""
+    value = getattr(config.known_args_namespace, "cadasta_audit", None)
+    if value is None:
+        try:
+            value = config.getini("cadasta_audit")
+        except ValueError:
+            value = None
+    return bool(value)
+
+
 class CadastaSession:
     """What the plugin holds for one pytest run: the settings, the apps loaded,
     what it started (moto, PostgreSQL starting, the run's harnesses) and the
@@ -49,12 +63,17 @@ class CadastaSession:
         self.apps: list[LoadedApp] = []
         self.server: MotoServer | None = None
         self.postgres: StartingPostgres | None = None
-        self.run: Run | None = None
+        self.run: Run | AuditRun | None = None
+        #: In an audit, what each app's audit will contact, by label (worked
+        #: out as the apps load, before anything is contacted).
+        self.targets: dict[str, AppTarget] | None = None
         self.summary: Summary | None = None
         #: The threads alive, and the modules imported, before any of the
         #: project's code was imported: pytest's and its plugins'.
         self.threads_before: frozenset | None = None
         self.tooling_modules: frozenset[str] = frozenset()
+        #: Calls that would change an audited deployment are refused (an audit).
+        self.read_only = False
         #: The pytest session, once it finished (to mark it interrupted).
         self.finished: pytest.Session | None = None
 
@@ -72,14 +91,23 @@ class CadastaSession:
     # -- starting -----------------------------------------------------------------
     def guard_before_imports(self) -> None:
         """moto listens and the AWS environment is pinned, before any conftest
-        (or app) is imported; what runs and is imported already is pytest's."""
+        (or app) is imported; what runs and is imported already is pytest's.
+        An audit pins nothing (the apps load with the real environment, as
+        their workers would): every call to SQS that would change the
+        deployment is refused instead."""
         import sys
         import threading
 
-        from pytest_cadasta.sqs import local_aws
-
         self.threads_before = frozenset(threading.enumerate())
         self.tooling_modules = frozenset(sys.modules)
+        if audit_given(self.config):
+            from pytest_cadasta.audit.guard import read_only_aws
+
+            self.stack.enter_context(read_only_aws())
+            self.read_only = True
+            return
+        from pytest_cadasta.sqs import local_aws
+
         self.server = self.stack.enter_context(local_aws())
 
     def configure(self) -> None:
@@ -102,6 +130,9 @@ class CadastaSession:
         from pytest_cadasta.summary import Summary
 
         interrupts.stop_cleanly_on_sigterm(self.stack)
+        if settings.audit:
+            self._configure_audit()
+            return
         if self.server is None:
             self.server = self.stack.enter_context(local_aws())
         self.apps = loader.load_apps(settings, config.rootpath, self.stack)
@@ -121,6 +152,22 @@ class CadastaSession:
         self.summary = Summary(settings, self.apps)
         config.pluginmanager.register(self.summary, SUMMARY_PLUGIN)
 
+    def _configure_audit(self) -> None:
+        """An audit: the apps loaded with the real environment, what each audit
+        will contact worked out; no moto, no PostgreSQL started."""
+        from pytest_cadasta import loader
+        from pytest_cadasta.audit.guard import read_only_aws
+        from pytest_cadasta.audit.target import target_of
+        from pytest_cadasta.summary import Summary
+
+        if not self.read_only:  # the option was not seen early
+            self.stack.enter_context(read_only_aws())
+            self.read_only = True
+        self.apps = loader.load_apps(self.settings, self.config.rootpath, self.stack)
+        self.targets = {loaded.label: target_of(loaded) for loaded in self.apps}
+        self.summary = Summary(self.settings, self.apps)
+        self.config.pluginmanager.register(self.summary, SUMMARY_PLUGIN)
+
     def collect_checks(self, session: pytest.Session) -> list[pytest.Item]:
         """The conformance checks as items, expected by the summary."""
         from pytest_cadasta.collection import build_items
@@ -131,7 +178,12 @@ class CadastaSession:
         return checks
 
     # -- the run's harnesses (the session-scoped fixture's) ---------------------------
-    def start_run(self) -> Run:
+    def start_run(self) -> Run | AuditRun:
+        if self.targets is not None:
+            from pytest_cadasta.audit.state import AuditRun
+
+            self.run = AuditRun(self.settings, self.apps, self.targets)
+            return self.run
         from pytest_cadasta.run import Run
 
         self.run = Run(self.settings, self.apps, self.server, self.postgres,

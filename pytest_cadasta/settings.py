@@ -47,7 +47,15 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "pg_ctl": (
         "path of the pg_ctl to start the ephemeral PostgreSQL with (default: "
         "PATH, then /usr/lib/postgresql/*/bin)", "string"),
+    "audit": (
+        "audit the real deployment the apps' own settings name, read-only: their SQS "
+        "queues and monitor, each worker's own result-database role (nothing is sent, "
+        "created, changed or committed; the conformance checks do not run)", "bool"),
 }
+
+#: The settings only the default mode uses (it starts the infrastructure);
+#: an audit reads the deployment's own.
+NOT_FOR_AN_AUDIT = ("result_db", "result_schema", "pg_ctl")
 
 
 def option_name(name: str) -> str:
@@ -90,6 +98,9 @@ class Settings:
     external_queues: tuple[str, ...] = ()
     #: --cadasta-report: where to write the JSON report (None: nowhere).
     report: Path | None = None
+    #: --cadasta-audit: audit the deployment the apps name, read-only, instead
+    #: of checking the apps on infrastructure the run starts.
+    audit: bool = False
     #: Setting name -> how the user spelled it (the option, or the ini key).
     spelled: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -153,6 +164,9 @@ def read_settings(config: pytest.Config) -> Settings:
         values[name], spelled[name] = _read(config, name)
 
     apps = _read_apps(values, spelled)
+    audit = bool(values["audit"])
+    if audit:
+        _check_audit(apps, values, spelled)
     result_db = values["result_db"]
     if result_db is not None and not result_db.startswith(
             ("postgresql://", "postgres://", "postgresql+")):
@@ -176,7 +190,7 @@ def read_settings(config: pytest.Config) -> Settings:
                              "DDL of the platform's Result table (the toolbox's is "
                              "cadasta_toolbox.schema.SCHEMA_SQL)")
     pg_ctl = values["pg_ctl"]
-    if apps and result_db is None:
+    if apps and result_db is None and not audit:
         from pytest_cadasta.postgres import find_pg_ctl
 
         try:  # a missing PostgreSQL is a usage error now, not a failure later
@@ -200,8 +214,26 @@ def read_settings(config: pytest.Config) -> Settings:
         pg_ctl=pg_ctl,
         external_queues=external,
         report=report_path,
+        audit=audit,
         spelled=spelled,
     )
+
+
+def _check_audit(apps: tuple[AppEntry, ...], values: dict[str, Any],
+                 spelled: dict[str, str]) -> None:
+    """An audit needs an app (its settings name the deployment) and takes none
+    of the settings of the infrastructure the default mode starts."""
+    if not apps:
+        raise UsageError(
+            f"{spelled['audit']}: audits the deployment an app's own settings name; give "
+            f"the app, e.g. {option_name('app')}=worker.celery:app {option_name('audit')}")
+    given = [spelled[name] for name in NOT_FOR_AN_AUDIT if values[name] is not None]
+    if given:
+        raise UsageError(
+            f"{spelled['audit']} with {', '.join(given)}: an audit reads the deployment's "
+            "own result database (each app's result_backend) and starts none; "
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} the default mode's: "
+            "leave them out, or leave out the audit")
 
 
 def _check_spec(spec: str, spelled: str) -> str:

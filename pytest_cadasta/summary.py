@@ -33,7 +33,8 @@ class Summary:
         self.settings = settings
         self.apps = apps
         self.outcomes = Outcomes([loaded.label for loaded in apps],
-                                 {loaded.label for loaded in apps if not loaded.entry.is_worker})
+                                 {loaded.label for loaded in apps if not loaded.entry.is_worker},
+                                 audit=settings.audit)
 
     def expect(self, nodeids: list[str]) -> None:
         self.outcomes.expect(nodeids)
@@ -53,7 +54,7 @@ class Summary:
         if not outcomes.outcomes:
             return
         terminal = terminalreporter
-        terminal.section("cadasta conformance")
+        terminal.section("cadasta deployment audit" if outcomes.audit else "cadasta conformance")
         if outcomes.several:
             for label, (kind, sentence) in outcomes.verdicts().items():
                 terminal.write_line(f"{label}: {sentence}", **{COLOURS.get(kind, "yellow"): True})
@@ -62,6 +63,11 @@ class Summary:
         else:
             for text, markup in outcomes.lines():
                 terminal.write_line(text, **markup)
+        if outcomes.notes:
+            terminal.write_line("reported, not judged:")
+            for nodeid, notes in outcomes.notes.items():
+                for note in notes:
+                    terminal.write_line(f"  {nodeid.partition('::')[2]}: {note}")
         kind, sentence = outcomes.verdict()
         terminal.write_line(f"verdict: {sentence}",
                             **{COLOURS.get(kind, "yellow"): True, "bold": True})

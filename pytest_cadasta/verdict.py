@@ -1,12 +1,21 @@
-"""The verdict, from the checks' outcomes: per group, per app, for the run.
-Honest: "conforms" only when every check ran and passed."""
+"""The verdict, from the checks' outcomes: per group, per app, for the run (of
+the conformance checks, or of an audit: "deployment conforms"). Honest:
+"conforms" only when every check ran and passed."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pytest_cadasta.errors import COULD_NOT_RUN
-from pytest_cadasta.ids import GROUPS, SUITE, SYSTEM, read_check_id, skipped_by_design
+from pytest_cadasta.ids import (
+    AUDIT_GROUPS,
+    GROUPS,
+    NOTE,
+    SUITE,
+    SYSTEM,
+    read_check_id,
+    skipped_by_design,
+)
 
 RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 OUTCOME_ORDER = ("passed", "failed", "error", "skipped")
@@ -19,15 +28,20 @@ def _checks(n: int) -> str:
 class Outcomes:
     """Each check's outcome (and message), read from test reports by id; the
     verdict of an app, of the system, and of the run from them. ``labels`` are
-    the apps' labels in order; ``producers`` those that run no worker."""
+    the apps' labels in order; ``producers`` those that run no worker;
+    ``audit``: the checks audit a deployment."""
 
-    def __init__(self, labels: list[str], producers: set[str]) -> None:
+    def __init__(self, labels: list[str], producers: set[str], audit: bool = False) -> None:
         self.labels = labels
         self.producers = producers
+        self.audit = audit
+        self.groups = AUDIT_GROUPS if audit else GROUPS
         #: Every check expected: nodeid -> (app label or "system", group).
         self.expected: dict[str, tuple[str, str]] = {}
         self.outcomes: dict[str, str] = {}
         self.messages: dict[str, str] = {}
+        #: What passing checks reported without judging it, by id.
+        self.notes: dict[str, list[str]] = {}
 
     @property
     def several(self) -> bool:
@@ -45,6 +59,10 @@ class Outcomes:
         """A check's test report (a phase of it): its outcome is the worst seen."""
         if not report.nodeid.startswith(SUITE + "::"):
             return
+        if report.when == "call":
+            notes = [str(value) for name, value in report.user_properties if name == NOTE]
+            if notes:
+                self.notes[report.nodeid] = notes
         outcome = report.outcome
         if outcome == "failed" and (report.when != "call" or getattr(
                 report, COULD_NOT_RUN, False)):
@@ -71,7 +89,7 @@ class Outcomes:
                 and skipped_by_design(self.messages.get(nodeid, "")))
 
     def counts(self, label: str | None = None) -> dict[str, dict[str, int]]:
-        counts: dict[str, dict[str, int]] = {group: {} for group in GROUPS}
+        counts: dict[str, dict[str, int]] = {group: {} for group in self.groups}
         for nodeid in self._of(label):
             outcome = self.outcomes.get(nodeid)
             if outcome is not None:
@@ -81,7 +99,16 @@ class Outcomes:
 
     def verdict(self, label: str | None = None) -> tuple[str, str]:
         """(kind, sentence) for app ``label``'s checks, or the run's (None): kind is
-        conforms, conforms-as-producer, does-not-conform, not-judged or partial."""
+        conforms, conforms-as-producer, does-not-conform, not-judged or partial.
+        An audit's run says what it judged: "deployment conforms"."""
+        kind, sentence = self._verdict(label)
+        if not self.audit or label is not None:
+            return kind, sentence
+        if sentence.startswith("the system "):
+            return kind, "the deployment " + sentence[len("the system "):]
+        return kind, "deployment " + sentence
+
+    def _verdict(self, label: str | None) -> tuple[str, str]:
         nodeids = self._of(label)
         values = [self.outcomes[n] for n in nodeids if n in self.outcomes]
         errors, failed = values.count("error"), values.count("failed")

@@ -20,7 +20,9 @@ class _Producer:
 
 
 def test_every_check_is_documented_with_what_it_protects_against():
-    for check in all_checks() + system_checks([_Worker, _Worker, _Producer]):
+    apps = [_Worker, _Worker, _Producer]
+    for check in (all_checks() + system_checks(apps) + all_checks(audit=True)
+                  + system_checks(apps, audit=True)):
         name = f"``{check.group}::{check.name}"
         assert name in README, name
         entry = README[README.index(name):].split("\n\n", 1)[0]

@@ -3,11 +3,13 @@ registers them all; ``all_checks()`` lists them in running order.
 
 To add a check: write a function in its group's module, decorated with
 ``@check(group, phase=..., per_queue=...)``, whose docstring's first paragraph
-says what fails in production without it; document it in the README.
+says what fails in production without it; document it in the README. The
+checks of an audit (``--cadasta-audit``) are in ``deployment``.
 """
 
 from pytest_cadasta.checks import (  # noqa: F401
     chord,
+    deployment,
     exchange,
     monitor,
     platform,

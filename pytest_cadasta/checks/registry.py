@@ -1,7 +1,8 @@
-"""The registry of conformance checks: each check says its group, its phase,
-whether it runs once per work queue and whether it applies to an app that only
-produces; the running order comes from those, never from where a check is
-defined."""
+"""The registry of checks: each check says its group, its phase, whether it
+runs once per work queue, whether it applies to an app that only produces and
+whether it audits a deployment (``--cadasta-audit``) rather than checks an
+app's conformance; the running order comes from those, never from where a
+check is defined."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_cadasta.ids import GROUPS, SYSTEM
+from pytest_cadasta.ids import ALL_GROUPS, AUDIT_GROUPS, SYSTEM
 
 
 class Phase(enum.IntEnum):
@@ -23,8 +24,10 @@ class Phase(enum.IntEnum):
 
 
 #: A check: called with the state it stands on (an ``AppState``, or for the
-#: system's a ``SystemState``) and its queue (None unless per queue).
-CheckFunction = Callable[[Any, Any], None]
+#: system's a ``SystemState``; an audit's ``AppAudit`` or ``SystemAudit``) and
+#: its queue (None unless per queue); it may return lines it reports without
+#: judging them.
+CheckFunction = Callable[[Any, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,12 @@ class Check:
     judges_worker: bool = False
     #: A system check: whether it applies to the run's apps (None: always).
     applies: Callable[[list[Any]], bool] | None = None
+    #: Judges what the apps of a deployment share (the monitor queue): with
+    #: several apps it runs once, among the system's checks, on their state.
+    shared: bool = False
+    #: A check of the audit of a deployment (--cadasta-audit): it runs in an
+    #: audit, and only there.
+    audit: bool = False
 
     @property
     def needs_worker(self) -> bool:
@@ -58,7 +67,7 @@ class Check:
         return " ".join(paragraph.split())
 
     def order(self) -> tuple[int, int]:
-        rank = len(GROUPS) if self.group == SYSTEM else GROUPS.index(self.group)
+        rank = len(ALL_GROUPS) if self.group == SYSTEM else ALL_GROUPS.index(self.group)
         return rank, self.phase
 
 
@@ -67,35 +76,46 @@ _REGISTERED: list[Check] = []
 
 def check(group: str, phase: Phase = Phase.BEFORE_WORKER, per_queue: bool = False,
           judges_worker: bool = False, applies: Callable[[list[Any]], bool] | None = None,
+          shared: bool = False, audit: bool = False,
           ) -> Callable[[CheckFunction], CheckFunction]:
-    """Register the decorated function as a check of ``group``."""
-    if group not in (*GROUPS, SYSTEM):
-        raise ValueError(f"unknown check group {group!r}; expected one of {GROUPS} "
+    """Register the decorated function as a check of ``group`` (a check of an
+    audit group audits; a system check of an audit says ``audit=True``)."""
+    if group not in (*ALL_GROUPS, SYSTEM):
+        raise ValueError(f"unknown check group {group!r}; expected one of {ALL_GROUPS} "
                          f"or {SYSTEM!r}")
+    audit = audit or group in AUDIT_GROUPS
 
     def register(func: CheckFunction) -> CheckFunction:
         _REGISTERED.append(Check(group, func.__name__, func, phase, per_queue, judges_worker,
-                                 applies))
+                                 applies, shared, audit))
         return func
     return register
 
 
-def all_checks() -> list[Check]:
+def all_checks(audit: bool = False) -> list[Check]:
     """Every check of one app, in running order: by group, then phase (stable
-    otherwise)."""
-    return sorted((c for c in _REGISTERED if c.group != SYSTEM), key=Check.order)
+    otherwise); those of an audit with ``audit``, else the conformance suite's."""
+    return sorted((c for c in _REGISTERED if c.group != SYSTEM and c.audit == audit),
+                  key=Check.order)
 
 
-def system_checks(apps: list[Any]) -> list[Check]:
+def system_checks(apps: list[Any], audit: bool = False) -> list[Check]:
     """Every check across ``apps`` (the run's ``LoadedApp``s) that applies to
-    them, in running order."""
-    return sorted((c for c in _REGISTERED if c.group == SYSTEM
-                   and (c.applies is None or c.applies(apps))), key=Check.order)
+    them, in running order: with ``audit``, the audit's system checks and its
+    checks of what the apps share."""
+    return sorted((c for c in _REGISTERED if c.audit == audit
+                   and ((c.group == SYSTEM and (c.applies is None or c.applies(apps)))
+                        or (audit and c.shared))), key=Check.order)
 
 
-def iter_checks(work_queues: tuple[str, ...]) -> Iterator[tuple[Check, str | None]]:
-    """(check, queue or None) for each test to run, in running order."""
-    for item in all_checks():
+def iter_checks(work_queues: tuple[str, ...], audit: bool = False,
+                shared: bool = True) -> Iterator[tuple[Check, str | None]]:
+    """(check, queue or None) for each test to run, in running order (the
+    audit's with ``audit``; without ``shared``, leaving out the checks of what
+    several apps share, which the system's run once)."""
+    for item in all_checks(audit):
+        if item.shared and not shared:
+            continue
         if item.per_queue:
             for queue in work_queues:
                 yield item, queue
