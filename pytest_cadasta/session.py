@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_cadasta.settings import Settings, read_settings
+from pytest_cadasta.verdict import POSTGRESQL_VERSION
 
 if TYPE_CHECKING:
     from pytest_cadasta.loader import LoadedApp
@@ -151,6 +152,16 @@ class CadastaSession:
             return
         if getattr(nextitem, "cadasta_app", None) != label:
             self.run.finish_app(label)
+
+    def describe_report(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """A check's report carries what only the process that ran it knows, for
+        the verdict's reports (under xdist, to the controlling process): the
+        version of the PostgreSQL server its result database was on."""
+        if getattr(item, "cadasta_app", None) is None or self.run is None:
+            return
+        version = self.run.infra.postgresql_version
+        if version is not None:
+            setattr(report, POSTGRESQL_VERSION, version)
 
     # -- stopping -------------------------------------------------------------------
     def close(self) -> None:

@@ -10,6 +10,9 @@ from pytest_cadasta.ids import GROUPS, SUITE, SYSTEM, read_check_id, skipped_by_
 
 RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 OUTCOME_ORDER = ("passed", "failed", "error", "skipped")
+#: The attribute of a check's report naming the PostgreSQL server version the
+#: run's result database had (set where the check ran: an xdist worker, say).
+POSTGRESQL_VERSION = "cadasta_postgresql"
 
 
 def _checks(n: int) -> str:
@@ -28,6 +31,10 @@ class Outcomes:
         self.expected: dict[str, tuple[str, str]] = {}
         self.outcomes: dict[str, str] = {}
         self.messages: dict[str, str] = {}
+        #: Seconds each check took, its phases (setup, call, teardown) added up.
+        self.durations: dict[str, float] = {}
+        #: The PostgreSQL server version of the result database (None: none used).
+        self.postgresql_version: str | None = None
 
     @property
     def several(self) -> bool:
@@ -45,6 +52,11 @@ class Outcomes:
         """A check's test report (a phase of it): its outcome is the worst seen."""
         if not report.nodeid.startswith(SUITE + "::"):
             return
+        self.durations[report.nodeid] = (self.durations.get(report.nodeid, 0.0)
+                                         + (getattr(report, "duration", 0.0) or 0.0))
+        version = getattr(report, POSTGRESQL_VERSION, None)
+        if version is not None:
+            self.postgresql_version = version
         outcome = report.outcome
         if outcome == "failed" and (report.when != "call" or getattr(
                 report, COULD_NOT_RUN, False)):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_cadasta.checks.common import row_text
 from pytest_cadasta.checks.registry import Phase, check
+from pytest_cadasta.deployment import AGREED
 from pytest_cadasta.ids import SYSTEM
 from pytest_cadasta.probes import FAILING
 from pytest_cadasta.protocol import TOOLBOX, fail
@@ -22,15 +23,6 @@ if TYPE_CHECKING:
     from pytest_cadasta.loader import LoadedApp
     from pytest_cadasta.system_state import SystemState
 
-#: What every app must agree on: (what, the value in an app's topology).
-AGREED = (
-    ("exchange", lambda t: t.exchange),
-    ("exchange type", lambda t: t.exchange_type),
-    ("platform queue", lambda t: t.platform_queue),
-    ("region", lambda t: t.region),
-    ("queue name prefix", lambda t: t.queue_name_prefix),
-    ("QUEUES", lambda t: ",".join(sorted(t.work_queues))),
-)
 
 
 @check(SYSTEM)
