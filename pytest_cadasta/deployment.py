@@ -56,9 +56,9 @@ def app_topology(loaded: LoadedApp) -> dict[str, Any]:
                              if b.queue == topology.platform_queue
                              and b.exchange == topology.exchange],
         },
-        "queues": [{"name": b.queue, "sqs_name": topology.sqs_name(b.queue),
-                    "exchange": b.exchange, "exchange_type": b.exchange_type,
-                    "routing_key": b.routing_key} for b in topology.bindings],
+        "bindings": [{"queue": b.queue, "sqs_name": topology.sqs_name(b.queue),
+                      "exchange": b.exchange, "exchange_type": b.exchange_type,
+                      "routing_key": b.routing_key} for b in topology.bindings],
         "consumes": _consumes(loaded),
         "consumes_as": (None if not loaded.entry.is_worker else
                         "-Q" if topology.production_queues is not None else "default"),

@@ -70,7 +70,7 @@ def versions(postgresql: str | None) -> dict[str, str | None]:
 
 def _duration(outcomes: Outcomes, nodeid: str) -> float | None:
     seconds = outcomes.durations.get(nodeid)
-    return None if seconds is None else round(seconds, 3)
+    return None if seconds is None else round(seconds, 6)
 
 
 def document(outcomes: Outcomes, apps: list[LoadedApp],

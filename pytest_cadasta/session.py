@@ -154,12 +154,16 @@ class CadastaSession:
             self.run.finish_app(label)
 
     def describe_report(self, item: pytest.Item, report: pytest.TestReport) -> None:
-        """A check's report carries what only the process that ran it knows, for
-        the verdict's reports (under xdist, to the controlling process): the
-        version of the PostgreSQL server its result database was on."""
-        if getattr(item, "cadasta_app", None) is None or self.run is None:
+        """A check's call report points where its fault is (``place_report``),
+        and carries what only the process that ran it knows, for the verdict's
+        reports (under xdist, to the controlling process): the version of the
+        PostgreSQL server its result database was on."""
+        if getattr(item, "cadasta_app", None) is None:
             return
-        version = self.run.infra.postgresql_version
+        from pytest_cadasta.collection import place_report
+
+        place_report(item, report)
+        version = None if self.run is None else self.run.infra.postgresql_version
         if version is not None:
             setattr(report, POSTGRESQL_VERSION, version)
 
