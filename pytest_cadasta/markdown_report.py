@@ -145,7 +145,7 @@ class Picture:
         for app in apps:
             self._publishes(app)
         for queue in queues:
-            self._bindings(queue, apps)
+            self._bindings(queue)
         for queue in queues:
             self._consumers(queue)
         for app in apps:
@@ -209,17 +209,15 @@ class Picture:
         self.link(self.app(label), exchange, "✗ publishes: " + "; ".join(why) if why
                   else "publishes", "==>", "failed" if why else None)
 
-    def _bindings(self, queue: dict[str, Any], apps: list[dict[str, Any]]) -> None:
-        """An arrow per binding key, naming the apps that declare it when some
-        app publishing to that exchange does not."""
+    def _bindings(self, queue: dict[str, Any]) -> None:
+        """An arrow per binding key; where the apps bind the queue differently,
+        each naming the apps that declare it."""
         node = self.queue(queue["region"], queue["sqs_name"], queue["name"], queue["monitor"])
+        differ = len(queue["bindings"]) > 1
         for binding in queue["bindings"]:
             exchange = self._exchange(binding["exchange"], binding["type"], [])
             text = binding["routing_key"] or "(no key)"
-            publishers = {app["label"] for app in apps
-                          if (app["exchange"]["name"], app["exchange"]["type"])
-                          == (binding["exchange"], binding["type"])}
-            if publishers - set(binding["apps"]):
+            if differ:
                 text += f" (bound by {', '.join(binding['apps'])})"
             self.link(exchange, node, text)
 
