@@ -407,3 +407,56 @@ def test_a_system_failure_points_at_the_app_it_blames(run_inner, pytester):
     result.stdout.fnmatch_lines([
         "*::error file=msg_worker_other_queues.py,line=6::"
         "cadasta::system::apps_agree_on_exchange_queues_and_region"])
+
+
+# -- odd names ---------------------------------------------------------------------------
+def _odd_document() -> dict:
+    """A report of two apps whose names hold what Markdown and Mermaid give a
+    meaning to, one of them failing: made by the functions the plugin uses."""
+    from types import SimpleNamespace
+
+    from pytest_cadasta.deployment import deployment
+    from pytest_cadasta.topology import Binding, Results, Topology
+
+    def app(label: str, queues: tuple[str, ...], is_worker: bool) -> SimpleNamespace:
+        bindings = tuple(Binding(q, "tasks", "topic", q) for q in queues)
+        topology = Topology(("celery", *queues), "platform.fifo", "tasks", "topic", "us-west-2",
+                            "", production_queues=queues if is_worker else None,
+                            bindings=(*bindings, Binding("platform.fifo", "tasks", "topic", "#")),
+                            results=Results("db+postgresql://u:**@db:5432/r", "db:5432/r",
+                                            "celery_taskmeta"))
+        entry = SimpleNamespace(spec=f"{label}:app", is_worker=is_worker)
+        return SimpleNamespace(label=label, entry=entry, topology=topology)
+
+    apps = [app("end", ("mail#1", 'say "hi"'), True), app("x<y>|z", ("mail#1",), False)]
+    message = ("A task that waits forever.\n  saw:   'mail#1' <the task's queue> | *none*\n"
+               "  needs: `one` [consumer]\n  fix:   -Q mail#1")
+    checks = [{"id": "cadasta::end::routing::every_registered_task_routes_to_an_existing_queue",
+               "app": "end", "group": "routing", "outcome": "failed", "message": message,
+               "duration": 0.5},
+              {"id": "cadasta::system::apps_agree_on_exchange_queues_and_region",
+               "app": "system", "group": "system", "outcome": "passed", "message": "",
+               "duration": 0.1}]
+    return {"schema": 1, "verdict": {"kind": "does-not-conform",
+                                     "text": "does not conform: 1 check failed"},
+            "apps": {a.label: {"verdict": {"kind": "conforms", "text": "conforms"}}
+                     for a in apps},
+            "versions": {"python": "3", "celery": None, "kombu": None, "moto": None,
+                         "postgresql": None},
+            "checks": checks, "topology": deployment(apps)}
+
+
+def test_odd_names_are_shown_as_they_are_in_markdown_and_in_the_picture(browser):
+    from pytest_cadasta.markdown_report import markdown
+
+    text = markdown(_odd_document())
+    failure = text[text.index("### What failed"):]
+    assert ("- **saw:** 'mail#1' &lt;the task's queue&gt; \\| \\*none\\*") in failure
+    assert "- **needs:** \\`one\\` \\[consumer\\]" in failure
+    assert "### ✅ x&lt;y&gt;\\|z: conforms" in text
+    source = mermaid_block(text)
+    assert '[["say #quot;hi#quot;<br/>' in source and '"mail#35;1<br/>' in source
+    shown = browser.render(source, "odd")
+    assert {"end", "x<y>|z", "mail#1", 'say "hi"'} <= set(shown.text)
+    red = [edge for edge, style in shown.edges.items() if RED in style]
+    assert red == ["L_app_end_x_tasks_0"]  # its publishing: it routes astray
