@@ -388,12 +388,11 @@ def markdown(found: dict[str, Any]) -> str:
         title = f"{SIGNS.get(said['kind'], '⚠️')} {_text(label)}: {_text(said['text'])}"
         if several:
             lines += [f"### {title}", ""]
-        role = next((app for app in found.get("topology", {}).get("apps", [])
-                     if app["label"] == label), None)
-        if role is not None:
-            lines += [f"{_code(role['app'])}, {role['role']}" + (
-                f", consuming {', '.join(role['consumes'])}" if role.get("consumes") else ""),
-                ""]
+        app = next((app for app in found.get("topology", {}).get("apps", [])
+                    if app["label"] == label), None)
+        if app is not None:
+            consuming = f", consuming {', '.join(app['consumes'])}" if app["consumes"] else ""
+            lines += [f"{_code(app['app'])}, {app['role']}{consuming}", ""]
         if of:
             lines += [*_table(of), ""]
     lines += ["### The deployment", "",

@@ -86,6 +86,13 @@ class Summary:
             # record_testsuite_property has no file to write to).
             for name, value in reports.properties(self.outcomes, self.apps).items():
                 xml.add_global_property(name, value)
+        self._write()
+
+    def _write(self) -> None:
+        """The reports asked for (--cadasta-report) and, in GitHub Actions, the
+        job summary (unless --cadasta-no-job-summary); where, for the terminal."""
+        from pytest_cadasta import reports
+
         settings = self.settings
         job_summary = (bool(self.outcomes.outcomes) and not settings.no_job_summary
                        and bool(os.environ.get(reports.JOB_SUMMARY)))
