@@ -61,29 +61,31 @@ class CheckItem(pytest.Function):
     cadasta_app_locations: dict[str, Location | None] | None = None
 
     def reportinfo(self) -> tuple[str, int, str]:
-        """Where its report points: the user's code a failure is about (the
-        module that builds the app, the router for the routing checks), else
-        the suite; the id stays the headline."""
-        if self.cadasta_location is not None:
-            return self.cadasta_location.path, self.cadasta_location.line, self.nodeid
         return SUITE, 0, self.nodeid
+
+    def fault_at(self, blamed: tuple[str, ...]) -> Location | None:
+        """Where in the user's code its failure is: the first app it blames
+        with a place in that code, else its own place (None: nowhere)."""
+        for label in blamed:
+            where = (self.cadasta_app_locations or {}).get(label)
+            if where is not None:
+                return where
+        return self.cadasta_location
 
 
 def place_report(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Point a check's call report where its fault is: at the code of the app a
-    system check blames; nowhere in the user's code when the check could not
-    run (the fault is the plugin's infrastructure, not the user's)."""
-    if not isinstance(item, CheckItem):
+    """A failing check's call report points where its fault is, for editors and
+    annotation plugins: the router, the line that builds the app, the app a
+    system check blames. A check that passed or was skipped points at the
+    suite, as does one that could not run (the fault is not the user's). The
+    check's id stays the headline."""
+    if not isinstance(item, CheckItem) or not report.failed \
+            or getattr(report, COULD_NOT_RUN, False):
         return
-    if getattr(report, COULD_NOT_RUN, False):
-        report.location = (SUITE, 0, item.nodeid)
-        return
-    for label in item.stash.get(blamed_key, ()):
-        where = (item.cadasta_app_locations or {}).get(label)
-        if where is not None:
-            report.location = (os.path.relpath(where.path, item.config.rootpath), where.line,
-                               item.nodeid)
-            return
+    where = item.fault_at(item.stash.get(blamed_key, ()))
+    if where is not None:
+        report.location = (os.path.relpath(where.path, item.config.rootpath), where.line,
+                           item.nodeid)
 
 
 def _judge(request: pytest.FixtureRequest, check: Check, state: CheckState,

@@ -74,11 +74,11 @@ def build_functional_tests(app: Any, is_worker: bool = True) -> type[unittest.Te
 
 def _method(check: Check, queue: str | None) -> Any:
     def test(self: unittest.TestCase) -> None:
-        failure, skipped, _explained = run_check(check, self.state, queue)
-        if failure is not None:
-            self.fail(failure)
-        if skipped is not None:
-            self.skipTest(skipped)
+        outcome = run_check(check, self.state, queue)
+        if outcome.failure is not None:
+            self.fail(outcome.failure)
+        if outcome.skipped is not None:
+            self.skipTest(outcome.skipped)
 
     test.__doc__ = check.doc
     return test
