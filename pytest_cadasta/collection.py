@@ -6,13 +6,21 @@ checks, and those alone."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_cadasta.checks import Check, iter_checks, system_checks
-from pytest_cadasta.errors import CadastaError, could_not_run_key, explained_key
+from pytest_cadasta.errors import (
+    COULD_NOT_RUN,
+    CadastaError,
+    blamed_key,
+    could_not_run_key,
+    explained_key,
+)
 from pytest_cadasta.ids import NOTE, SUITE, SYSTEM, not_for_a_producer
+from pytest_cadasta.locations import AppLocations, Location
 from pytest_cadasta.protocol import run_check
 
 if TYPE_CHECKING:
@@ -47,9 +55,38 @@ class CheckItem(pytest.Function):
     cadasta_app: str = ""
     #: Its group (the label "system" for the system checks).
     cadasta_group: str = ""
+    #: Where its failure points in the user's code (None: nowhere in it, as for
+    #: the system checks until one blames an app).
+    cadasta_location: Location | None = None
+    #: For a system check: where each app (by label) is built.
+    cadasta_app_locations: dict[str, Location | None] | None = None
 
     def reportinfo(self) -> tuple[str, int, str]:
         return SUITE, 0, self.nodeid
+
+    def fault_at(self, blamed: tuple[str, ...]) -> Location | None:
+        """Where in the user's code its failure is: the first app it blames
+        with a place in that code, else its own place (None: nowhere)."""
+        for label in blamed:
+            where = (self.cadasta_app_locations or {}).get(label)
+            if where is not None:
+                return where
+        return self.cadasta_location
+
+
+def place_report(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A failing check's call report points where its fault is, for editors and
+    annotation plugins: the router, the line that builds the app, the app a
+    system check blames. A check that passed or was skipped points at the
+    suite, as does one that could not run (the fault is not the user's). The
+    check's id stays the headline."""
+    if not isinstance(item, CheckItem) or not report.failed \
+            or getattr(report, COULD_NOT_RUN, False):
+        return
+    where = item.fault_at(item.stash.get(blamed_key, ()))
+    if where is not None:
+        report.location = (os.path.relpath(where.path, item.config.rootpath), where.line,
+                           item.nodeid)
 
 
 def _judge(request: pytest.FixtureRequest, check: Check, state: CheckState,
@@ -67,6 +104,7 @@ def _judge(request: pytest.FixtureRequest, check: Check, state: CheckState,
         pytest.fail(error, pytrace=False)
     if outcome.failure is not None:
         request.node.stash[explained_key] = outcome.explained
+        request.node.stash[blamed_key] = outcome.blamed
         pytest.fail(outcome.failure, pytrace=False)
     if outcome.skipped is not None:
         pytest.skip(outcome.skipped)
@@ -104,12 +142,19 @@ def build_items(session: pytest.Session, apps: list[LoadedApp],
     suite = CheckNode.from_parent(session, name=SUITE, nodeid=SUITE)
     items: list[CheckItem] = []
 
+    locations = {loaded.label: AppLocations.of(loaded.app, loaded.entry.module)
+                 for loaded in apps}
+
     def add(parent: CheckNode, check: Check, queue: str | None, label: str,
             skip: str | None = None) -> None:
         name = check.name if queue is None else f"{check.name}[{queue}]"
         item = CheckItem.from_parent(parent, name=name, callobj=_test_function(check, queue))
         item.running_order = len(items)
         item.cadasta_app, item.cadasta_group = label, check.group
+        if label == SYSTEM and len(apps) > 1:
+            item.cadasta_app_locations = {app: where.app for app, where in locations.items()}
+        else:
+            item.cadasta_location = locations[label].for_group(check.group)
         item.add_marker(SUITE)
         item.add_marker(pytest.mark.filterwarnings(INTERNAL_ERROR_WARNING))
         if skip is not None:

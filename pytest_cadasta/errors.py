@@ -56,6 +56,9 @@ could_not_run_key = pytest.StashKey[bool]()
 #: A failing check whose message names the cause of what the worker logged (a
 #: traceback per retry): its report leaves that log out.
 explained_key = pytest.StashKey[bool]()
+#: The apps a failing system check blames (labels): its report points at the
+#: first one's code.
+blamed_key = pytest.StashKey[tuple[str, ...]]()
 
 
 def first_line(exc: BaseException) -> str:

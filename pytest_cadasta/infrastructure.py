@@ -99,6 +99,12 @@ class Infrastructure:
             self._database = database
         return self._database
 
+    @property
+    def postgresql_version(self) -> str | None:
+        """The version of the PostgreSQL server holding the result database, once
+        it is made (None before, and when no check needed it)."""
+        return None if self._database is None else self._database.server_version
+
     def platform(self, topology: Topology) -> Platform:
         """The platform reading the monitor queue of ``topology`` (its region, its
         prefix, its platform queue): one per monitor queue, made on first

@@ -133,6 +133,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         setattr(report, COULD_NOT_RUN, True)
     if call.when != "setup" and (could_not_run or item.stash.get(explained_key, False)):
         report.sections = [s for s in report.sections if not s[0].startswith("Captured log")]
+    state = CadastaSession.get(item.config)
+    if state is not None and call.when == "call":
+        state.describe_report(item, report)
     return report
 
 

@@ -16,11 +16,15 @@ TOOLBOX = "cadasta_toolbox.config.Config"
 class CheckFailed(AssertionError):
     """A conformance check failed; the message is the review comment.
     ``explained``: it names the cause the worker's log shows at length (the
-    report leaves that log out)."""
+    report leaves that log out). ``blamed``: the labels of the apps whose code
+    holds the fault, when a check of several apps knows (its report points
+    there)."""
 
-    def __init__(self, message: str, explained: bool = False) -> None:
+    def __init__(self, message: str, explained: bool = False,
+                 blamed: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.explained = explained
+        self.blamed = blamed
 
 
 class Outcome(NamedTuple):
@@ -32,6 +36,7 @@ class Outcome(NamedTuple):
     skipped: str | None = None
     explained: bool = False
     notes: tuple[str, ...] = ()
+    blamed: tuple[str, ...] = ()
 
 
 class CheckSkipped(Exception):
@@ -65,11 +70,14 @@ class Runnable(Protocol):
         """What fails in production without it, in one line."""
 
 
-def fail(saw: str, needs: str, fix: str, explained: bool = False) -> NoReturn:
+def fail(saw: str, needs: str, fix: str, explained: bool = False,
+         blamed: tuple[str, ...] = ()) -> NoReturn:
     """Fail a check the way a reviewer would: what was seen, what is needed, the
-    fix; ``explained`` when that names the cause of the errors the worker logged."""
+    fix; ``explained`` when that names the cause of the errors the worker logged;
+    ``blamed``: the apps (labels) whose code the fix is in, for a system check."""
     __tracebackhide__ = True
-    raise CheckFailed(f"\n  saw:   {saw}\n  needs: {needs}\n  fix:   {fix}", explained)
+    raise CheckFailed(f"\n  saw:   {saw}\n  needs: {needs}\n  fix:   {fix}", explained,
+                      blamed)
 
 
 def run_check(check: Runnable, state: Any, queue: str | None) -> Outcome:
@@ -91,7 +99,8 @@ def run_check(check: Runnable, state: Any, queue: str | None) -> Outcome:
         if gone is not None:
             raise InfrastructureError(gone) from None
         if isinstance(exc, CheckFailed):
-            return Outcome(failure=f"{check.doc}{exc}", explained=exc.explained)
+            return Outcome(failure=f"{check.doc}{exc}", explained=exc.explained,
+                           blamed=exc.blamed)
         if user_frame(exc) is not None:
             return Outcome(failure=f"{check.doc}{raised_while_checking(exc)}")
         theirs = raised_by_the_libraries(exc)  # an EncodeError of the app's serializer

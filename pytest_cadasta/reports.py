@@ -1,19 +1,30 @@
-"""The verdict written down for tools: the JSON document of
-``--cadasta-report``, and the JUnit XML testsuite properties."""
+"""The verdict written down: the document ``--cadasta-report`` writes (JSON,
+or Markdown made from it), the JUnit XML testsuite properties, and GitHub
+Actions' job summary."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.deployment import deployment
 from pytest_cadasta.ids import SYSTEM
 from pytest_cadasta.verdict import OUTCOME_ORDER, Outcomes
 
 if TYPE_CHECKING:
     from pytest_cadasta.loader import LoadedApp
+
+#: The version of the JSON document's shape, its ``schema`` key: raised when a
+#: key is taken away or changes meaning (new keys keep it).
+SCHEMA_VERSION = 1
+#: The JSON Schema of that document, shipped in the package.
+SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
+#: Where GitHub Actions takes a job's summary from (Markdown, appended to).
+JOB_SUMMARY = "GITHUB_STEP_SUMMARY"
 
 
 def properties(outcomes: Outcomes, apps: list[LoadedApp]) -> dict[str, str]:
@@ -42,25 +53,54 @@ def _app(loaded: LoadedApp) -> dict[str, Any]:
                                     else list(topology.production_queues))}}
 
 
-def document(outcomes: Outcomes, apps: list[LoadedApp]) -> dict[str, Any]:
-    """What --cadasta-report writes: the app, the queues judged, each check's
-    outcome and message, the verdict (and with several apps, each app's)."""
+def versions(postgresql: str | None) -> dict[str, str | None]:
+    """What the run judged under: Python, Celery, kombu, moto, and the
+    PostgreSQL server of the result database when one was used."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("celery", "kombu", "moto"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    found["postgresql"] = postgresql
+    return found
+
+
+def _duration(outcomes: Outcomes, nodeid: str) -> float | None:
+    seconds = outcomes.durations.get(nodeid)
+    return None if seconds is None else round(seconds, 6)
+
+
+def document(outcomes: Outcomes, apps: list[LoadedApp],
+             external_queues: Sequence[str] = ()) -> dict[str, Any]:
+    """What --cadasta-report writes: the schema version, the verdict (and with
+    several apps, each app's), the app and the queues judged, the versions
+    judged under, each check's outcome, message and duration, the topology."""
     kind, sentence = outcomes.verdict()
-    found: dict[str, Any] = _app(apps[0]) if apps else {}
-    found.pop("role", None)
+    found: dict[str, Any] = {"schema": SCHEMA_VERSION, "verdict": {"kind": kind,
+                                                                  "text": sentence}}
+    first = _app(apps[0]) if apps else {}
+    first.pop("role", None)
+    found.update(first)
     if len(apps) > 1:
         found["apps"] = {loaded.label: {**_app(loaded),
                                         "verdict": dict(zip(("kind", "text"),
                                                             outcomes.verdict(loaded.label)))}
                          for loaded in apps}
+        found["system"] = {"verdict": dict(zip(("kind", "text"), outcomes.verdict(SYSTEM)))}
     found["mode"] = "audit" if outcomes.audit else "conformance"
+    found["versions"] = versions(outcomes.postgresql_version)
     found["checks"] = [{"id": nodeid, "app": label, "group": group,
                         "outcome": outcomes.outcomes.get(nodeid, "not run"),
                         "message": outcomes.messages.get(nodeid, ""),
+                        "duration": _duration(outcomes, nodeid),
                         **({"notes": outcomes.notes[nodeid]} if nodeid in outcomes.notes
                            else {})}
                        for nodeid, (label, group) in outcomes.expected.items()]
-    found["verdict"] = {"kind": kind, "text": sentence}
+    found["topology"] = deployment(apps, external_queues)
     return found
 
 
@@ -80,5 +120,29 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def write_json(path: Path, outcomes: Outcomes, apps: list[LoadedApp]) -> None:
-    write_atomically(path, json.dumps(document(outcomes, apps), indent=2) + "\n")
+def render(path: Path, found: dict[str, Any]) -> str:
+    """The document ``found`` in the format the extension of ``path`` names."""
+    if path.suffix.lower() == ".md":
+        from pytest_cadasta.markdown_report import markdown
+
+        return markdown(found)
+    return json.dumps(found, indent=2) + "\n"
+
+
+def write_reports(paths: Sequence[Path], found: dict[str, Any]) -> None:
+    """Each report file, in its format, written whole or not at all."""
+    for path in paths:
+        write_atomically(path, render(path, found))
+
+
+def add_to_job_summary(found: dict[str, Any]) -> Path | None:
+    """In GitHub Actions, the Markdown report appended to the job's summary
+    (the file ``GITHUB_STEP_SUMMARY`` names); the file, or None elsewhere."""
+    where = os.environ.get(JOB_SUMMARY)
+    if not where:
+        return None
+    from pytest_cadasta.markdown_report import markdown
+
+    with open(where, "a", encoding="utf-8") as summary:
+        summary.write(markdown(found) + "\n")
+    return Path(where)

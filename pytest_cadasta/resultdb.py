@@ -31,6 +31,8 @@ class ResultDatabase:
         self.schema_file = schema_file
         self._janitor: Any = None
         self._columns: dict[str, tuple[str, ...]] = {}
+        #: The server's version, e.g. '15.14', once the database is made.
+        self.server_version: str | None = None
 
     def create(self) -> ResultDatabase:
         import psycopg
@@ -57,6 +59,8 @@ class ResultDatabase:
                 raise InfrastructureError(_schema_error(self.schema_file, schema, exc)) from None
             connection.execute(TASK_TABLE_SQL)
             connection.commit()
+            version = connection.info.parameter_status("server_version") or ""
+            self.server_version = version.split(" ")[0] or None
         if "task_id" not in self.columns("celery_taskmeta"):
             raise InfrastructureError(
                 f"the result schema {self.schema_file} made no celery_taskmeta with a column "

@@ -41,6 +41,12 @@ class Run:
         self._system: SystemState | None = None
 
     @property
+    def postgresql_version(self) -> str | None:
+        """The version of the PostgreSQL server the result database is on (None:
+        no database made yet)."""
+        return self.infra.postgresql_version
+
+    @property
     def first(self) -> str | None:
         """The label of the first app (the first worker, when there is one)."""
         return next(iter(self.apps), None)

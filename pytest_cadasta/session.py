@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_cadasta.settings import Settings, read_settings
+from pytest_cadasta.verdict import POSTGRESQL_VERSION
 
 if TYPE_CHECKING:
     from pytest_cadasta.audit.state import AuditRun
@@ -203,6 +204,20 @@ class CadastaSession:
             return
         if getattr(nextitem, "cadasta_app", None) != label:
             self.run.finish_app(label)
+
+    def describe_report(self, item: pytest.Item, report: pytest.TestReport) -> None:
+        """A check's call report points where its fault is (``place_report``),
+        and carries what only the process that ran it knows, for the verdict's
+        reports (under xdist, to the controlling process): the version of the
+        PostgreSQL server its result database was on."""
+        if getattr(item, "cadasta_app", None) is None:
+            return
+        from pytest_cadasta.collection import place_report
+
+        place_report(item, report)
+        version = None if self.run is None else self.run.postgresql_version
+        if version is not None:
+            setattr(report, POSTGRESQL_VERSION, version)
 
     # -- stopping -------------------------------------------------------------------
     def close(self) -> None:

@@ -42,8 +42,13 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "queues consumed by workers outside this run, e.g. 'search,geo': the system "
         "checks do not ask for a consumer of theirs among the apps judged", "string"),
     "report": (
-        "write the verdict, the queues judged and each check's outcome and message "
-        "to this file as JSON, for CI tools", "string"),
+        "write the verdict to this file, its format by the extension: .json (each "
+        "check's outcome, message and duration, the versions judged under, the "
+        "topology; for CI tools) or .md (Markdown with a Mermaid picture of the "
+        "topology, for people); repeatable (ini: one per line)", "linelist"),
+    "no_job_summary": (
+        "in GitHub Actions (GITHUB_STEP_SUMMARY set), do not add the Markdown report "
+        "to the job's summary (added by default)", "bool"),
     "pg_ctl": (
         "path of the pg_ctl to start the ephemeral PostgreSQL with (default: "
         "PATH, then /usr/lib/postgresql/*/bin)", "string"),
@@ -56,6 +61,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
 #: The settings only the default mode uses (it starts the infrastructure);
 #: an audit reads the deployment's own.
 NOT_FOR_AN_AUDIT = ("result_db", "result_schema", "pg_ctl")
+
+
+#: The formats --cadasta-report writes, by the file's extension.
+REPORT_FORMATS = {".json": "JSON, for tools", ".md": "Markdown, for people"}
 
 
 def option_name(name: str) -> str:
@@ -96,8 +105,11 @@ class Settings:
     pg_ctl: str | None = None
     #: --cadasta-external-queues: consumed by workers outside the run.
     external_queues: tuple[str, ...] = ()
-    #: --cadasta-report: where to write the JSON report (None: nowhere).
-    report: Path | None = None
+    #: --cadasta-report: the files to write the verdict to, each in the format
+    #: its extension names (``REPORT_FORMATS``).
+    reports: tuple[Path, ...] = ()
+    #: --cadasta-no-job-summary: leave GitHub Actions' job summary alone.
+    no_job_summary: bool = False
     #: --cadasta-audit: audit the deployment the apps name, read-only, instead
     #: of checking the apps on infrastructure the run starts.
     audit: bool = False
@@ -201,11 +213,7 @@ def read_settings(config: pytest.Config) -> Settings:
     external = ()
     if values["external_queues"] is not None:
         external = _queue_list(values["external_queues"], spelled["external_queues"])
-    report = values["report"]
-    report_path = None if report is None else _where_written(config, "report", report)
-    if report_path is not None and not report_path.parent.is_dir():
-        raise UsageError(f"{spelled['report']}={report!r}: no such directory "
-                         f"({report_path.parent})")
+    reports = _read_reports(config, values["report"], spelled["report"])
     return Settings(
         apps=apps,
         producer_only=bool(values["producer_only"]),
@@ -213,7 +221,8 @@ def read_settings(config: pytest.Config) -> Settings:
         result_schema=schema_path,
         pg_ctl=pg_ctl,
         external_queues=external,
-        report=report_path,
+        reports=reports,
+        no_job_summary=bool(values["no_job_summary"]),
         audit=audit,
         spelled=spelled,
     )
@@ -234,6 +243,26 @@ def _check_audit(apps: tuple[AppEntry, ...], values: dict[str, Any],
             "own result database (each app's result_backend) and starts none; "
             f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} the default mode's: "
             "leave them out, or leave out the audit")
+
+
+def _read_reports(config: pytest.Config, given: list[str] | None,
+                  spelled: str) -> tuple[Path, ...]:
+    """The report files, each with an extension ``REPORT_FORMATS`` knows, in a
+    directory that exists, none named twice."""
+    paths: list[Path] = []
+    for text in given or ():
+        value = text.strip()
+        path = _where_written(config, "report", value)
+        if path.suffix.lower() not in REPORT_FORMATS:
+            valid = ", ".join(f"{suffix} ({what})" for suffix, what in REPORT_FORMATS.items())
+            raise UsageError(f"{spelled}={value!r}: the extension names the report's format; "
+                             f"expected one of {valid}, e.g. 'verdict.md'")
+        if not path.parent.is_dir():
+            raise UsageError(f"{spelled}={value!r}: no such directory ({path.parent})")
+        if path in paths:
+            raise UsageError(f"{spelled}={value!r}: the same file given twice")
+        paths.append(path)
+    return tuple(paths)
 
 
 def _check_spec(spec: str, spelled: str) -> str:

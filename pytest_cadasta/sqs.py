@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from pytest_cadasta.messages import TaskMessage, decode
-from pytest_cadasta.topology import DEFAULT_REGION
+from pytest_cadasta.topology import DEFAULT_REGION, sqs_queue_name
 
 FAKE_ACCESS_KEY = "cadasta-test-key"
 FAKE_SECRET_KEY = "cadasta-test-secret"
@@ -34,16 +34,6 @@ AWS_VARIABLES_CLEARED = (
     "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )
-
-
-def sqs_queue_name(prefix: str, name: str) -> str:
-    """The SQS name kombu gives a queue: prefixed, translated with kombu's own
-    table (dots to dashes, punctuation to underscores), '.fifo' kept."""
-    from kombu.transport.SQS import CHARS_REPLACE_TABLE
-
-    full = prefix + name
-    suffix = ".fifo" if full.endswith(".fifo") else ""
-    return full[: len(full) - len(suffix)].translate(CHARS_REPLACE_TABLE) + suffix
 
 
 #: The queue names SQS accepts (a FIFO queue's ends in '.fifo', counted too).

@@ -1,8 +1,10 @@
 """The verdict told where people look: a line per group and the verdict at the
-end of the run, JUnit XML testsuite properties, and ``--cadasta-report``."""
+end of the run, JUnit XML testsuite properties, ``--cadasta-report`` and, in
+GitHub Actions, the job summary."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,6 +37,8 @@ class Summary:
         self.outcomes = Outcomes([loaded.label for loaded in apps],
                                  {loaded.label for loaded in apps if not loaded.entry.is_worker},
                                  audit=settings.audit)
+        #: Where the verdict was written (the reports, the job summary), to say so.
+        self.written: list[str] = []
 
     def expect(self, nodeids: list[str]) -> None:
         self.outcomes.expect(nodeids)
@@ -71,6 +75,8 @@ class Summary:
         kind, sentence = outcomes.verdict()
         terminal.write_line(f"verdict: {sentence}",
                             **{COLOURS.get(kind, "yellow"): True, "bold": True})
+        if self.written:
+            terminal.write_line(f"written to: {', '.join(self.written)}")
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -86,6 +92,25 @@ class Summary:
             # record_testsuite_property has no file to write to).
             for name, value in reports.properties(self.outcomes, self.apps).items():
                 xml.add_global_property(name, value)
-        path = self.settings.report
-        if path is not None:
-            reports.write_json(path, self.outcomes, self.apps)
+        self._write()
+
+    def _write(self) -> None:
+        """The reports asked for (--cadasta-report) and, in GitHub Actions, the
+        job summary (unless --cadasta-no-job-summary); where, for the terminal."""
+        from pytest_cadasta import reports
+
+        settings = self.settings
+        job_summary = (bool(self.outcomes.outcomes) and not settings.no_job_summary
+                       and bool(os.environ.get(reports.JOB_SUMMARY)))
+        if not settings.reports and not job_summary:
+            return
+        found = reports.document(self.outcomes, self.apps, settings.external_queues)
+        reports.write_reports(settings.reports, found)
+        self.written = [str(path) for path in settings.reports]
+        if job_summary:
+            try:
+                where = reports.add_to_job_summary(found)
+            except OSError as exc:
+                self.written.append(f"not the job summary ({exc})")
+            else:
+                self.written.append(f"the job summary ({where})")

@@ -5,9 +5,70 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_PLATFORM_QUEUE = "platform.fifo"
 DEFAULT_REGION = "us-east-1"
+#: The result table Celery's database backend writes, unless the app renames it.
+DEFAULT_RESULT_TABLE = "celery_taskmeta"
+#: Host names that are one place (the machine itself).
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def sqs_queue_name(prefix: str, name: str) -> str:
+    """The SQS name kombu gives a queue: prefixed, translated with kombu's own
+    table (dots to dashes, punctuation to underscores), '.fifo' kept."""
+    from kombu.transport.SQS import CHARS_REPLACE_TABLE
+
+    full = prefix + name
+    suffix = ".fifo" if full.endswith(".fifo") else ""
+    return full[: len(full) - len(suffix)].translate(CHARS_REPLACE_TABLE) + suffix
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A queue of the app's ``task_queues``, bound to an exchange with a key."""
+
+    queue: str
+    exchange: str
+    exchange_type: str
+    routing_key: str
+
+
+@dataclass(frozen=True)
+class Results:
+    """Where the app writes its results, as its own settings say (before the run
+    points them at the throwaway database); never with a password."""
+
+    #: ``result_backend`` with its password masked (None: no backend set).
+    backend: str | None
+    #: ``host:port/database`` of a database backend (``db+...``), loopback
+    #: spelled ``localhost``; None for any other backend.
+    database: str | None
+    #: The table task results go to.
+    table: str
+
+    @classmethod
+    def of(cls, conf: Any) -> Results:
+        from cadasta_toolbox.masking import mask_url
+
+        backend = conf.result_backend
+        table = (conf.database_table_names or {}).get("task", DEFAULT_RESULT_TABLE)
+        if not isinstance(backend, str):
+            return cls(None if backend is None else type(backend).__name__, None, table)
+        masked = mask_url(backend)
+        database = None
+        if masked.startswith("db+"):
+            try:
+                parts = urlsplit(masked[3:])
+                host = parts.hostname or "localhost"
+                port = parts.port or 5432
+            except ValueError:  # not a URL: told as it is (masked)
+                pass
+            else:
+                host = "localhost" if host in LOOPBACK else host
+                database = f"{host}:{port}/{parts.path.lstrip('/')}"
+        return cls(masked, database, table)
 
 
 @dataclass(frozen=True)
@@ -28,6 +89,10 @@ class Topology:
     #: What ``celery worker -Q`` names in production (--cadasta-queues); None:
     #: no -Q, Celery's default (every queue in ``task_queues``).
     production_queues: tuple[str, ...] | None = None
+    #: Every binding of the queues the app declares (``task_queues``).
+    bindings: tuple[Binding, ...] = ()
+    #: Where the app writes its results (None: not read, an app made by hand).
+    results: Results | None = None
 
     @property
     def consumed(self) -> tuple[str, ...]:
@@ -35,6 +100,10 @@ class Topology:
         queues (the platform queue never)."""
         queues = self.work_queues if self.production_queues is None else self.production_queues
         return tuple(q for q in queues if q != self.platform_queue)
+
+    def sqs_name(self, queue: str) -> str:
+        """The SQS name of the app's queue ``queue`` (its prefix given)."""
+        return sqs_queue_name(self.queue_name_prefix, queue)
 
     @classmethod
     def of(cls, app: Any, production_queues: tuple[str, ...] | None = None) -> Topology:
@@ -55,4 +124,20 @@ class Topology:
             region=options.get("region") or DEFAULT_REGION,
             queue_name_prefix=options.get("queue_name_prefix") or "",
             production_queues=production_queues,
+            bindings=tuple(_bindings(app)),
+            results=Results.of(conf),
         )
+
+
+def _bindings(app: Any) -> list[Binding]:
+    """Each queue of ``task_queues`` with the exchange and key it is bound with
+    (a queue with several bindings gives one of each)."""
+    found = []
+    for queue in app.amqp.queues.values():
+        pairs = ([(b.exchange, b.routing_key) for b in queue.bindings] if queue.bindings
+                 else [(queue.exchange, queue.routing_key)])
+        for exchange, key in pairs:
+            name = getattr(exchange, "name", exchange) or ""
+            kind = getattr(exchange, "type", None) or "direct"
+            found.append(Binding(queue.name, name, kind, key or ""))
+    return found

@@ -19,6 +19,9 @@ from pytest_cadasta.ids import (
 
 RANK = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 OUTCOME_ORDER = ("passed", "failed", "error", "skipped")
+#: The attribute of a check's report naming the PostgreSQL server version the
+#: run's result database had (set where the check ran: an xdist worker, say).
+POSTGRESQL_VERSION = "cadasta_postgresql"
 
 
 def _checks(n: int) -> str:
@@ -42,6 +45,10 @@ class Outcomes:
         self.messages: dict[str, str] = {}
         #: What passing checks reported without judging it, by id.
         self.notes: dict[str, list[str]] = {}
+        #: Seconds each check took, its phases (setup, call, teardown) added up.
+        self.durations: dict[str, float] = {}
+        #: The PostgreSQL server version of the result database (None: none used).
+        self.postgresql_version: str | None = None
 
     @property
     def several(self) -> bool:
@@ -59,6 +66,11 @@ class Outcomes:
         """A check's test report (a phase of it): its outcome is the worst seen."""
         if not report.nodeid.startswith(SUITE + "::"):
             return
+        self.durations[report.nodeid] = (self.durations.get(report.nodeid, 0.0)
+                                         + (getattr(report, "duration", 0.0) or 0.0))
+        version = getattr(report, POSTGRESQL_VERSION, None)
+        if version is not None:
+            self.postgresql_version = version
         if report.when == "call":
             notes = [str(value) for name, value in report.user_properties if name == NOTE]
             if notes:

@@ -1,5 +1,7 @@
-"""The README stays true: every check, every Config variable, the quick start."""
+"""The README stays true: every check, every Config variable, the quick start,
+the deployment example and its picture."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -97,10 +99,15 @@ def test_the_readme_deployment_runs_as_it_is_in_one_command(run_inner, pytester)
     command = README[README.index("    pytest --cadasta-app=export_worker"):].split("\n\n")[0]
     args = command.replace("\\\n", " ").split()[1:]
     assert args[0] == "--cadasta-app=export_worker" and len(args) == 5
-    result = run_inner(*args, "tests")
+    result = run_inner(*args, "--cadasta-report=verdict.md", "tests")
     result.stdout.fnmatch_lines(["tests/test_deployment.py .*", "export_worker: conforms",
                                  "*", "email_worker: conforms", "*",
                                  "platform_app: conforms as a producer", "*",
                                  "system: conforms", "*",
                                  "verdict: the system conforms (3 apps)"])
     assert result.ret == 0
+    # The README's picture of the deployment is the one its report draws.
+    drawn = re.search(r"^```mermaid\n(.*?)^```$", (pytester.path / "verdict.md").read_text(),
+                      re.S | re.M).group(1)
+    shown = README[README.index(".. code-block:: mermaid\n\n"):].split("\n\n")[1]
+    assert "\n".join(line[4:] for line in shown.splitlines()) + "\n" == drawn

@@ -172,6 +172,9 @@ class AuditRun:
         self._states: dict[str, AppAudit] = {}
         self._system: SystemAudit | None = None
 
+    #: The run starts no result database: no version of one to report.
+    postgresql_version: str | None = None
+
     def _deployed(self, target: SqsTarget) -> DeployedQueues | None:
         if not target.is_sqs:
             return None

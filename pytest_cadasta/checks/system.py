@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_cadasta.checks.common import row_text
 from pytest_cadasta.checks.registry import Phase, check
+from pytest_cadasta.deployment import AGREED
 from pytest_cadasta.ids import SYSTEM
 from pytest_cadasta.probes import FAILING
 from pytest_cadasta.protocol import TOOLBOX, fail
@@ -22,15 +23,6 @@ if TYPE_CHECKING:
     from pytest_cadasta.loader import LoadedApp
     from pytest_cadasta.system_state import SystemState
 
-#: What every app must agree on: (what, the value in an app's topology).
-AGREED = (
-    ("exchange", lambda t: t.exchange),
-    ("exchange type", lambda t: t.exchange_type),
-    ("platform queue", lambda t: t.platform_queue),
-    ("region", lambda t: t.region),
-    ("queue name prefix", lambda t: t.queue_name_prefix),
-    ("QUEUES", lambda t: ",".join(sorted(t.work_queues))),
-)
 
 
 @check(SYSTEM)
@@ -40,6 +32,7 @@ def apps_agree_on_exchange_queues_and_region(s: SystemState, _: Any) -> None:
     and the platform's monitor misses them ("every task consumer is aware of all
     queues available")."""
     differ = []
+    blamed: list[str] = []
     for what, value in AGREED:
         values = {loaded.label: value(loaded.topology) for loaded in s.apps}
         counts = Counter(values.values())
@@ -47,13 +40,14 @@ def apps_agree_on_exchange_queues_and_region(s: SystemState, _: Any) -> None:
             continue
         usual, _ = counts.most_common(1)[0]
         odd = [f"{label} has {v!r}" for label, v in values.items() if v != usual]
+        blamed += [label for label, v in values.items() if v != usual and label not in blamed]
         differ.append(f"{what}: {'; '.join(odd)} (the others: {usual!r})")
     if differ:
         fail(saw=" | ".join(differ),
              needs="every app of the system with the same exchange (name, type), platform "
                    "queue, region, queue name prefix and QUEUES",
              fix=f"configure every app from one {TOOLBOX} with the same QUEUES (a queue used "
-                 "by any worker listed in every app)")
+                 "by any worker listed in every app)", blamed=tuple(blamed))
 
 
 #: Hosts that are one place (the machine itself).
@@ -95,15 +89,15 @@ def every_app_writes_results_where_the_platform_reads_them(s: SystemState, _: An
     if not readers:
         return  # no app writes to a database: the result checks of each say so
     usual, _ = Counter(where[label] for label in readers).most_common(1)[0]
-    odd = [f"{loaded.label} writes to {where[loaded.label] or 'no database'}"
-           for loaded in s.workers if where[loaded.label] != usual]
-    if odd:
+    apart = [loaded.label for loaded in s.workers if where[loaded.label] != usual]
+    if apart:
         whose = "the platform's" if s.producers else "the other workers'"
+        odd = [f"{label} writes to {where[label] or 'no database'}" for label in apart]
         fail(saw=f"{'; '.join(odd)}; {whose} results are read at {usual}",
              needs="every worker writing its results where the platform reads them: one "
                    "database and table, celery_taskmeta",
              fix="the same RESULT_DB_HOST, RESULT_DB_PORT and RESULT_DB_NAME (each worker "
-                 f"with its own role) in every app ({TOOLBOX})")
+                 f"with its own role) in every app ({TOOLBOX})", blamed=tuple(apart))
 
 
 def _consumers(s: SystemState) -> dict[str, list[str]]:

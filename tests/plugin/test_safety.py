@@ -98,20 +98,25 @@ SECRETS = ("pw-result-5e1", "pw-broker-7a2", "pw-admin-3c9")
 
 
 def test_no_password_appears_in_any_output(run_inner, pytester, shared_pg_url):
-    """Header, failures, -vv, captured logs, --collect-only, JUnit XML and the JSON
-    report: none of them shows a password, whichever setting held it."""
+    """Header, failures, -vv, captured logs, --collect-only, JUnit XML, the JSON
+    and Markdown reports and the job summary: none of them shows a password,
+    whichever setting held it."""
     admin = shared_pg_url.replace("postgresql://postgres@",
                                   "postgresql://postgres:pw-admin-3c9@")
     pytester.copy_example("apps/secretive.py")
     runs = [
         run_inner("--cadasta-app=secretive", f"--cadasta-result-db={admin}", "-vv", "-rA",
                   "--junitxml=junit.xml", "--cadasta-report=report.json",
-                  "-o", "log_level=DEBUG", own_db=True),
+                  "--cadasta-report=report.md", "-o", "log_level=DEBUG", own_db=True,
+                  env={"GITHUB_STEP_SUMMARY": str(pytester.path / "summary.md")}),
         run_inner("--cadasta-app=secretive", f"--cadasta-result-db={admin}",
                   "--collect-only", own_db=True),
     ]
     assert runs[0].ret == pytest.ExitCode.TESTS_FAILED  # report.generate has no queue
     outputs = [run.stdout.str() + run.stderr.str() for run in runs]
-    outputs += [(pytester.path / name).read_text() for name in ("junit.xml", "report.json")]
+    outputs += [(pytester.path / name).read_text()
+                for name in ("junit.xml", "report.json", "report.md", "summary.md")]
+    assert "postgresql://cadasta:**@localhost:5432/cadasta" in outputs[-3]  # told, masked
+    assert "localhost:5432/cadasta" in outputs[-1]  # the job summary's picture
     for secret in SECRETS:
         assert not any(secret in output for output in outputs), secret

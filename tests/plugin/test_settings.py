@@ -1,5 +1,7 @@
 """Both spellings of each setting, their precedence, and bad values."""
 
+import json
+
 import pytest
 
 from pytest_cadasta import postgres
@@ -27,6 +29,22 @@ def test_producer_only_in_both_spellings(project, spelling):
         project.makeini("[pytest]\ncadasta_producer_only = true\n")
     result = run(project, *args)
     result.stdout.fnmatch_lines(["*role: producer only (worker checks skipped)"])
+
+
+@pytest.mark.parametrize("spelling", ["option", "ini"])
+def test_reports_in_both_spellings_each_file_in_the_format_its_extension_names(project,
+                                                                                spelling):
+    args = ["--cadasta-app=toolbox_app:app", "--cadasta-result-db=postgresql://u@h/p"]
+    if spelling == "option":
+        args += ["--cadasta-report=verdict.json", "--cadasta-report=verdict.md"]
+    else:
+        project.makeini("[pytest]\ncadasta_report =\n    verdict.json\n    verdict.md\n")
+    result = run(project, *args)
+    assert result.ret == 0
+    assert json.loads((project.path / "verdict.json").read_text())["verdict"] == {
+        "kind": "not-judged", "text": "not judged (no check ran)"}
+    markdown = (project.path / "verdict.md").read_text()
+    assert markdown.startswith("## ⚠️ Cadasta conformance: not judged (no check ran)\n")
 
 
 def test_header_names_queues_and_masks_the_database_password(project):

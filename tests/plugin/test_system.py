@@ -285,6 +285,9 @@ def test_with_xdist_the_apps_are_spread_and_the_system_checks_run_once(run_inner
     assert report["verdict"]["kind"] == "conforms"
     assert len(report["checks"]) == total
     assert all(check["outcome"] != "not run" for check in report["checks"])
+    # What only the xdist workers knew reached the report.
+    assert report["versions"]["postgresql"]
+    assert all(check["duration"] is not None for check in report["checks"])
     assert 'name="cadasta_verdict" value="conforms"' in (pytester.path / "junit.xml").read_text()
 
 

@@ -11,7 +11,7 @@ from cadasta_toolbox.config import Config
 from cadasta_toolbox.masking import mask_secrets, mask_url
 from pytest_cadasta.messages import decode
 from pytest_cadasta.sqs import sqs_queue_name
-from pytest_cadasta.topology import Topology
+from pytest_cadasta.topology import Binding, Results, Topology
 from pytest_cadasta.wiring import result_driver
 
 
@@ -98,7 +98,12 @@ def test_topology_of_a_toolbox_app():
     assert Topology.of(app) == Topology(
         work_queues=("celery", "export", "import"),
         platform_queue="monitor.fifo", exchange="task_exchange", exchange_type="topic",
-        region="us-west-2", queue_name_prefix="prod-")
+        region="us-west-2", queue_name_prefix="prod-",
+        bindings=tuple(Binding(queue, "task_exchange", "topic", key) for queue, key in (
+            ("celery", "celery"), ("monitor.fifo", "#"), ("export", "export"),
+            ("import", "import"))),
+        results=Results("db+postgresql://cadasta:**@localhost:5432/cadasta",
+                        "localhost:5432/cadasta", "celery_taskmeta"))
 
 
 def test_topology_of_a_handwritten_app_reads_task_queues():
