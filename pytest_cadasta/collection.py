@@ -18,6 +18,7 @@ from pytest_cadasta.errors import (
     blamed_key,
     could_not_run_key,
     explained_key,
+    gone_key,
 )
 from pytest_cadasta.ids import NOTE, SUITE, SYSTEM, not_for_a_producer
 from pytest_cadasta.locations import AppLocations, Location
@@ -94,11 +95,14 @@ def _judge(request: pytest.FixtureRequest, check: Check, state: CheckState,
     """Run ``check`` on ``state`` as a test: a failure without a traceback, or a
     skip with its reason; when the plugin's own parts gave way, a failure marked
     as "could not run" (an error, not a verdict)."""
-    error = None
-    try:
-        outcome = run_check(check, state, queue)
-    except CadastaError as exc:
-        error = f"pytest-cadasta could not run the check: {exc}"
+    error = request.node.stash.get(gone_key, None)  # seen as its worker was asked for
+    if error is None:
+        try:
+            outcome = run_check(check, state, queue)
+        except CadastaError as exc:
+            error = str(exc)
+    if error is not None:
+        error = f"pytest-cadasta could not run the check: {error}"
     if error is not None:
         request.node.stash[could_not_run_key] = True
         pytest.fail(error, pytrace=False)

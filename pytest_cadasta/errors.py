@@ -53,6 +53,9 @@ class WouldChange(CadastaError):
 #: not judged.
 COULD_NOT_RUN = "cadasta_could_not_run"
 could_not_run_key = pytest.StashKey[bool]()
+#: What of a check's infrastructure had gone away when its worker was asked
+#: for: the check is an error saying so, whatever the worker still does.
+gone_key = pytest.StashKey[str]()
 #: A failing check whose message names the cause of what the worker logged (a
 #: traceback per retry): its report leaves that log out.
 explained_key = pytest.StashKey[bool]()

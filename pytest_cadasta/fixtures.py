@@ -138,10 +138,14 @@ def _cadasta_state(_cadasta_run: Run | AuditRun, request: pytest.FixtureRequest)
 
 
 @pytest.fixture
-def _cadasta_checks_worker(_cadasta_state: Any) -> Any:
+def _cadasta_checks_worker(_cadasta_state: Any, request: pytest.FixtureRequest) -> Any:
     """The worker(s) a check that needs one stands on: its app's (with the result
     database), or, for the system's, one per worker app. With its
-    infrastructure gone, none: the check itself says so, as an error."""
-    if _cadasta_state.gone() is not None:
+    infrastructure gone, none: the check is an error saying so."""
+    gone = _cadasta_state.gone()
+    if gone is not None:
+        from pytest_cadasta.errors import gone_key
+
+        request.node.stash[gone_key] = gone
         return None
     return provide(f"start {_cadasta_state.WORKERS}", _cadasta_state.start_workers)
