@@ -48,9 +48,12 @@ def header_lines(settings: Settings, apps: list[LoadedApp],
         database = mask_url(settings.result_db) + " (a throwaway database on it)"
     else:
         database = "ephemeral PostgreSQL (pytest-postgresql), started on first use"
+    moto = ("moto server on 127.0.0.1 (random port, fake credentials)"
+            if settings.moto_endpoint is None else
+            f"moto server on 127.0.0.1:{settings.moto_endpoint.rsplit(':', 1)[1].strip('/')} "
+            "(--cadasta-moto-endpoint, reset; fake credentials)")
     infrastructure = [
-        "cadasta: SQS: moto server on 127.0.0.1 (random port, fake credentials), "
-        "listening since before the app was imported",
+        f"cadasta: SQS: {moto}, listening since before the app was imported",
         f"cadasta: result database: {database}",
     ]
     if settings.result_db is None:

@@ -46,7 +46,7 @@ class Infrastructure:
         if self._server is None:
             from pytest_cadasta.sqs import local_aws
 
-            self._server = self._stack.enter_context(local_aws())
+            self._server = self._stack.enter_context(local_aws(self.settings.moto_endpoint))
         return self._server
 
     def prepare(self) -> None:

@@ -37,6 +37,21 @@ def apps_given(config: pytest.Config) -> bool:
     return given
 
 
+def moto_endpoint_given(config: pytest.Config) -> str | None:
+    """The moto server the user named (--cadasta-moto-endpoint, or the ini key),
+    read early like ``apps_given``; None when none, or one that cannot be (the
+    settings say why, as pytest configures)."""
+    from pytest_cadasta.settings import moto_endpoint_problem
+
+    value = getattr(config.known_args_namespace, "cadasta_moto_endpoint", None)
+    if value is None:
+        try:
+            value = config.getini("cadasta_moto_endpoint") or None
+        except ValueError:
+            value = None
+    return value if value is not None and moto_endpoint_problem(value) is None else None
+
+
 def audit_given(config: pytest.Config) -> bool:
     """Whether the command line or the ini file asks for an audit (read early,
     like ``apps_given``: an audit pins nothing to moto)."""
@@ -109,7 +124,7 @@ class CadastaSession:
             return
         from pytest_cadasta.sqs import local_aws
 
-        self.server = self.stack.enter_context(local_aws())
+        self.server = self.stack.enter_context(local_aws(moto_endpoint_given(self.config)))
 
     def configure(self) -> None:
         """Read the settings; with apps to check, load them (moto listening),
@@ -135,7 +150,7 @@ class CadastaSession:
             self._configure_audit()
             return
         if self.server is None:
-            self.server = self.stack.enter_context(local_aws())
+            self.server = self.stack.enter_context(local_aws(settings.moto_endpoint))
         self.apps = loader.load_apps(settings, config.rootpath, self.stack)
         # Every app needs the database: the workers for their results, every
         # app for the platform's Task table.

@@ -52,6 +52,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "pg_ctl": (
         "path of the pg_ctl to start the ephemeral PostgreSQL with (default: "
         "PATH, then /usr/lib/postgresql/*/bin)", "string"),
+    "moto_endpoint": (
+        "a moto server already running on this machine, e.g. http://127.0.0.1:5000, "
+        "used instead of starting one (it is reset as the run starts: one run at a time "
+        "on it)", "string"),
     "audit": (
         "audit the real deployment the apps' own settings name, read-only: their SQS "
         "queues and monitor, each worker's own result-database role (nothing is sent, "
@@ -65,6 +69,27 @@ NOT_FOR_AN_AUDIT = ("result_db", "result_schema", "pg_ctl")
 
 #: The formats --cadasta-report writes, by the file's extension.
 REPORT_FORMATS = {".json": "JSON, for tools", ".md": "Markdown, for people"}
+
+
+#: The hosts --cadasta-moto-endpoint may name: this machine, never AWS.
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def moto_endpoint_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a moto server's endpoint on this machine (None:
+    it can): http, a loopback host, a port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "not a URL"
+    if parts.scheme != "http" or parts.netloc.rsplit(":", 1)[0] not in LOOPBACK \
+            or port is None or parts.path not in ("", "/"):
+        return ("expected http://127.0.0.1:PORT (or localhost): a moto server on this "
+                "machine, never AWS")
+    return None
 
 
 def option_name(name: str) -> str:
@@ -110,6 +135,8 @@ class Settings:
     reports: tuple[Path, ...] = ()
     #: --cadasta-no-job-summary: leave GitHub Actions' job summary alone.
     no_job_summary: bool = False
+    #: --cadasta-moto-endpoint: a moto server of the user's to use (None: start one).
+    moto_endpoint: str | None = None
     #: --cadasta-audit: audit the deployment the apps name, read-only, instead
     #: of checking the apps on infrastructure the run starts.
     audit: bool = False
@@ -214,6 +241,11 @@ def read_settings(config: pytest.Config) -> Settings:
     if values["external_queues"] is not None:
         external = _queue_list(values["external_queues"], spelled["external_queues"])
     reports = _read_reports(config, values["report"], spelled["report"])
+    moto_endpoint = values["moto_endpoint"]
+    if moto_endpoint is not None:
+        problem = moto_endpoint_problem(moto_endpoint)
+        if problem is not None:
+            raise UsageError(f"{spelled['moto_endpoint']}={moto_endpoint!r}: {problem}")
     return Settings(
         apps=apps,
         producer_only=bool(values["producer_only"]),
@@ -224,6 +256,7 @@ def read_settings(config: pytest.Config) -> Settings:
         reports=reports,
         no_job_summary=bool(values["no_job_summary"]),
         audit=audit,
+        moto_endpoint=moto_endpoint,
         spelled=spelled,
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from pytest_cadasta.errors import InfrastructureError
 from pytest_cadasta.messages import TaskMessage, decode
 from pytest_cadasta.topology import DEFAULT_REGION, sqs_queue_name
 
@@ -97,6 +98,31 @@ class MotoServer:
         self.process: subprocess.Popen | None = None
         self._lifeline: int | None = None
         self._clients: dict[str, Any] = {}
+        #: A server this run did not start (--cadasta-moto-endpoint): left running.
+        self.borrowed = False
+
+    @classmethod
+    def borrow(cls, endpoint: str) -> MotoServer:
+        """A moto server already running on loopback at ``endpoint``: reset (every
+        queue of every earlier run gone), used, and left running."""
+        import http.client
+
+        server = cls()
+        server.port = int(endpoint.rsplit(":", 1)[1].rstrip("/"))
+        server.borrowed = True
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            connection.request("POST", "/moto-api/reset")
+            answered = connection.getresponse().status
+        except OSError as exc:
+            raise InfrastructureError(f"the moto server at {endpoint} does not answer: {exc}"
+                                      ) from None
+        finally:
+            connection.close()
+        if answered != 200:
+            raise InfrastructureError(f"{endpoint} did not reset as moto's server does "
+                                      f"(POST /moto-api/reset answered {answered})")
+        return server
 
     def start(self) -> MotoServer:
         listening = socket.create_server(("127.0.0.1", 0), backlog=512)
@@ -131,7 +157,9 @@ class MotoServer:
                                                 timeout=SETTLE_TIMEOUT + 5)
         try:
             connection.request("GET", f"{SETTLE_PATH}?{SETTLE_TIMEOUT}")
-            return connection.getresponse().status == 200
+            status = connection.getresponse().status
+            # A moto server of another's knows no such path: nothing to wait on.
+            return status in (200, 404)
         except OSError:
             return False
         finally:
@@ -141,6 +169,8 @@ class MotoServer:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+        if self.borrowed:
+            return  # not this run's to stop
         process, self.process = self.process, None
         if self._lifeline is not None:
             os.close(self._lifeline)  # the process reads end-of-file and exits
@@ -218,12 +248,13 @@ def one_botocore_loader() -> Iterator[None]:
 
 
 @contextmanager
-def local_aws() -> Iterator[MotoServer]:
-    """A started moto server with the AWS environment pinned to it (and one
-    botocore data loader for every client); on exit the server stops and the
-    environment is as it was."""
+def local_aws(endpoint: str | None = None) -> Iterator[MotoServer]:
+    """A started moto server (or the one at ``endpoint``, reset) with the AWS
+    environment pinned to it (and one botocore data loader for every client);
+    on exit the server stops (one of its own) and the environment is as it
+    was."""
     with ExitStack() as stack:
-        server = MotoServer().start()
+        server = MotoServer().start() if endpoint is None else MotoServer.borrow(endpoint)
         stack.callback(server.stop)
         stack.enter_context(pinned_aws_environment(server.endpoint))
         stack.enter_context(one_botocore_loader())

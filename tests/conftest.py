@@ -31,17 +31,34 @@ def shared_pg_url():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_moto():
+    """One moto server for the inner runs of this session, one after another:
+    each resets it as it starts (no run pays for starting moto)."""
+    from pytest_cadasta.sqs import MotoServer
+
+    server = MotoServer().start()
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def run_inner(pytester, shared_pg_url):
+def run_inner(pytester, shared_pg_url, shared_moto):
     """Run pytest as a user would, in a subprocess, on files copied from
     tests/examples; the result database goes on the shared server unless
-    ``own_db=True``."""
+    ``own_db=True``, SQS on the shared moto server unless ``own_moto=True``
+    (by default, with ``own_db``: a run that needs a server of its own needs
+    both; and a run with xdist, whose workers would each reset it)."""
 
-    def run(*args, examples=(), own_db=False, env=None, timeout=240):
+    def run(*args, examples=(), own_db=False, own_moto=None, env=None, timeout=240):
         for example in examples:
             pytester.copy_example(example)
         if not own_db:
             args = (f"--cadasta-result-db={shared_pg_url}", *args)
+        if not (own_db if own_moto is None else own_moto) and "-n" not in args:
+            args = (f"--cadasta-moto-endpoint={shared_moto}", *args)
         with pytest.MonkeyPatch.context() as patch:
             # Run in GitHub Actions, an inner run would add to the job's summary.
             patch.delenv("GITHUB_STEP_SUMMARY", raising=False)
@@ -80,7 +97,7 @@ def _children():
 
 
 @pytest.fixture
-def leftovers(open_tmpdir, shared_pg_url):
+def leftovers(open_tmpdir, shared_pg_url, shared_moto):
     """What an inner run given ``TMPDIR=open_tmpdir`` left behind, as a dict,
     empty when it left nothing: files in its TMPDIR, processes naming that
     directory, and processes reparented to this one, alive or zombies (the
