@@ -29,6 +29,7 @@ from cadasta_toolbox.app import (
 )
 from cadasta_toolbox.logs import WorkerLogsError, start_worker_logs
 from cadasta_toolbox.masking import mask_secrets
+from cadasta_toolbox.results import RESULT_SERIALIZER
 
 __all__ = ["DEFAULT_QUEUES", "Config", "TaskRouter", "configured_by_config",
            "routing_key_for"]
@@ -209,6 +210,9 @@ class Config(Mapping):
                             platform_queue, *work_queues],
             "task_routes": (TaskRouter(exchange, platform_queue),),
             "task_track_started": True,
+            # The platform reads each result with pickle (cadasta_toolbox.results).
+            "result_serializer": RESULT_SERIALIZER,
+            "result_accept_content": ["json", RESULT_SERIALIZER],
             **logging_defaults,
         }
 

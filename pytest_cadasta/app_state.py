@@ -206,9 +206,17 @@ class AppState:
             connection = self.app.connection_for_write()
             self.harness.on_close(connection.close)
             channel = connection.default_channel
+            declared = set()
             for queue in self.app.amqp.queues.values():
-                if queue.exchange is not None and queue.exchange.name:
-                    queue.exchange(channel).declare()
+                exchange = queue.exchange
+                if exchange is None or not exchange.name:
+                    continue
+                # Queues share their exchange: one declaration of each form.
+                form = (exchange.name, exchange.type, exchange.durable, exchange.auto_delete,
+                        repr(sorted((exchange.arguments or {}).items())))
+                if form not in declared:
+                    declared.add(form)
+                    exchange(channel).declare()
             self._declared = channel
         return self._declared
 

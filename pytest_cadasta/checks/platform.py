@@ -11,6 +11,7 @@ from pytest_cadasta.checks.registry import Phase, check
 from pytest_cadasta.events import FINISHED
 from pytest_cadasta.messages import ACCEPTED, SERIALIZER_FIX
 from pytest_cadasta.protocol import fail
+from pytest_cadasta.result_reading import Unreadable, read_result
 from pytest_cadasta.sync_rules import TYPE_LENGTH
 
 if TYPE_CHECKING:
@@ -78,24 +79,31 @@ def every_task_sent_is_recorded_by_the_platform(c: AppState, _: Any) -> None:
              fix="; ".join(dict.fromkeys(fixes)))
 
 
+def _ended(c: AppState) -> dict[str, tuple[str, str]]:
+    """The tasks the checks sent that ran to their end, task_id -> (name, the
+    state the worker stored): a task that succeeds and one that fails, of the
+    check's own when none has run yet (a check run alone, -k). Celery's own
+    tasks (chord_unlock) store no result: the platform skips them."""
+    if not any(c.events.of(e.task_id, (FINISHED,)) for e in c.sent_by_checks()):
+        c.run_in_worker(c.probes.probe(c.probes.home), args=("platform",))
+        c.run_in_worker(c.probes.failing(c.probes.home))
+    ended = {}
+    for event in c.sent_by_checks():
+        finished = c.events.of(event.task_id, (FINISHED,))
+        if finished and not (event.name or "").startswith("celery."):
+            ended[event.task_id] = (event.name, finished[-1].info.get("state"))
+    return ended
+
+
 @check("platform", phase=Phase.WITH_WORKER)
 def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> None:
     """The platform shows a task's status from the result row that joins its
     Task row by task_id (none: PENDING): a result stored where the platform
     does not join it is a task that never ends in its eyes."""
     c.fail_if_results_cannot_land()
-    if not any(c.events.of(e.task_id, (FINISHED,)) for e in c.sent_by_checks()):
-        # Run alone (-k): a task that succeeds and one that fails, of its own.
-        c.run_in_worker(c.probes.probe(c.probes.home), args=("platform",))
-        c.run_in_worker(c.probes.failing(c.probes.home))
     # The outcomes first, then the view: a row is stored before its run ends, so
     # the view read after holds every outcome read before.
-    ended = {}
-    for event in c.sent_by_checks():
-        finished = c.events.of(event.task_id, (FINISHED,))
-        if finished and not (event.name or "").startswith("celery."):
-            # Celery's own (chord_unlock) store no result: the platform skips them.
-            ended[event.task_id] = (event.name, finished[-1].info.get("state"))
+    ended = _ended(c)
     recorded = {task.task_id: task for task in c.platform.tasks()}
     problems = []
     checked = 0
@@ -109,8 +117,11 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
                             f"shows {task.status}")
         elif state == "FAILURE" and not task.traceback:
             problems.append(f"{name!r} ({task_id}): FAILURE without its traceback")
-        elif name == c.probes.started(c.probes.home):
-            seen = c.app.backend.decode(task.result) if task.result is not None else None
+        elif name == c.probes.started(c.probes.home) and task.result is not None:
+            try:
+                seen = read_result(task.result)
+            except Unreadable:
+                continue  # every_result_reads_as_the_platform_unpickles_it says why
             if seen != "STARTED":
                 problems.append(f"while it ran, {name!r} read {seen!r} in the row the "
                                 "platform joins, not STARTED")
@@ -127,6 +138,41 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
                    "traceback)",
              fix="result_backend on the platform's database, table celery_taskmeta "
                  "(cadasta_toolbox.config.Config's RESULT_DB_*), and task_track_started = True")
+
+
+@check("platform", phase=Phase.WITH_WORKER)
+def every_result_reads_as_the_platform_unpickles_it(c: AppState, _: Any) -> None:
+    """The platform reads each result row it loads with pickle, in a process
+    that has its own code and not the worker's: a row it cannot read fails
+    every page that shows the task, its status included. Celery 5.7 and later
+    store a result in the app's result_serializer (json, by default: no
+    pickle); an exception pickled as itself needs the worker's code to read."""
+    c.fail_if_results_cannot_land()
+    ended = _ended(c)
+    stored = [task for task in c.platform.tasks()
+              if task.task_id in ended and task.result is not None]
+    unreadable: dict[str, list[tuple[str, Unreadable]]] = {}
+    for task in stored:
+        try:
+            read_result(task.result)
+        except Unreadable as exc:
+            name, state = ended[task.task_id]
+            unreadable.setdefault(exc.what, []).append((f"{name!r} ({state})", exc))
+    if unreadable:
+        from cadasta_toolbox.results import RESULT_SERIALIZER
+
+        kinds = [f"{len(rows)} hold {what} (as {rows[0][0]} stored {rows[0][1].sample!r})"
+                 for what, rows in unreadable.items()]
+        count = sum(len(rows) for rows in unreadable.values())
+        fail(saw=f"of {len(stored)} result rows the worker stored, the platform cannot read "
+                 f"{count}: {'; '.join(kinds)} (result_serializer "
+                 f"{c.app.conf.result_serializer!r})",
+             needs="every result row a pickle the platform can read without the worker's "
+                   "code: a value as the task returned it, an exception in the form Celery "
+                   "stores for serializers other than pickle",
+             fix=f"result_serializer = {RESULT_SERIALIZER!r} and result_accept_content = "
+                 f"['json', {RESULT_SERIALIZER!r}] (cadasta_toolbox.config.Config's defaults; "
+                 "a plain Celery app imports cadasta_toolbox.results first)")
 
 
 @check("platform", judges_worker=True)

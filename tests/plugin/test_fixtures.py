@@ -121,3 +121,35 @@ def test_single_task_chords_keep_their_callbacks_and_errbacks(run_inner):
     result = run_inner(APP, *ONLY_OWN,
                        examples=[TOOLBOX_APP, "inner/test_single_task_chords.py"])
     result.assert_outcomes(passed=2)
+
+
+def test_a_moto_endpoint_given_is_reset_used_and_left_running(run_inner, shared_moto):
+    """--cadasta-moto-endpoint: the run empties the server it is given (what an
+    earlier run left is gone), puts its queues there, and leaves it running."""
+    import boto3
+
+    client = boto3.client("sqs", endpoint_url=shared_moto, region_name="us-west-2",
+                          aws_access_key_id="outer", aws_secret_access_key="outer")
+    client.create_queue(QueueName="left-by-an-earlier-run")
+    result = run_inner(APP, *ONLY_OWN, examples=[TOOLBOX_APP, "inner/test_isolation.py"])
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["cadasta: SQS: moto server on 127.0.0.1:* "
+                                 "(--cadasta-moto-endpoint, reset; fake credentials)*"])
+    names = [url.rsplit("/", 1)[1] for url in client.list_queues().get("QueueUrls", [])]
+    client.close()
+    assert "left-by-an-earlier-run" not in names
+    assert any(name.startswith("dev-") for name in names)
+
+
+@pytest.mark.parametrize("endpoint", [
+    "http://sqs.us-west-2.amazonaws.com", "https://127.0.0.1:5000", "http://10.0.0.1:5000",
+    "http://127.0.0.1", "127.0.0.1:5000"])
+def test_a_moto_endpoint_off_this_machine_is_a_usage_error(pytester, endpoint):
+    pytester.copy_example(TOOLBOX_APP)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", APP,
+                                           f"--cadasta-moto-endpoint={endpoint}",
+                                           "--cadasta-result-db=postgresql://u@h/p")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --cadasta-moto-endpoint={endpoint!r}: expected "
+                                 "http://127.0.0.1:PORT (or localhost): a moto server on this "
+                                 "machine, never AWS"])

@@ -216,3 +216,31 @@ def test_celery_router_resolves_tasks_through_the_config():
     route = app.amqp.router.route({}, "export.project")
     assert route["queue"].name == "export"
     assert route["routing_key"] == "export"
+
+
+def test_results_are_stored_as_the_platform_unpickles_them():
+    """The platform reads celery_taskmeta.result with pickle.loads, without the
+    worker's code: a value comes back as returned, an exception as the
+    JSON-safe form Celery prepares (its type, module and message)."""
+    import pickle
+
+    from cadasta_toolbox.results import RESULT_SERIALIZER
+
+    class WorkersOwn(Exception):
+        pass
+
+    app = Celery("results", set_as_current=False)
+    app.config_from_object(Config())
+    assert (app.conf.result_serializer, app.conf.result_accept_content) == (
+        RESULT_SERIALIZER, ["json", RESULT_SERIALIZER])
+    from celery.backends.base import BaseBackend
+
+    backend = BaseBackend(app)  # the database backend's encoding, without its database
+    for value in ({"project": 7, "layers": ["parcels"]}, "STARTED", None):
+        stored = backend.encode(backend.encode_result(value, "SUCCESS"))
+        assert pickle.loads(stored) == value
+        assert backend.decode(stored) == value
+    failure = backend.encode(backend.encode_result(WorkersOwn("no layers"), "FAILURE"))
+    assert b"WorkersOwn" in failure and pickle.loads(failure)["exc_type"].endswith("WorkersOwn")
+    read_back = backend.exception_to_python(backend.decode(failure))
+    assert str(read_back) == "no layers"

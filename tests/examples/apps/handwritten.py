@@ -8,6 +8,7 @@ from celery.signals import before_task_publish, celeryd_after_setup, worker_init
 from kombu import Exchange, Queue
 
 from cadasta_toolbox.app import adopt_into_family
+from cadasta_toolbox.results import RESULT_SERIALIZER
 
 RESULTS = "db+postgresql+psycopg2://cadasta:hw-pass-7c1@localhost:5432/cadasta"
 
@@ -44,6 +45,9 @@ def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
         task_queues=queues,
         task_routes=routers[router],
         task_track_started=track_started,
+        # Each result as the platform reads it (pickled, in its JSON-safe form).
+        result_serializer=RESULT_SERIALIZER,
+        result_accept_content=["json", RESULT_SERIALIZER],
     )
 
     @app.task(name="export.project")
