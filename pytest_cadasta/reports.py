@@ -4,10 +4,12 @@ Actions' job summary."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,20 +106,56 @@ def document(outcomes: Outcomes, apps: list[LoadedApp],
     return found
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that, whatever happens meanwhile (a kill),
-    ``path`` holds the last complete document or none."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+#: How the temporary file beside a document being written is named, after a
+#: dot and the document's name: the writing run's pid, so a later run can tell
+#: one a killed run left from one a live run is writing.
+TEMPORARY_MARK = "cadasta-{pid}-"
+
+
+@contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the caller to write, moved onto
+    ``path`` once written (removed if the writing fails): whatever happens
+    meanwhile (a kill), ``path`` holds the last complete document or none. The
+    temporary files of runs that died writing ``path`` are removed first."""
+    _remove_dead_temporaries(path)
+    mark = TEMPORARY_MARK.format(pid=os.getpid())
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.{mark}", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
     try:
         os.fchmod(fd, 0o666 & ~umask)  # as open() would have made it
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
+        os.close(fd)
+        yield Path(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    prefix = f".{path.name}.{TEMPORARY_MARK.partition('{')[0]}"
+    for left in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = left.name[len(prefix):].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            left.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that, whatever happens meanwhile (a kill),
+    ``path`` holds the last complete document or none."""
+    with replaced_atomically(path) as temporary:
+        temporary.write_text(text)
 
 
 def render(path: Path, found: dict[str, Any]) -> str:

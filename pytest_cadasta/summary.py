@@ -5,6 +5,7 @@ GitHub Actions, the job summary."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -77,6 +78,28 @@ class Summary:
                             **{COLOURS.get(kind, "yellow"): True, "bold": True})
         if self.written:
             terminal.write_line(f"written to: {', '.join(self.written)}")
+
+    # The innermost wrapper: the file is in place before the terminal's summary
+    # (itself a wrapper) names it.
+    @pytest.hookimpl(wrapper=True, trylast=True, specname="pytest_sessionfinish")
+    def pytest_sessionfinish_junit_xml(self, session: pytest.Session) -> Iterator[None]:
+        """pytest's JUnit XML file, written atomically as the reports are: its
+        writer writes a temporary file beside it, moved onto it once whole."""
+        xml = _junit_writer(session.config)
+        logfile = getattr(xml, "logfile", None)
+        if is_xdist_worker(session.config) or not isinstance(logfile, str):
+            return (yield)
+        from pathlib import Path
+
+        from pytest_cadasta.reports import replaced_atomically
+
+        Path(logfile).parent.mkdir(parents=True, exist_ok=True)
+        with replaced_atomically(Path(logfile)) as temporary:
+            xml.logfile = str(temporary)
+            try:
+                return (yield)
+            finally:
+                xml.logfile = logfile
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

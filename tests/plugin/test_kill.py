@@ -48,13 +48,14 @@ def start_run(pytester, open_tmpdir):
     pytester.copy_example("inner_faults/conftest.py")
     started = []
 
-    def start(at="", name="run"):
+    def start(at="", name="run", args=()):
         paused = pytester.path / f"{name}.paused"
         env = {**os.environ, "TMPDIR": open_tmpdir, "FAULT": "pause" if at else "",
                "FAULT_AT": at, "PAUSED_FILE": str(paused)}
         with (pytester.path / f"{name}.log").open("w") as log:
             process = subprocess.Popen([sys.executable, "-m", "pytest", "-p",
-                                        "no:cacheprovider", APP], cwd=pytester.path, env=env,
+                                        "no:cacheprovider", APP, *args], cwd=pytester.path,
+                                       env=env,
                                        stdout=log, stderr=subprocess.STDOUT)
         started.append(process)
         return process, paused
@@ -94,8 +95,8 @@ def test_a_run_killed_leaves_nothing_and_the_next_run_conforms(start_run, leftov
     assert process.wait(120) == 0, Path(process.args[0]).name
     assert took < GONE_WITHIN
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_two_runs_at_once_one_killed_the_other_conforms(start_run, leftovers, pytester):
     killed, paused = start_run("success_leaves_a_success_row", name="killed")
     other, _ = start_run(name="other")
@@ -130,6 +131,29 @@ def test_the_next_run_removes_what_a_dead_run_left_and_never_a_live_runs(
     assert process.wait(120) == 0
     assert not dead.exists()
     assert live.exists()
+
+
+def test_a_run_killed_writing_its_junit_xml_leaves_the_last_whole_file(start_run, pytester):
+    """The JUnit XML file (the verdict's properties in it) is written beside
+    itself and moved into place: a kill as it is written leaves the last whole
+    file, and the next run removes the dead run's unfinished one."""
+    import xml.etree.ElementTree as ElementTree
+
+    junit = pytester.path / "out" / "junit.xml"
+    args = (f"--junitxml={junit}", "-k", "exchange")
+    first, _ = start_run(name="first", args=args)
+    assert first.wait(120) == 0
+    whole = junit.read_bytes()
+    killed, paused = start_run("junit write", name="killed", args=args)
+    _kill_when_paused(killed, paused)
+    assert junit.read_bytes() == whole
+    left = [p.name for p in junit.parent.iterdir() if p.name != junit.name]
+    assert left and all(name.startswith(f".junit.xml.cadasta-{killed.pid}-") for name in left)
+    following, _ = start_run(name="following", args=args)
+    assert following.wait(120) == 0
+    assert [p.name for p in junit.parent.iterdir()] == [junit.name]
+    properties = ElementTree.parse(junit).getroot().iter("property")
+    assert {"cadasta_verdict"} <= {p.get("name") for p in properties}
 
 
 def test_the_header_says_where_the_files_go_when_tmpdir_is_closed_to_postgres(pytester,

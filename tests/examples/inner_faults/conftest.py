@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _pytest import junitxml  # the JUnit writer's class, to pause it
 
 from pytest_cadasta import events, postgres, resultdb, worker
 
@@ -97,6 +98,8 @@ MOMENTS = {
     "database drop": lambda: before(resultdb.ResultDatabase, "drop"),
     # ...and as pytest_unconfigure stops PostgreSQL.
     "postgres stop": lambda: before(postgres.EphemeralPostgres, "stop"),
+    # As pytest's JUnit XML writer is about to write its file.
+    "junit write": lambda: before(junitxml.LogXML, "pytest_sessionfinish"),
 }
 if AT in MOMENTS:
     MOMENTS[AT]()
