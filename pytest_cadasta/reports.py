@@ -7,6 +7,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -107,19 +108,22 @@ def document(outcomes: Outcomes, apps: list[LoadedApp],
 
 
 #: How the temporary file beside a document being written is named, after a
-#: dot and the document's name: the writing run's pid, so a later run can tell
-#: one a killed run left from one a live run is writing.
-TEMPORARY_MARK = "cadasta-{pid}-"
+#: dot and the document's name: the writing run's machine and pid, so a later
+#: run on that machine can tell one a killed run left from one a live run is
+#: writing.
+TEMPORARY_MARK = "cadasta-{host}-{pid}-"
 
 
 @contextmanager
 def replaced_atomically(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` for the caller to write, moved onto
-    ``path`` once written (removed if the writing fails): whatever happens
-    meanwhile (a kill), ``path`` holds the last complete document or none. The
-    temporary files of runs that died writing ``path`` are removed first."""
+    """A temporary file beside ``path`` (beside what it links to, if a link)
+    for the caller to write, moved onto it once written (removed if the
+    writing fails): whatever happens meanwhile (a kill), it holds the last
+    complete document or none. What runs of this machine that died writing
+    the same document left beside it is removed first."""
+    path = path.resolve()
     _remove_dead_temporaries(path)
-    mark = TEMPORARY_MARK.format(pid=os.getpid())
+    mark = TEMPORARY_MARK.format(host=_host(), pid=os.getpid())
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.{mark}", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
@@ -133,12 +137,21 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
         raise
 
 
+def _host() -> str:
+    return socket.gethostname().replace("-", "_") or "localhost"
+
+
 def _remove_dead_temporaries(path: Path) -> None:
-    prefix = f".{path.name}.{TEMPORARY_MARK.partition('{')[0]}"
+    """Best effort: a temporary another user's run left (a sticky directory)
+    stays."""
+    prefix = f".{path.name}.{TEMPORARY_MARK.partition('{pid}')[0].format(host=_host())}"
     for left in path.parent.glob(f"{glob.escape(prefix)}*"):
         pid = left.name[len(prefix):].partition("-")[0]
         if pid.isdigit() and not _alive(int(pid)):
-            left.unlink(missing_ok=True)
+            try:
+                left.unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def _alive(pid: int) -> bool:

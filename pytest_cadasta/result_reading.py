@@ -2,19 +2,22 @@
 app's ``PickledObjectField``): ``pickle.loads`` of ``celery_taskmeta.result``,
 in the platform's own process, which can import its own code and the libraries
 it runs on, never the worker's. A row it cannot read fails whatever loads it:
-the task's page and its status."""
+the task's page and its status.
+
+A model of the platform, not a safety boundary: like the platform, it runs
+what a pickle of the standard library's names asks for. It reads only the rows
+of the run's result database (its own, or the one ``--cadasta-result-db``
+names)."""
 
 from __future__ import annotations
 
+import _compat_pickle  # pickle's own map of Python 2 names, as it applies it
 import io
 import json
 import pickle
-import sys
 from typing import Any
 
-#: What the platform's process can import besides the standard library: the
-#: libraries it runs on (a result may hold their types).
-PLATFORM_LIBRARIES = frozenset({"amqp", "billiard", "celery", "django", "kombu", "vine"})
+from cadasta_toolbox.results import platform_can_import
 
 #: How many of an unreadable row's bytes a failure shows.
 SHOWN_BYTES = 40
@@ -42,8 +45,11 @@ class _PlatformUnpickler(pickle.Unpickler):
     module it cannot import stops the read."""
 
     def find_class(self, module: str, name: str) -> Any:
-        top = module.partition(".")[0]
-        if top not in sys.stdlib_module_names and top not in PLATFORM_LIBRARIES:
+        # A pickle of protocol 0-2 may name the built-ins as Python 2 did
+        # (__builtin__.set); pickle maps those names, so they count as mapped.
+        mapped, _ = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        mapped = _compat_pickle.IMPORT_MAPPING.get(mapped, mapped)
+        if not platform_can_import(mapped):
             raise _ForeignClass(module, name)
         return super().find_class(module, name)
 

@@ -89,12 +89,17 @@ class Summary:
         logfile = getattr(xml, "logfile", None)
         if is_xdist_worker(session.config) or not isinstance(logfile, str):
             return (yield)
+        from contextlib import ExitStack
         from pathlib import Path
 
         from pytest_cadasta.reports import replaced_atomically
 
-        Path(logfile).parent.mkdir(parents=True, exist_ok=True)
-        with replaced_atomically(Path(logfile)) as temporary:
+        with ExitStack() as stack:
+            try:
+                Path(logfile).parent.mkdir(parents=True, exist_ok=True)
+                temporary = stack.enter_context(replaced_atomically(Path(logfile)))
+            except OSError:
+                return (yield)  # no temporary beside it: pytest writes the file itself
             xml.logfile = str(temporary)
             try:
                 return (yield)

@@ -117,11 +117,14 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
                             f"shows {task.status}")
         elif state == "FAILURE" and not task.traceback:
             problems.append(f"{name!r} ({task_id}): FAILURE without its traceback")
-        elif name == c.probes.started(c.probes.home) and task.result is not None:
+        elif name == c.probes.started(c.probes.home):
             try:
-                seen = read_result(task.result)
-            except Unreadable:
-                continue  # every_result_reads_as_the_platform_unpickles_it says why
+                seen = read_result(task.result) if task.result is not None else None
+            except Unreadable as exc:
+                problems.append(f"{name!r} ({task_id}): its result holds {exc.what}, which "
+                                "the platform cannot read (see "
+                                "every_result_reads_as_the_platform_unpickles_it)")
+                continue
             if seen != "STARTED":
                 problems.append(f"while it ran, {name!r} read {seen!r} in the row the "
                                 "platform joins, not STARTED")
@@ -168,8 +171,8 @@ def every_result_reads_as_the_platform_unpickles_it(c: AppState, _: Any) -> None
                  f"{count}: {'; '.join(kinds)} (result_serializer "
                  f"{c.app.conf.result_serializer!r})",
              needs="every result row a pickle the platform can read without the worker's "
-                   "code: a value as the task returned it, an exception in the form Celery "
-                   "stores for serializers other than pickle",
+                   "code: values of the standard library's and Celery's types, an exception "
+                   "as its type, module and arguments",
              fix=f"result_serializer = {RESULT_SERIALIZER!r} and result_accept_content = "
                  f"['json', {RESULT_SERIALIZER!r}] (cadasta_toolbox.config.Config's defaults; "
                  "a plain Celery app imports cadasta_toolbox.results first)")

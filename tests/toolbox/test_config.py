@@ -218,29 +218,62 @@ def test_celery_router_resolves_tasks_through_the_config():
     assert route["routing_key"] == "export"
 
 
-def test_results_are_stored_as_the_platform_unpickles_them():
+class ExportFailed(Exception):
+    """An exception of the worker's code."""
+
+
+class Layer:
+    """A class of the worker's code: the platform cannot import it."""
+
+
+@pytest.mark.parametrize("value", [{"project": 7, "layers": ["parcels"]}, "STARTED", None,
+                                   {1, 2}, (1.5, complex(1, 2)), ValueError("no layers")])
+def test_results_are_stored_as_the_platform_reads_them(value):
     """The platform reads celery_taskmeta.result with pickle.loads, without the
-    worker's code: a value comes back as returned, an exception as the
-    JSON-safe form Celery prepares (its type, module and message)."""
-    import pickle
+    worker's code: what Config's serializer stores reads back as it was."""
+    from celery.backends.base import BaseBackend
 
     from cadasta_toolbox.results import RESULT_SERIALIZER
-
-    class WorkersOwn(Exception):
-        pass
+    from pytest_cadasta.result_reading import read_result
 
     app = Celery("results", set_as_current=False)
     app.config_from_object(Config())
     assert (app.conf.result_serializer, app.conf.result_accept_content) == (
         RESULT_SERIALIZER, ["json", RESULT_SERIALIZER])
+    backend = BaseBackend(app)  # the database backend's encoding, without its database
+    stored = backend.encode(backend.encode_result(value, "SUCCESS"))
+    for read in (read_result(stored), backend.decode(stored)):
+        assert read == value or (type(read), read.args) == (type(value), value.args)
+
+
+def test_a_failure_is_stored_without_the_workers_code():
+    """An exception of the worker's code is stored as its type, module and
+    arguments; an argument of a class of the worker's code as its repr."""
     from celery.backends.base import BaseBackend
 
-    backend = BaseBackend(app)  # the database backend's encoding, without its database
-    for value in ({"project": 7, "layers": ["parcels"]}, "STARTED", None):
-        stored = backend.encode(backend.encode_result(value, "SUCCESS"))
-        assert pickle.loads(stored) == value
-        assert backend.decode(stored) == value
-    failure = backend.encode(backend.encode_result(WorkersOwn("no layers"), "FAILURE"))
-    assert b"WorkersOwn" in failure and pickle.loads(failure)["exc_type"].endswith("WorkersOwn")
-    read_back = backend.exception_to_python(backend.decode(failure))
-    assert str(read_back) == "no layers"
+    from pytest_cadasta.result_reading import read_result
+
+    app = Celery("results", set_as_current=False)
+    app.config_from_object(Config())
+    backend = BaseBackend(app)
+    stored = backend.encode(backend.encode_result(ExportFailed("no layers", Layer()),
+                                                  "FAILURE"))
+    read = read_result(stored)
+    assert read["exc_type"] == "ExportFailed" and read["exc_module"] == __name__
+    assert read["exc_message"][0] == "no layers"
+    assert read["exc_message"][1].startswith("<") and "Layer object" in read["exc_message"][1]
+    assert str(backend.exception_to_python(backend.decode(stored))) == str(
+        ("no layers", read["exc_message"][1]))
+
+
+def test_a_return_value_of_the_workers_code_is_refused_naming_its_class():
+    """What Celery 5.7 and later store through the serializer (earlier ones
+    pickle a return value into the column themselves)."""
+    from celery.backends.base import BaseBackend
+    from kombu.exceptions import EncodeError
+
+    app = Celery("results", set_as_current=False)
+    app.config_from_object(Config())
+    with pytest.raises(EncodeError, match=r"Layer is of the worker's code, which the platform "
+                                          r"cannot import"):
+        BaseBackend(app).encode({"layer": Layer()})

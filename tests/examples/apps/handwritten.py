@@ -45,7 +45,7 @@ def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
         task_queues=queues,
         task_routes=routers[router],
         task_track_started=track_started,
-        # Each result as the platform reads it (pickled, in its JSON-safe form).
+        # Each result as the platform reads it (a pickle of nothing of the worker's code).
         result_serializer=RESULT_SERIALIZER,
         result_accept_content=["json", RESULT_SERIALIZER],
     )
