@@ -65,8 +65,14 @@ def _sample(run: Run, ok: Sequence[int] = (0,), **details: Any) -> Sample:
 
 
 def _print_tail(run: Run) -> None:
-    tail = "\n".join(run.output.splitlines()[-30:])
-    print(f"  exit {run.returncode}, last lines of its output:\n{tail}", file=sys.stderr)
+    """The failures' evidence (each saw line, which the tail may have lost) and
+    the last lines of the run's output."""
+    lines = run.output.splitlines()
+    saw = [line for line in lines if line.lstrip().startswith("saw:")][:10]
+    tail = "\n".join(lines[-30:])
+    evidence = "".join(f"{line}\n" for line in saw)
+    print(f"  exit {run.returncode}; what the failing checks saw:\n{evidence}"
+          f"  last lines of its output:\n{tail}", file=sys.stderr)
 
 
 def _verdict(run: Run) -> str | None:
