@@ -15,6 +15,7 @@ import _compat_pickle  # pickle's own map of Python 2 names, as it applies it
 import io
 import json
 import pickle
+import pickletools
 from typing import Any
 
 from cadasta_toolbox.results import platform_can_import
@@ -45,13 +46,17 @@ class _PlatformUnpickler(pickle.Unpickler):
     module it cannot import stops the read."""
 
     def find_class(self, module: str, name: str) -> Any:
-        # A pickle of protocol 0-2 may name the built-ins as Python 2 did
-        # (__builtin__.set); pickle maps those names, so they count as mapped.
-        mapped, _ = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-        mapped = _compat_pickle.IMPORT_MAPPING.get(mapped, mapped)
-        if not platform_can_import(mapped):
-            raise _ForeignClass(module, name)
+        _refuse_foreign(module, name)
         return super().find_class(module, name)
+
+
+def _refuse_foreign(module: str, name: str) -> None:
+    # A pickle of protocol 0-2 may name the built-ins as Python 2 did
+    # (__builtin__.set); pickle maps those names, so they count as mapped.
+    mapped, _ = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    mapped = _compat_pickle.IMPORT_MAPPING.get(mapped, mapped)
+    if not platform_can_import(mapped):
+        raise _ForeignClass(module, name)
 
 
 def read_result(raw: bytes | memoryview) -> Any:
@@ -65,6 +70,44 @@ def read_result(raw: bytes | memoryview) -> Any:
         raise Unreadable(f"a pickled {exc.module}.{exc.name}, a class of the worker's code "
                          "that the platform cannot import", sample) from None
     except Exception:  # whatever pickle raises on bytes that are no pickle
+        raise Unreadable(_what_it_is(raw), sample) from None
+
+
+#: The opcodes that push a string, fetch from the memo, store into it.
+_STRINGS = frozenset({"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE",
+                      "SHORT_BINUNICODE", "BINUNICODE8"})
+_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def judge_result(raw: bytes | memoryview) -> None:
+    """``read_result``'s verdict without loading anything (for rows of a real
+    deployment): ``Unreadable`` when the bytes are no pickle, or name a class
+    or function the platform cannot import. It follows the names as Python's
+    pickler writes them; a name it cannot follow counts as readable."""
+    raw = bytes(raw)
+    sample = raw[:SHOWN_BYTES] + (b"..." if len(raw) > SHOWN_BYTES else b"")
+    memo: dict[int, Any] = {}
+    last: tuple[Any, Any] = (None, None)  # the two values pushed last (None: not a string)
+    try:
+        for opcode, arg, _ in pickletools.genops(raw):
+            name, value = opcode.name, None
+            if name == "MEMOIZE" or name in _PUTS:
+                memo[len(memo) if name == "MEMOIZE" else arg] = last[1]
+                continue
+            if name in _STRINGS:
+                value = arg
+            elif name in _GETS:
+                value = memo.get(arg)
+            elif name in ("GLOBAL", "INST"):
+                _refuse_foreign(*arg.split(" ", 1))
+            elif name == "STACK_GLOBAL" and all(isinstance(v, str) for v in last):
+                _refuse_foreign(*last)
+            last = (last[1], value)
+    except _ForeignClass as exc:
+        raise Unreadable(f"a pickled {exc.module}.{exc.name}, a class of the worker's code "
+                         "that the platform cannot import", sample) from None
+    except ValueError:  # genops: an opcode pickle does not know, or no end
         raise Unreadable(_what_it_is(raw), sample) from None
 
 

@@ -27,6 +27,8 @@ COLUMN_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "REFERENCES")
 SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")
 KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "S": "sequence",
          "f": "foreign table"}
+#: How many of the newest stored results the audit reads as the platform would.
+STORED_RESULTS = 50
 #: What Celery stores as the result of a task with none yet (pickle of None).
 PICKLED_NONE = b"\x80\x04N."
 #: Schemas of PostgreSQL itself (a condition on ``n``, pg_namespace).
@@ -258,6 +260,27 @@ class WorkerRole:
                                  f"{self._why(exc)}") from None
             self._probe = refused
         return self._probe
+
+    def stored_results(self, table: str, limit: int = STORED_RESULTS) -> list[tuple]:
+        """The last ``limit`` rows of ``table`` (celery_taskmeta, qualified)
+        that hold a result, newest first, as (task_id, status, result): read
+        in a read-only transaction."""
+        import psycopg
+
+        connection = self.connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN READ ONLY")
+                try:
+                    cursor.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
+                    return self._rows(cursor, f"""
+                        SELECT task_id, status, result FROM {table}
+                        WHERE result IS NOT NULL ORDER BY id DESC LIMIT %s""", (limit,))
+                finally:
+                    cursor.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            raise NotReached(f"the result database {self.named} did not give its stored "
+                             f"results: {self._why(exc)}") from None
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

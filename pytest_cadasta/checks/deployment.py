@@ -294,6 +294,45 @@ def result_table_has_every_column_celery_writes(c: AppAudit, _: Any) -> None:
 
 
 @check(DEPLOYMENT, judges_worker=True)
+def stored_results_read_as_the_platform_unpickles_them(c: AppAudit, _: Any) -> None:
+    """The platform reads every result row it shows with pickle, without the
+    worker's code: rows already stored that it cannot read are tasks whose
+    pages fail now (json results of Celery 5.7 and later, exceptions pickled
+    as the worker's own classes). Judged from their bytes: nothing is
+    unpickled."""
+    from pytest_cadasta.result_reading import Unreadable, judge_result
+
+    role, facts = c.role()
+    if TASK_TABLE not in facts.found or "SELECT" not in facts.privileges.get(TASK_TABLE, ()):
+        raise CheckSkipped(f"not judged: the role cannot read {TASK_TABLE} (see "
+                           "role_writes_and_reads_results)")
+    try:
+        rows = role.stored_results(facts.found[TASK_TABLE])
+    except NotReached as exc:
+        raise CheckSkipped(f"not judged: {exc}") from None
+    unreadable: dict[str, list[tuple[str, Unreadable]]] = {}
+    for task_id, status, result in rows:
+        try:
+            judge_result(result)
+        except Unreadable as exc:
+            unreadable.setdefault(exc.what, []).append((f"{task_id} ({status})", exc))
+    if unreadable:
+        from cadasta_toolbox.results import RESULT_SERIALIZER
+
+        kinds = [f"{len(found)} hold {what} (as {found[0][0]} stored {found[0][1].sample!r})"
+                 for what, found in unreadable.items()]
+        count = sum(len(found) for found in unreadable.values())
+        fail(saw=f"of the {len(rows)} newest results in {TASK_TABLE} on {role.target.where}, "
+                 f"the platform cannot read {count}: {'; '.join(kinds)}",
+             needs="every result row a pickle the platform can read without the worker's "
+                   "code",
+             fix=f"result_serializer = {RESULT_SERIALIZER!r} and result_accept_content = "
+                 f"['json', {RESULT_SERIALIZER!r}] in every worker writing there "
+                 "(cadasta_toolbox.config.Config's defaults); the rows already stored stay "
+                 "unreadable until their tasks run again")
+
+
+@check(DEPLOYMENT, judges_worker=True)
 def group_table_and_its_sequence_are_usable(c: AppAudit, _: Any) -> None:
     """Without a usable celery_tasksetmeta and its sequence, every chord (and
     group result) the worker saves fails."""

@@ -399,6 +399,16 @@ def _without_group_table(sql: str) -> str:
          "children BYTEA"],
         marks=pytest.mark.skipif(not _writes_children(),
                                  reason="this Celery (before 5.7) writes no children")),
+    ("results the platform cannot read", SCHEMA_SQL, [
+        "INSERT INTO celery_taskmeta (task_id, status, result) VALUES ('stored-readable', "
+        "'SUCCESS', '\\x80049510000000000000007d948c0770726f6a656374944b07732e'::bytea)",
+        "INSERT INTO celery_taskmeta (task_id, status, result) VALUES ('stored-as-json', "
+        "'SUCCESS', '\\x7b2270726f6a656374223a20377d'::bytea)"],
+     {"stored_results_read_as_the_platform_unpickles_them"},
+     ["*saw:   of the 2 newest results in celery_taskmeta on *, the platform cannot read 1: "
+      "1 hold json, not a pickle (as stored-as-json (SUCCESS) stored b'{\"project\": 7}')",
+      "*fix:   result_serializer = 'cadasta-pickle' and result_accept_content = *in every "
+      "worker writing there*"]),
     ("no celery_tasksetmeta", _without_group_table(SCHEMA_SQL), [],
      {"group_table_and_its_sequence_are_usable"},
      ["*saw:   as role 'export_worker_*' on *: there is no table celery_tasksetmeta",

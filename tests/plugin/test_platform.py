@@ -12,7 +12,7 @@ import pytest
 from pytest_cadasta.checks import all_checks
 from pytest_cadasta.messages import decode
 from pytest_cadasta.platform_view import family_status
-from pytest_cadasta.result_reading import Unreadable, read_result
+from pytest_cadasta.result_reading import Unreadable, judge_result, read_result
 from pytest_cadasta.sync_rules import Record, Refusal, read
 
 APP = "--cadasta-app=toolbox_app:app"
@@ -135,6 +135,31 @@ def test_a_result_the_platform_cannot_unpickle_says_what_it_holds(stored, what):
         read_result(stored)
     assert raised.value.what == what.replace("test_platform", __name__)
     assert raised.value.sample == stored[:40] + (b"..." if len(stored) > 40 else b"")
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+@pytest.mark.parametrize("value", [
+    {"args": [1], "kwargs": {}}, {1, 2}, ValueError("built in"), [WorkersOwn("a"), {3}],
+    {"nested": (WorkersOwn("b"), WorkersOwn("c"))},
+])
+def test_the_audit_judges_a_row_from_its_bytes_as_the_platforms_read_would(value, protocol):
+    """What a real deployment's rows are judged by, without unpickling them:
+    the same verdict as the platform's read."""
+    stored = pickle.dumps(value, protocol=protocol)
+    try:
+        read_result(stored)
+    except Unreadable as exc:
+        with pytest.raises(Unreadable) as judged:
+            judge_result(stored)
+        assert judged.value.what == exc.what
+    else:
+        judge_result(stored)
+
+
+@pytest.mark.parametrize("stored", [b'{"args": [1]}', b'"STARTED"', b"\x00garbage", b""])
+def test_the_audit_judges_bytes_that_are_no_pickle_unreadable(stored):
+    with pytest.raises(Unreadable):
+        judge_result(stored)
 
 
 @pytest.mark.parametrize("app", ["json_results", "pickled_exceptions"])

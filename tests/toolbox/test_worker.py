@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -234,10 +235,19 @@ def test_the_platform_keeps_its_copies_of_what_the_worker_ran(worker, ran):
     assert ids == {ran.succeeded, ran.failed}
 
 
+def _logged(path, text, timeout=TASK_TIMEOUT):
+    """The file at ``path`` once it holds ``text`` (the worker prints a line
+    before its file handler has written it), or as it is at the timeout."""
+    deadline = time.monotonic() + timeout
+    while text not in (found := path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)  # polls the file; the assertions decide
+    return found
+
+
 def test_file_logging_survives_celery_setting_up_its_own(worker, ran):
     logs = worker.directory / "logs"
-    info = (logs / "app.info.log").read_text()
-    error = (logs / "app.error.log").read_text()
+    info = _logged(logs / "app.info.log", f"Task export.succeed[{ran.succeeded}] succeeded")
+    error = _logged(logs / "app.error.log", "ValueError: export failed on purpose")
     assert "toolbox@localhost ready." in info
     assert f"Task export.succeed[{ran.succeeded}] succeeded" in info
     assert f"Task export.fail[{ran.failed}] raised unexpected" in error
