@@ -74,6 +74,18 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _works_in(pid: int, datadir: Path) -> bool:
+    """Whether process ``pid`` is the postmaster of ``datadir`` (a postmaster
+    works in its data directory), not a process that took a dead one's pid
+    since; without /proc the pid file is taken at its word."""
+    if not Path("/proc/self/cwd").exists():
+        return True
+    try:
+        return os.path.samefile(f"/proc/{pid}/cwd", datadir)
+    except OSError:
+        return False
+
+
 def stop_servers(workdir: Path) -> bool:
     """Stop every postmaster whose data directory is under ``workdir``:
     immediate shutdown (SIGQUIT), then SIGKILL if it lingers. Whether there
@@ -84,7 +96,7 @@ def stop_servers(workdir: Path) -> bool:
             pid = int(pidfile.read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             continue
-        if pid <= 1 or not _alive(pid):
+        if pid <= 1 or not _alive(pid) or not _works_in(pid, pidfile.parent):
             continue
         found = True
         try:

@@ -157,6 +157,29 @@ def test_a_run_killed_writing_its_junit_xml_leaves_the_last_whole_file(start_run
     assert {"cadasta_verdict"} <= {p.get("name") for p in properties}
 
 
+def test_a_dead_runs_stale_pid_file_never_stops_the_process_that_took_its_pid(open_tmpdir):
+    """pids come round again (32768 of them, on many machines): the pid in a
+    dead run's postmaster.pid may be any process's by now, another run's
+    PostgreSQL included. Only the postmaster of that directory is stopped."""
+    from pytest_cadasta.pg_watchdog import OWNER_FILE
+    from pytest_cadasta.postgres import remove_dead_runs
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = Path(open_tmpdir, "pytest-cadasta-pg-staleid")
+        (dead / "run" / "data").mkdir(parents=True)
+        (dead / OWNER_FILE).write_text(f"{gone.pid} 12345\n")
+        (dead / "run" / "data" / "postmaster.pid").write_text(f"{unrelated.pid}\n")
+        remove_dead_runs(Path(open_tmpdir))
+        assert not dead.exists()
+        assert unrelated.poll() is None, "a process that merely took a dead pid was stopped"
+    finally:
+        unrelated.kill()
+        unrelated.wait()
+
+
 def test_the_header_says_where_the_files_go_when_tmpdir_is_closed_to_postgres(pytester,
                                                                              tmp_path):
     closed = tmp_path / "closed"
