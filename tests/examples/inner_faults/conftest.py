@@ -59,7 +59,10 @@ def pause(request=None):
     if once.exists():
         return
     once.touch()
-    paused.write_text(str(os.getpid()))
+    # Whole or absent: the outer test reads the pid as soon as the file exists.
+    writing = paused.with_name(paused.name + ".writing")
+    writing.write_text(str(os.getpid()))
+    os.replace(writing, paused)
     time.sleep(600)
 
 
