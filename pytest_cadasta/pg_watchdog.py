@@ -60,7 +60,8 @@ def owner_alive(workdir: Path) -> bool:
     return start_time(int(pid)) == started
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not; another user's does)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -96,7 +97,7 @@ def stop_servers(workdir: Path) -> bool:
             pid = int(pidfile.read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             continue
-        if pid <= 1 or not _alive(pid) or not _works_in(pid, pidfile.parent):
+        if pid <= 1 or not alive(pid) or not _works_in(pid, pidfile.parent):
             continue
         found = True
         try:
@@ -104,9 +105,9 @@ def stop_servers(workdir: Path) -> bool:
         except ProcessLookupError:
             continue
         deadline = time.monotonic() + QUIT_GRACE
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-        if _alive(pid):
+        if alive(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_cadasta.deployment import deployment
 from pytest_cadasta.ids import SYSTEM
+from pytest_cadasta.pg_watchdog import alive
 from pytest_cadasta.verdict import OUTCOME_ORDER, Outcomes
 
 if TYPE_CHECKING:
@@ -147,21 +148,11 @@ def _remove_dead_temporaries(path: Path) -> None:
     prefix = f".{path.name}.{TEMPORARY_MARK.partition('{pid}')[0].format(host=_host())}"
     for left in path.parent.glob(f"{glob.escape(prefix)}*"):
         pid = left.name[len(prefix):].partition("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             try:
                 left.unlink(missing_ok=True)
             except OSError:
                 pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's
-    return True
 
 
 def write_atomically(path: Path, text: str) -> None:

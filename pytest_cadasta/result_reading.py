@@ -16,6 +16,7 @@ import io
 import json
 import pickle
 import pickletools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cadasta_toolbox.results import platform_can_import
@@ -117,3 +118,21 @@ def _what_it_is(raw: bytes) -> str:
     except ValueError:
         return "bytes that are not a pickle"
     return "json, not a pickle"
+
+
+def unread(rows: Iterable[tuple[str, Any]], read: Callable[[Any], Any]) -> str | None:
+    """What the platform cannot read among ``rows`` (a label, a row's result
+    bytes), read by ``read`` (``read_result``, or ``judge_result`` for a
+    deployment's rows): 'N: k hold <what> (as <label> stored <bytes>); ...'
+    grouped by what they hold, or None when it reads them all."""
+    found: dict[str, list[tuple[str, Unreadable]]] = {}
+    for label, result in rows:
+        try:
+            read(result)
+        except Unreadable as exc:
+            found.setdefault(exc.what, []).append((label, exc))
+    if not found:
+        return None
+    kinds = [f"{len(rows)} hold {what} (as {rows[0][0]} stored {rows[0][1].sample!r})"
+             for what, rows in found.items()]
+    return f"{sum(len(rows) for rows in found.values())}: {'; '.join(kinds)}"

@@ -300,7 +300,7 @@ def stored_results_read_as_the_platform_unpickles_them(c: AppAudit, _: Any) -> N
     pages fail now (json results of Celery 5.7 and later, exceptions pickled
     as the worker's own classes). Judged from their bytes: nothing is
     unpickled."""
-    from pytest_cadasta.result_reading import Unreadable, judge_result
+    from pytest_cadasta.result_reading import judge_result, unread
 
     role, facts = c.role()
     if TASK_TABLE not in facts.found or "SELECT" not in facts.privileges.get(TASK_TABLE, ()):
@@ -310,20 +310,13 @@ def stored_results_read_as_the_platform_unpickles_them(c: AppAudit, _: Any) -> N
         rows = role.stored_results(facts.found[TASK_TABLE])
     except NotReached as exc:
         raise CheckSkipped(f"not judged: {exc}") from None
-    unreadable: dict[str, list[tuple[str, Unreadable]]] = {}
-    for task_id, status, result in rows:
-        try:
-            judge_result(result)
-        except Unreadable as exc:
-            unreadable.setdefault(exc.what, []).append((f"{task_id} ({status})", exc))
-    if unreadable:
+    found = unread(((f"{task_id} ({status})", result) for task_id, status, result in rows),
+                   judge_result)
+    if found is not None:
         from cadasta_toolbox.results import RESULT_SERIALIZER
 
-        kinds = [f"{len(found)} hold {what} (as {found[0][0]} stored {found[0][1].sample!r})"
-                 for what, found in unreadable.items()]
-        count = sum(len(found) for found in unreadable.values())
         fail(saw=f"of the {len(rows)} newest results in {TASK_TABLE} on {role.target.where}, "
-                 f"the platform cannot read {count}: {'; '.join(kinds)}",
+                 f"the platform cannot read {found}",
              needs="every result row a pickle the platform can read without the worker's "
                    "code",
              fix=f"result_serializer = {RESULT_SERIALIZER!r} and result_accept_content = "

@@ -11,7 +11,7 @@ from pytest_cadasta.checks.registry import Phase, check
 from pytest_cadasta.events import FINISHED
 from pytest_cadasta.messages import ACCEPTED, SERIALIZER_FIX
 from pytest_cadasta.protocol import fail
-from pytest_cadasta.result_reading import Unreadable, read_result
+from pytest_cadasta.result_reading import Unreadable, read_result, unread
 from pytest_cadasta.sync_rules import TYPE_LENGTH
 
 if TYPE_CHECKING:
@@ -154,21 +154,13 @@ def every_result_reads_as_the_platform_unpickles_it(c: AppState, _: Any) -> None
     ended = _ended(c)
     stored = [task for task in c.platform.tasks()
               if task.task_id in ended and task.result is not None]
-    unreadable: dict[str, list[tuple[str, Unreadable]]] = {}
-    for task in stored:
-        try:
-            read_result(task.result)
-        except Unreadable as exc:
-            name, state = ended[task.task_id]
-            unreadable.setdefault(exc.what, []).append((f"{name!r} ({state})", exc))
-    if unreadable:
+    found = unread(((f"{ended[task.task_id][0]!r} ({ended[task.task_id][1]})", task.result)
+                    for task in stored), read_result)
+    if found is not None:
         from cadasta_toolbox.results import RESULT_SERIALIZER
 
-        kinds = [f"{len(rows)} hold {what} (as {rows[0][0]} stored {rows[0][1].sample!r})"
-                 for what, rows in unreadable.items()]
-        count = sum(len(rows) for rows in unreadable.values())
         fail(saw=f"of {len(stored)} result rows the worker stored, the platform cannot read "
-                 f"{count}: {'; '.join(kinds)} (result_serializer "
+                 f"{found} (result_serializer "
                  f"{c.app.conf.result_serializer!r})",
              needs="every result row a pickle the platform can read without the worker's "
                    "code: values of the standard library's and Celery's types, an exception "
