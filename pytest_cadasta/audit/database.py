@@ -7,6 +7,8 @@ transaction this opens ends with ROLLBACK."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -124,22 +126,30 @@ class WorkerRole:
     def _rows(self, cursor: Any, sql: str, args: tuple = ()) -> list[tuple]:
         return cursor.execute(sql, args).fetchall()
 
+    @contextmanager
+    def _read_only(self, failing: str) -> Iterator[Any]:
+        """A cursor in a read-only transaction, rolled back at the end; a
+        database error is ``NotReached``: the database ``failing`` (did not
+        answer the catalogs, say) and why."""
+        import psycopg
+
+        connection = self.connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("BEGIN READ ONLY")
+                try:
+                    yield cursor
+                finally:
+                    cursor.execute("ROLLBACK")
+        except psycopg.Error as exc:
+            raise NotReached(f"the result database {self.named} {failing}: "
+                             f"{self._why(exc)}") from None
+
     def facts(self) -> RoleFacts:
         """The catalogs' word on the role, read in one read-only transaction."""
         if self._facts is None:
-            import psycopg
-
-            connection = self.connection()
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("BEGIN READ ONLY")
-                    try:
-                        self._facts = self._read_facts(cursor)
-                    finally:
-                        cursor.execute("ROLLBACK")
-            except psycopg.Error as exc:
-                raise NotReached(f"the result database {self.named} did not answer the "
-                                 f"catalogs: {self._why(exc)}") from None
+            with self._read_only("did not answer the catalogs") as cursor:
+                self._facts = self._read_facts(cursor)
         return self._facts
 
     def _read_facts(self, cursor: Any) -> RoleFacts:
@@ -265,22 +275,11 @@ class WorkerRole:
         """The last ``limit`` rows of ``table`` (celery_taskmeta, qualified)
         that hold a result, newest first, as (task_id, status, result): read
         in a read-only transaction."""
-        import psycopg
-
-        connection = self.connection()
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("BEGIN READ ONLY")
-                try:
-                    cursor.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
-                    return self._rows(cursor, f"""
-                        SELECT task_id, status, result FROM {table}
-                        WHERE result IS NOT NULL ORDER BY id DESC LIMIT %s""", (limit,))
-                finally:
-                    cursor.execute("ROLLBACK")
-        except psycopg.Error as exc:
-            raise NotReached(f"the result database {self.named} did not give its stored "
-                             f"results: {self._why(exc)}") from None
+        with self._read_only("did not give its stored results") as cursor:
+            cursor.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
+            return self._rows(cursor, f"""
+                SELECT task_id, status, result FROM {table}
+                WHERE result IS NOT NULL ORDER BY id DESC LIMIT %s""", (limit,))
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
