@@ -46,19 +46,18 @@ def provide(what: str, make: Callable[..., T], *args: Any) -> T:
 def _cadasta_run(pytestconfig: pytest.Config) -> Iterator[Run | AuditRun]:
     """The run's harnesses and check states (an audit's: ``AuditRun``, which
     only the checks ask for: an audit collects no test of the project)."""
-    from pytest_cadasta.interrupts import HeldSignals
-
     session = CadastaSession.of(pytestconfig)
     run = session.start_run()
     try:
         yield run
     finally:
-        with HeldSignals() as held:  # a signal waits until all is stopped
+        with session.interrupts.held() as held:  # a signal waits until all is stopped
+            before = len(held.received)
             try:
                 provide("stop what it started", session.end_run)
             finally:
-                if held.received:
-                    raise KeyboardInterrupt(f"signal {held.received[0]}")
+                if len(held.received) > before:
+                    raise KeyboardInterrupt(f"signal {held.name}")
 
 
 @pytest.fixture(scope="session")

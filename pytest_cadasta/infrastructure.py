@@ -14,7 +14,7 @@ from pytest_cadasta.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_cadasta.platform_view import Platform
-    from pytest_cadasta.postgres import Server, StartingPostgres
+    from pytest_cadasta.postgres import EphemeralPostgres, Server, StartingPostgres
     from pytest_cadasta.resultdb import ResultDatabase
     from pytest_cadasta.sqs import MotoServer, Tap
     from pytest_cadasta.topology import Topology
@@ -31,6 +31,8 @@ class Infrastructure:
         self._given_server = self._server = server
         #: PostgreSQL, when the caller started it already (in the background).
         self._starting_postgres = postgres
+        #: The ephemeral PostgreSQL this run holds, the caller's or its own.
+        self._postgres: StartingPostgres | EphemeralPostgres | None = postgres
         self._stack = ExitStack()
         self._database: ResultDatabase | None = None
         #: The result database being made in the background (``prepare``).
@@ -131,7 +133,7 @@ class Infrastructure:
         if self._starting_postgres is not None:
             return self._starting_postgres.server()
         pg_ctl = self.settings.pg_ctl or postgres.find_pg_ctl(None)
-        pg = postgres.EphemeralPostgres(pg_ctl)
+        pg = self._postgres = postgres.EphemeralPostgres(pg_ctl)
         self._stack.callback(pg.stop)
         return pg.start()
 
@@ -145,7 +147,9 @@ class Infrastructure:
         if self._database is not None:
             reason = self._database.unreachable()
             if reason is not None:
-                return f"the result database went away: {reason}"
+                ended = None if self._postgres is None else self._postgres.ended()
+                return f"the result database went away: {reason}" + (
+                    "" if ended is None else f"\n{ended}")
         return None
 
     def close(self) -> None:

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from pytest_cadasta.process_handle import ProcessHandle
+
 #: The file in a run's directory naming the run: its pid and start time.
 OWNER_FILE = "owner"
 #: How long a postmaster gets to go after SIGQUIT (immediate shutdown).
@@ -60,21 +62,6 @@ def owner_alive(workdir: Path) -> bool:
     return start_time(int(pid)) == started
 
 
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie does not; another user's does)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is gone for our purpose
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
-
-
 def _works_in(pid: int, datadir: Path) -> bool:
     """Whether process ``pid`` is the postmaster of ``datadir`` (a postmaster
     works in its data directory), not a process that took a dead one's pid
@@ -89,35 +76,42 @@ def _works_in(pid: int, datadir: Path) -> bool:
 
 def stop_servers(workdir: Path) -> bool:
     """Stop every postmaster whose data directory is under ``workdir``:
-    immediate shutdown (SIGQUIT), then SIGKILL if it lingers. Whether there
-    was one."""
+    immediate shutdown (SIGQUIT), then SIGKILL if it lingers, each sent to the
+    process found there (held by a pidfd as soon as it is known, checked to
+    work in that directory), never to a pid that changed hands since. Whether
+    there was one."""
     found = False
     for pidfile in workdir.glob("**/postmaster.pid"):
         try:
             pid = int(pidfile.read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             continue
-        if pid <= 1 or not alive(pid) or not _works_in(pid, pidfile.parent):
+        if pid <= 1:
             continue
-        found = True
+        process = ProcessHandle.open(pid)
+        if process is None:
+            continue
         try:
-            os.kill(pid, signal.SIGQUIT)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + QUIT_GRACE
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if alive(pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            # Checked once held: the hold keeps the process it was checked on.
+            if not _works_in(pid, pidfile.parent):
+                continue
+            found = True
+            process.end(((signal.SIGQUIT, QUIT_GRACE), (signal.SIGKILL, QUIT_GRACE)))
+        finally:
+            process.close()
     return found
 
 
+def kept_log(workdir: Path) -> Path:
+    """Where a run's server log is kept beside its directory (a hard link to
+    the log inside): what removes the directory while the server runs cannot
+    take the server's last words with it."""
+    return workdir.with_name(workdir.name + ".log")
+
+
 def clean(workdir: Path, settle: float = SETTLE) -> None:
-    """Stop the servers under ``workdir`` and remove it, until it stays gone for
-    ``settle`` seconds."""
+    """Stop the servers under ``workdir`` and remove it and its kept log, until
+    it stays gone for ``settle`` seconds."""
     deadline = time.monotonic() + LIMIT
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
@@ -126,8 +120,9 @@ def clean(workdir: Path, settle: float = SETTLE) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= settle:
-            return
+            break
         time.sleep(0.05)
+    kept_log(workdir).unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> None:
@@ -139,6 +134,8 @@ def main(argv: list[str]) -> None:
         pass
     if workdir.exists():
         clean(workdir)
+    else:
+        kept_log(workdir).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -36,12 +36,17 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]
 
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Iterator[int | pytest.ExitCode]:
-    """When the run is over (everything the plugin started stopped), a
-    non-daemon thread the project's code left running would keep the process
-    from exiting: the process ends anyway, with the run's exit code."""
+    """The run's exit code says it was interrupted if a Ctrl-C or SIGTERM
+    reached it, however that signal's KeyboardInterrupt fared. When the run is
+    over (everything the plugin started stopped), a non-daemon thread the
+    project's code left running would keep the process from exiting: the
+    process ends anyway, with the run's exit code."""
     exit_code: int | pytest.ExitCode = pytest.ExitCode.INTERNAL_ERROR
     try:
         exit_code = yield
+        session = CadastaSession.get(config)
+        if session is not None:
+            exit_code = session.exit_code(exit_code)
         return exit_code
     except pytest.UsageError:
         exit_code = pytest.ExitCode.USAGE_ERROR
@@ -151,3 +156,4 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     state = CadastaSession.get(item.config)
     if state is not None:
         state.check_done(item, nextitem)
+        state.stop_if_interrupted(item.session)

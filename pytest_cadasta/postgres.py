@@ -1,8 +1,10 @@
 """Where PostgreSQL comes from: an ephemeral server, or the user's own.
 
-The ephemeral server is pytest-postgresql's executor around ``pg_ctl``.
-PostgreSQL refuses to run as root, and CI and containers often are root: then
-the server runs as an unprivileged system user, through a small wrapper.
+The ephemeral server is a cluster of the run's own (``initdb``, or a copy of
+the cached template) whose postmaster is this process's child, signalled only
+through a hold on that very process. PostgreSQL refuses to run as root, and
+CI and containers often are root: then its programs run as an unprivileged
+system user.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -21,16 +24,28 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pytest_cadasta.errors import CadastaError, InfrastructureError, NotConfigured, PortTaken
-from pytest_cadasta.pg_watchdog import clean, mark_owner, owner_alive
+from pytest_cadasta.pg_watchdog import clean, kept_log, mark_owner, owner_alive
 from pytest_cadasta.pgtemplate import ClusterTemplate
+from pytest_cadasta.process_handle import ProcessHandle
 
 SUPERUSER = "postgres"
 #: The start of the name of every run's directory (a cluster, its socket, logs).
 WORKDIR_PREFIX = "pytest-cadasta-pg-"
 #: How long a watchdog released after a normal stop may take to exit.
 WATCHDOG_EXIT = 5.0
+#: Safety net: the longest initdb, or a server's start, may take.
+START_TIMEOUT = 60.0
+#: How often a starting server's status is read.
+READY_POLL = 0.01
+#: How a server is stopped: fast shutdown; if it lingers, immediate; then SIGKILL
+#: (each with the seconds it is given).
+STOP_SIGNALS = ((signal.SIGINT, 60.0), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0))
+#: A throwaway cluster need not survive a crash of the machine.
+SPEED_OPTIONS = ("-c", "fsync=off", "-c", "synchronous_commit=off",
+                 "-c", "full_page_writes=off")
 UNPRIVILEGED_USERS = ("postgres", "nobody")
 PG_CTL_GLOBS = ("/usr/lib/postgresql/*/bin/pg_ctl", "/usr/local/pgsql/bin/pg_ctl",
                 "/usr/pgsql-*/bin/pg_ctl", "/opt/homebrew/bin/pg_ctl")
@@ -76,10 +91,10 @@ def _version_key(path: str) -> tuple:
 
 
 def free_port() -> int:
-    """A port nothing listens on now (it may be taken before PostgreSQL binds it)."""
-    import port_for
-
-    return port_for.select_random()
+    """A port nothing uses now (it may be taken before PostgreSQL binds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def unprivileged_user() -> pwd.struct_passwd:
@@ -124,50 +139,77 @@ def files_elsewhere() -> str | None:
             "not reachable by the unprivileged user it runs as")
 
 
-def _wrap_pg_ctl(pg_ctl: str, workdir: Path, home: Path,
-                 user: pwd.struct_passwd) -> str:
-    """A pg_ctl that drops root for ``user`` before running the real one, in
-    ``home`` (pytest's directory may be closed to that user: PostgreSQL's
-    programs then complain, on the run's stderr, that they cannot return to
-    it)."""
-    wrapper = workdir / "pg_ctl"
-    wrapper.write_text(
-        f"#!{sys.executable}\n"
-        "import os, sys\n"
-        "os.setgroups([])\n"
-        f"os.setgid({user.pw_gid})\n"
-        f"os.setuid({user.pw_uid})\n"
-        f"os.environ['HOME'] = {str(home)!r}\n"
-        f"os.chdir({str(home)!r})\n"
-        f"os.execv({pg_ctl!r}, [{pg_ctl!r}] + sys.argv[1:])\n")
-    wrapper.chmod(stat.S_IRWXU)
-    return str(wrapper)
+def _server_environment() -> dict[str, str]:
+    """The environment the server's programs run in: this process's, less what
+    would point them elsewhere, and less mirakuru's mark. Every process that
+    imports mirakuru (pytest-postgresql's plugin does, in every pytest run on
+    the machine) SIGKILLs at exit each process whose ``mirakuru_uuid`` merely
+    contains its pid's digits: a server carrying one is killed, without a
+    word in its log, when some unrelated process whose pid matches ends."""
+    return {name: value for name, value in os.environ.items()
+            if name not in ("mirakuru_uuid", "PGDATA", "PGPORT", "PGHOST")}
 
 
-def _executor_class() -> type:
-    from pytest_postgresql.executors import PostgreSQLExecutor
+def _binary(pg_ctl: str, name: str) -> str:
+    """PostgreSQL's program ``name`` beside ``pg_ctl`` (or beside what a link
+    named pg_ctl points at)."""
+    places = list(dict.fromkeys((Path(pg_ctl).parent, Path(os.path.realpath(pg_ctl)).parent)))
+    for directory in places:
+        candidate = directory / name
+        if os.access(candidate, os.X_OK) and candidate.is_file():
+            return str(candidate)
+    raise NotConfigured(
+        f"PostgreSQL's {name} is not beside {pg_ctl} (looked in "
+        f"{' and '.join(map(str, places))}); point --cadasta-pg-ctl (ini: cadasta_pg_ctl) "
+        "at the pg_ctl of a complete PostgreSQL installation")
 
-    class Executor(PostgreSQLExecutor):
-        """pytest-postgresql's executor, which also starts a cluster copied
-        from the template (it would wipe it and run initdb again)."""
 
-        def init_directory(self) -> None:
-            if (Path(self.datadir) / "PG_VERSION").is_file():
-                return
-            super().init_directory()
+@dataclass(frozen=True)
+class _RunAs:
+    """Who the server's programs run as (None: this process's user), and where:
+    ``home`` (pytest's own directory may be closed to that user)."""
 
-    return Executor
+    home: Path
+    user: pwd.struct_passwd | None
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        env = _server_environment()
+        kwargs: dict[str, Any] = {"cwd": str(self.home), "env": env,
+                                  "stdin": subprocess.DEVNULL}
+        if self.user is not None:
+            env["HOME"] = str(self.home)
+            kwargs.update(user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[])
+        return kwargs
+
+
+def _initdb(initdb: str, datadir: Path, run_as: _RunAs, log: Any) -> None:
+    """A new cluster in ``datadir``: the superuser trusted (``_require_passwords``
+    then narrows that to loopback)."""
+    done = subprocess.run([initdb, "-D", str(datadir), f"--username={SUPERUSER}",
+                           "--auth=trust", "--no-sync"],
+                          stdout=log, stderr=subprocess.STDOUT, timeout=START_TIMEOUT,
+                          **run_as.popen_kwargs())
+    if done.returncode != 0:
+        raise InfrastructureError(f"initdb ({initdb}) failed with status {done.returncode}")
 
 
 class EphemeralPostgres:
     """A cluster in a temporary directory (copied from the cached template, or
-    initdb), started with pg_ctl; stop removes it all."""
+    initdb), its postmaster a child of this process; stop removes it all.
+
+    The postmaster is started directly, not through ``pg_ctl``, held by a
+    ``ProcessHandle`` from the moment it exists, and signalled only through
+    it: no signal of this run can reach a process that took a dead server's
+    pid since, or the group of a ``pg_ctl`` that exited long ago."""
 
     def __init__(self, pg_ctl: str) -> None:
         self.pg_ctl = pg_ctl
         self.workdir: Path | None = None
-        self.executor = None
         self.server: Server | None = None
+        #: The postmaster, while this run holds it.
+        self.process: subprocess.Popen | None = None
+        self._handle: ProcessHandle | None = None
+        self._log: Path | None = None
         self._watchdog: Watchdog | None = None
         #: Whether the cluster was copied from the cached template.
         self.from_template = False
@@ -188,10 +230,8 @@ class EphemeralPostgres:
             "--cadasta-result-db=postgresql://user:pw@host:5432/postgres")
 
     def _start_once(self) -> Server:
-        from mirakuru.exceptions import AlreadyRunning
-
         _become_subreaper()
-
+        postgres, initdb = _binary(self.pg_ctl, "postgres"), _binary(self.pg_ctl, "initdb")
         as_root = os.geteuid() == 0
         user = unprivileged_user() if as_root else None
         base = reachable_temp_dir() if as_root else None
@@ -199,54 +239,58 @@ class EphemeralPostgres:
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=base))
         mark_owner(self.workdir)
         self._watchdog = Watchdog(self.workdir)
-        datadir = self.workdir / "data"
-        executable = self.pg_ctl
-        owner = None
+        home, owner = self.workdir, None
         if user is not None:
             self.workdir.chmod(0o711)  # the unprivileged user must reach run/ inside
-            run_dir = self.workdir / "run"
-            run_dir.mkdir()
+            home = self.workdir / "run"
+            home.mkdir()
             owner = (user.pw_uid, user.pw_gid)
-            os.chown(run_dir, *owner)
-            executable = _wrap_pg_ctl(self.pg_ctl, self.workdir, run_dir, user)
-            datadir = run_dir / "data"
-            socketdir = logdir = run_dir
-        else:
-            socketdir = logdir = self.workdir
+            os.chown(home, *owner)
+        run_as = _RunAs(home, user)
+        datadir = home / "data"
         port = free_port()
-        self.executor = _executor_class()(
-            executable=executable, host="127.0.0.1", port=port,
-            datadir=str(datadir), unixsocketdir=str(socketdir),
-            logfile=str(logdir / "postgresql.log"), startparams="-w",
-            dbname="postgres", user=SUPERUSER, sleep=0.01,
-            postgres_options="-c fsync=off -c synchronous_commit=off "
-                             "-c full_page_writes=off")
         template = self._template()
         try:
-            self.from_template = template is not None and template.copy_to(datadir, owner)
-            if not self.from_template:
-                self.executor.init_directory()
-                _require_passwords(datadir)
-                if template is not None:
-                    template.store(datadir)
-            self.executor.start()  # returns once the port is open...
-            _wait_until_accepting(port)  # ...not once PostgreSQL is ready
+            self._log = home / "postgresql.log"
+            with self._log.open("ab") as log:
+                os.link(self._log, kept_log(self.workdir))
+                self.from_template = template is not None and template.copy_to(datadir, owner)
+                if not self.from_template:
+                    _initdb(initdb, datadir, run_as, log)
+                    _require_passwords(datadir)
+                    if template is not None:
+                        template.store(datadir)
+                self._launch(postgres, datadir, port, run_as, log)
+            _wait_until_ready(self, datadir)
         except BaseException as exc:
-            log = self._log_tail()
+            log_tail = self._log_tail()
             self.stop()
-            if (isinstance(exc, AlreadyRunning)  # mirakuru: something answers there
-                    or "could not bind" in log or "already in use" in log):
+            if "could not bind" in log_tail or "already in use" in log_tail:
                 raise PortTaken(str(port)) from None
             if self.from_template and template is not None and isinstance(exc, Exception):
                 template.discard()  # a bad copy: start again, from initdb
                 return self._start_once()
             if isinstance(exc, Exception):
                 raise InfrastructureError(
-                    f"the ephemeral PostgreSQL ({self.pg_ctl}) did not start: "
-                    f"{exc}\n{log}") from None
+                    f"the ephemeral PostgreSQL ({postgres}) did not start: "
+                    f"{exc}\n{log_tail}") from None
             raise
         self.server = Server("127.0.0.1", port, SUPERUSER, None, "postgres")
         return self.server
+
+    def _launch(self, postgres: str, datadir: Path, port: int, run_as: _RunAs,
+                log: Any) -> None:
+        """The postmaster, a child of this process in a session of its own (a
+        Ctrl-C is for the run, which stops it), held from the start."""
+        self.process = subprocess.Popen(
+            [postgres, "-D", str(datadir), "-p", str(port),
+             "-c", "listen_addresses=127.0.0.1",
+             "-c", f"unix_socket_directories={run_as.home}",
+             "-c", "logging_collector=off", *SPEED_OPTIONS],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            **run_as.popen_kwargs())
+        # Unreaped, the child keeps its pid, whatever happens next: held now.
+        self._handle = ProcessHandle.open(self.process.pid)
 
     def _template(self) -> ClusterTemplate | None:
         try:
@@ -254,40 +298,48 @@ class EphemeralPostgres:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    def _log_tail(self) -> str:
-        if self.workdir is None:
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            text = "" if self._log is None else self._log.read_text(errors="replace")
+        except OSError:
             return ""
-        logs = list(self.workdir.rglob("postgresql.log"))
-        if not logs:
-            return ""
-        return "PostgreSQL log:\n" + "\n".join(
-            logs[0].read_text(errors="replace").splitlines()[-15:])
+        return "PostgreSQL log:\n" + "\n".join(text.splitlines()[-lines:]) if text else ""
+
+    def ended(self) -> str | None:
+        """How the server ended, if it did while this run held it (None while it
+        runs), with the last lines of its log: PostgreSQL logs each kind of stop
+        it is asked for, and nothing at all when it is SIGKILLed."""
+        process = self.process
+        if process is None or process.poll() is None:
+            return None
+        code = process.returncode
+        how = (f"was killed by {signal.Signals(-code).name}" if code < 0
+               else f"exited with status {code}")
+        return f"its PostgreSQL (pid {process.pid}) {how}. {self._log_tail(5)}".rstrip()
 
     def stop(self) -> None:
-        executor, self.executor = self.executor, None
+        """Stop the server (fast shutdown; immediate, then SIGKILL, if it
+        lingers), end what a crashed one left, remove its files."""
+        process, self.process = self.process, None
+        handle, self._handle = self._handle, None
         try:
-            postmaster = None if executor is None else _postmaster_pid(Path(executor.datadir))
-            if postmaster is not None and _died(postmaster):
-                # Killed or crashed: 'pg_ctl stop' would wait a minute for it;
-                # what it left running is this process's to end.
-                executor.kill()
-                _collect_orphans()
-            elif executor is not None and executor.running():
-                # 'pg_ctl start -w' notices the server is up a tenth of a second
-                # after the harness does; stopped before, it says it failed.
-                starter = getattr(executor, "process", None)
-                if starter is not None:
-                    try:
-                        starter.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        pass
-                executor.stop()
-                if postmaster is not None:
-                    _reap(postmaster)
+            if handle is not None:
+                handle.end(STOP_SIGNALS)
+                handle.close()
+            if process is not None:
+                try:
+                    process.wait(STOP_SIGNALS[0][1])
+                except subprocess.TimeoutExpired:  # held by no handle, and lingering
+                    process.kill()
+                    process.wait()
+                if process.returncode != 0 and self.workdir is not None:
+                    _collect_orphans(self.workdir)
         finally:
             if self.workdir is not None:
+                kept_log(self.workdir).unlink(missing_ok=True)
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None
+            self._log = None
             watchdog, self._watchdog = self._watchdog, None
             if watchdog is not None:
                 watchdog.release()
@@ -347,57 +399,29 @@ def _become_subreaper() -> None:
         pass
 
 
-def _postmaster_pid(datadir: Path) -> int | None:
-    try:
-        return int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
-
-
-def _reap(pid: int) -> None:
-    """Collect the stopped postmaster if it is this process's child ('pg_ctl stop'
-    has waited for it to go, so this returns at once)."""
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass  # not ours (no subreaper here): nothing to reap
-
-
-def _died(postmaster: int) -> bool:
-    """Whether the postmaster has died without being stopped; collected now if
-    it is this process's child (a zombie, which 'pg_ctl' would take for a
-    running server)."""
-    try:
-        pid, _status = os.waitpid(postmaster, os.WNOHANG)
-    except ChildProcessError:  # not ours (no subreaper here): is it there at all?
-        try:
-            os.kill(postmaster, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            pass
-        return False
-    return pid == postmaster
-
-
-def _collect_orphans() -> None:
+def _collect_orphans(workdir: Path) -> None:
     """End and collect the processes a dead postmaster left: its children
     (background processes, backends) became this subreaper's, and nobody else
-    would collect them ('[postgres] <defunct>'). A live postmaster keeps its
-    command line, its children keep theirs: both are left alone."""
+    would collect them ('[postgres] <defunct>'). Only children of this process
+    (their pids stay theirs until collected) that work under ``workdir``, or
+    are already dead."""
     if not sys.platform.startswith("linux"):
         return
     for entry in os.listdir("/proc"):
         try:
             stat = Path("/proc", entry, "stat").read_text()
-            title = Path("/proc", entry, "cmdline").read_bytes()
         except OSError:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
-        if (int(ppid) != os.getpid() or name != "postgres"
-                or (state != "Z" and not title.startswith(b"postgres: "))):
+        if int(ppid) != os.getpid() or name != "postgres":
             continue
+        if state != "Z":
+            try:
+                if not Path(os.readlink(f"/proc/{entry}/cwd")).is_relative_to(workdir):
+                    continue
+            except OSError:
+                continue
         try:
             os.kill(int(entry), signal.SIGKILL)
             os.waitpid(int(entry), 0)
@@ -434,26 +458,43 @@ class StartingPostgres:
         assert self._server is not None
         return self._server
 
+    def ended(self) -> str | None:
+        return self._postgres.ended()
+
     def stop(self) -> None:
         self._thread.join()
         self._postgres.stop()
 
 
-def _wait_until_accepting(port: int, timeout: float = 30.0) -> None:
-    """Return once the server on ``port`` accepts a session (not merely a TCP
-    connection: it refuses sessions while it starts up)."""
-    import psycopg
+def _wait_until_ready(postgres: EphemeralPostgres, datadir: Path) -> None:
+    """Return once the server accepts sessions: its ``postmaster.pid`` says
+    "ready", as ``pg_ctl start -w`` reads it (PostgreSQL 10 and later). A
+    server that exits meanwhile is an error at once; the timeout is a safety
+    net. (Nothing is imported here: this runs in the starting thread.)"""
+    deadline = time.monotonic() + START_TIMEOUT
+    while _status(datadir) != "ready":
+        if postgres.process is None or postgres.process.poll() is not None:
+            raise InfrastructureError("the server exited as it started")
+        if time.monotonic() >= deadline:
+            raise InfrastructureError(f"not ready within {START_TIMEOUT:.0f} s")
+        if postgres._handle is not None:
+            postgres._handle.wait(READY_POLL)  # wakes at once if the server exits
+        else:
+            time.sleep(READY_POLL)
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres",
-                            connect_timeout=2).close()
-            return
-        except psycopg.OperationalError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
+
+def _pid_file(datadir: Path) -> list[str]:
+    """The lines of the server's ``postmaster.pid`` (pid, directory, start time,
+    port, socket directory, address, shared memory key, status)."""
+    try:
+        return (datadir / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _status(datadir: Path) -> str | None:
+    lines = _pid_file(datadir)
+    return lines[7].strip() if len(lines) > 7 else None
 
 
 def _require_passwords(datadir: Path) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_cadasta.deployment import deployment
 from pytest_cadasta.ids import SYSTEM
-from pytest_cadasta.pg_watchdog import alive
+from pytest_cadasta.process_handle import alive
 from pytest_cadasta.verdict import OUTCOME_ORDER, Outcomes
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_cadasta.interrupts import Interrupts
 from pytest_cadasta.settings import Settings, read_settings
 from pytest_cadasta.verdict import POSTGRESQL_VERSION
 
@@ -92,6 +93,8 @@ class CadastaSession:
         self.read_only = False
         #: The pytest session, once it finished (to mark it interrupted).
         self.finished: pytest.Session | None = None
+        #: Every Ctrl-C and SIGTERM that reached the run while it held anything.
+        self.interrupts = Interrupts()
 
     @classmethod
     def of(cls, config: pytest.Config) -> CadastaSession:
@@ -139,13 +142,14 @@ class CadastaSession:
         settings = self.settings = read_settings(config)
         if not settings.apps:
             return
-        from pytest_cadasta import interrupts, loader
+        from pytest_cadasta import loader, mirakuru_sweep
         from pytest_cadasta.distribution import is_xdist_controller
         from pytest_cadasta.sending import UNDELIVERABLE_WARNING
         from pytest_cadasta.sqs import local_aws
         from pytest_cadasta.summary import Summary
 
-        interrupts.stop_cleanly_on_sigterm(self.stack)
+        self.interrupts.install()
+        mirakuru_sweep.narrow()  # as this run ends, no one else's server is killed
         if settings.audit:
             self._configure_audit()
             return
@@ -237,21 +241,32 @@ class CadastaSession:
     # -- stopping -------------------------------------------------------------------
     def close(self) -> None:
         """Stop everything started and put the environment back. A signal
-        meanwhile waits until all is stopped, and the run ends as interrupted."""
-        import signal
-
-        from pytest_cadasta.interrupts import HeldSignals
-
-        with HeldSignals() as held:
+        meanwhile waits until all is stopped; the run then ends as
+        interrupted, as it does after any signal that reached it."""
+        with self.interrupts.held():
             self.stack.close()
-        if held.received and self.finished is not None:
+        self.interrupts.restore()
+        if self.interrupts.received and self.finished is not None \
+                and self.finished.exitstatus != pytest.ExitCode.INTERRUPTED:
             self.finished.exitstatus = pytest.ExitCode.INTERRUPTED
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
-                name = signal.Signals(held.received[0]).name
-                reporter.write_line(f"pytest-cadasta: {name} while it stopped what it started: "
-                                    "all of it stopped, the run ends as interrupted",
-                                    yellow=True)
+                reporter.write_line(f"pytest-cadasta: {self.interrupts.name} came during the "
+                                    "run: all it started is stopped, and the run ends as "
+                                    "interrupted", yellow=True)
+
+    def stop_if_interrupted(self, session: pytest.Session) -> None:
+        """A signal whose KeyboardInterrupt was lost on its way (caught, or
+        raised in a finalizer) still stops the run after the test at hand."""
+        if self.interrupts.received and not session.shouldstop:
+            session.shouldstop = f"interrupted ({self.interrupts.name})"
+
+    def exit_code(self, code: int | pytest.ExitCode) -> int | pytest.ExitCode:
+        """The run's exit code: interrupted if a signal reached it."""
+        if self.interrupts.received and code not in (pytest.ExitCode.INTERRUPTED,
+                                                     pytest.ExitCode.USAGE_ERROR):
+            return pytest.ExitCode.INTERRUPTED
+        return code
 
     def end_lingering_threads(self, exit_code: int) -> None:
         """A non-daemon thread the project's code left running would keep the

@@ -21,14 +21,13 @@ def shared_pg_url():
     and drop their own throwaway databases on it (no initdb per inner run)."""
     server = EphemeralPostgres(find_pg_ctl(None))
     info = server.start()
-    # Once 'pg_ctl start' exits (a moment after the server accepts), the
-    # postmaster is this session's child: wait for that, so it is not taken
-    # for something an inner run left behind (fixture leftovers).
-    server.executor.process.wait(timeout=30)
     try:
         yield f"postgresql://{info.user}@{info.host}:{info.port}/{info.maintenance_db}"
     finally:
+        ended = server.ended()
         server.stop()
+    # Every inner run after it met "Connection refused": say how it ended.
+    assert ended is None, f"the shared PostgreSQL went away during the session: {ended}"
 
 
 @pytest.fixture(scope="session")

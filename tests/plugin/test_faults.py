@@ -1,13 +1,13 @@
 """Faults in the middle of a run: the infrastructure the plugin started goes
 away, a task never returns, the run is interrupted at each phase. Each run
-must end in bounded time, say what went wrong in a line, and leave nothing
-behind (no PostgreSQL, no zombie, no temporary directory).
+must end (the inner run's timeout is only a net against a hang; how long it
+takes is bench.py's to measure), say what went wrong in a line, and leave
+nothing behind (no PostgreSQL, no zombie, no temporary directory).
 
 The faults are injected by tests/examples/inner_faults/conftest.py, at a
 chosen check or hook: no sleep races the run."""
 
 import importlib.metadata
-import time
 
 import psycopg
 import pytest
@@ -37,16 +37,17 @@ def run_with_fault(run_inner, pytester, open_tmpdir):
     """Run the checks (on the toolbox app unless ``args`` say otherwise) with
     ``fault`` injected at ``at``, on a PostgreSQL of the run's own (unless
     ``own_db=False``: the shared one), with TMPDIR in ``open_tmpdir``; return
-    the result and the seconds it took."""
+    the result. The checks' safety net is an hour unless ``env`` says
+    otherwise: a check that waited for it, rather than ending on what it
+    knows, would hang the run (past the inner run's timeout), however fast
+    or busy the machine."""
 
     def run(fault, at, *args, env=None, own_db=True):
         pytester.copy_example("apps/toolbox_app.py")
         pytester.copy_example("inner_faults/conftest.py")
-        began = time.monotonic()
-        result = run_inner(*(args or [APP]), own_db=own_db,
-                           env={"TMPDIR": open_tmpdir, "FAULT": fault, "FAULT_AT": at,
-                                **(env or {})})
-        return result, time.monotonic() - began
+        return run_inner(*(args or [APP]), own_db=own_db,
+                         env={"TMPDIR": open_tmpdir, "FAULT": fault, "FAULT_AT": at,
+                              "ROUND_TRIP_TIMEOUT": "3600", **(env or {})})
 
     return run
 
@@ -60,7 +61,7 @@ def test_infrastructure_gone_mid_run_is_an_error_per_check_that_needs_it(
     if fault == "stop_moto" and KOMBU < (5, 7):
         pytest.skip("kombu < 5.7 retries a broker that went away outside the worker's loop, "
                     "for over a minute: the run ends, not in bounded time")
-    result, took = run_with_fault(fault, FIRST_RESULT_CHECK)
+    result = run_with_fault(fault, FIRST_RESULT_CHECK)
     out = result.stdout.str()
     gone = GONE
     # The checks that ran before, and those that need neither, still report.
@@ -73,7 +74,6 @@ def test_infrastructure_gone_mid_run_is_an_error_per_check_that_needs_it(
         f"verdict: not judged: {len(gone)} checks could not run (see the errors above)"])
     assert "Traceback" not in out + result.stderr.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert took < 30, took
     assert leftovers() == {}
 
 
@@ -87,7 +87,7 @@ def test_a_task_that_never_returns_fails_its_check_and_the_worker_is_given_up(
     naming it and what was awaited; the checks after it need the worker and
     say at once why it cannot serve; the run ends, the stuck thread with it."""
     pytester.copy_example("apps/hangs.py")
-    result, took = run_with_fault("", "", "--cadasta-app=hangs:app",
+    result = run_with_fault("", "", "--cadasta-app=hangs:app",
                                   env={"ROUND_TRIP_TIMEOUT": "2"})
     result.assert_outcomes(passed=ALL - len(WITH_WORKER), failed=1,
                            errors=len(WITH_WORKER) - 1)
@@ -99,7 +99,6 @@ def test_a_task_that_never_returns_fails_its_check_and_the_worker_is_given_up(
         f"from dev-*; the worker is still running task {stuck}, which never returned",
         "*needs: tasks, and task signal handlers, that return*"], consecutive=False)
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
-    assert took < 20, took
     assert leftovers() == {}
 
 
@@ -115,7 +114,7 @@ def test_a_task_of_the_users_own_that_never_returns_leaves_the_worker_behind_at_
             with pytest.raises(TimeoutError):
                 result.get(timeout=0.5, interval=0.05)
     """)
-    result, took = run_with_fault("", "", "--cadasta-app=hangs:app", "-m", "not cadasta",
+    result = run_with_fault("", "", "--cadasta-app=hangs:app", "-m", "not cadasta",
                                   env={"STOP_TIMEOUT": "1"})
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines([
@@ -123,7 +122,6 @@ def test_a_task_of_the_users_own_that_never_returns_leaves_the_worker_behind_at_
         "pytest-cadasta could not stop what it started: the in-process worker was given up: "
         "it did not stop within 1 s: task 'export.project' (*) never returned"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
-    assert took < 20, took
     assert leftovers() == {}
 
 
@@ -158,9 +156,8 @@ def throwaway_databases(shared_pg_url):
 def test_a_signal_at_any_phase_stops_everything_started_and_removes_its_files(
         run_with_fault, leftovers, throwaway_databases, at, fault):
     before = throwaway_databases()
-    result, took = run_with_fault(fault, at, APP, "-k", FIRST_RESULT_CHECK,
+    result = run_with_fault(fault, at, APP, "-k", FIRST_RESULT_CHECK,
                                   own_db=at != "database drop")
     assert result.ret == pytest.ExitCode.INTERRUPTED, result.stderr.str()
-    assert took < 30, took
     assert leftovers() == {}
     assert throwaway_databases() == before

@@ -1,6 +1,7 @@
 """A run killed with SIGKILL at any moment (a CI job's hard timeout, the OOM
-killer) leaves nothing behind: its PostgreSQL stops and its files go within
-seconds, its moto server with it; the next run, and a run beside it, conform.
+killer) leaves nothing behind: its PostgreSQL stops and its files go (how soon
+is bench.py's to measure), its moto server with it; the next run, and a run
+beside it, conform.
 
 The runs are real: a subprocess pausing at a chosen moment (through
 tests/examples/inner_faults/conftest.py), then SIGKILLed."""
@@ -15,15 +16,19 @@ from pathlib import Path
 import pytest
 
 APP = "--cadasta-app=toolbox_app:app"
-#: What "nothing left" means, measured this long after the kill at the most.
-GONE_WITHIN = 10.0
+#: A safety net against a hang only: the watchdog's cleaning is waited for
+#: as the event it is (nothing left), however busy the machine.
+HANG = 120.0
 
 
 def _wait_for(condition, timeout, what):
+    """Until ``condition()`` holds (the event); ``timeout`` only against a hang.
+    ``what`` says what went wrong (called then, if it is a callable)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"{what} within {timeout:.0f} s")
+            said = what() if callable(what) else what
+            pytest.fail(f"{said} after {timeout:.0f} s (the safety net against a hang)")
         time.sleep(0.05)
 
 
@@ -81,19 +86,16 @@ def _kill_when_paused(process, paused):
 def test_a_run_killed_leaves_nothing_and_the_next_run_conforms(start_run, leftovers,
                                                                open_tmpdir, at):
     process, paused = start_run(at)
-    killed = time.monotonic()
     _kill_when_paused(process, paused)
 
     def nothing_left():
         _reap_zombies()
         return leftovers() == {}
 
-    _wait_for(nothing_left, GONE_WITHIN, f"something was left: {leftovers()}")
-    took = time.monotonic() - killed
+    _wait_for(nothing_left, HANG, lambda: f"something was left: {leftovers()}")
     assert not any(Path(open_tmpdir).iterdir())
     process, _ = start_run(name="next")
-    assert process.wait(120) == 0, Path(process.args[0]).name
-    assert took < GONE_WITHIN
+    assert process.wait(HANG) == 0, Path(process.args[0]).name
 
 
 @pytest.mark.slow
@@ -108,7 +110,7 @@ def test_two_runs_at_once_one_killed_the_other_conforms(start_run, leftovers, py
         _reap_zombies()
         return leftovers() == {}
 
-    _wait_for(nothing_left, GONE_WITHIN, f"something was left: {leftovers()}")
+    _wait_for(nothing_left, HANG, lambda: f"something was left: {leftovers()}")
 
 
 def test_the_next_run_removes_what_a_dead_run_left_and_never_a_live_runs(
@@ -228,4 +230,4 @@ def test_an_xdist_worker_killed_takes_its_postgresql_and_the_verdict_is_not_judg
         _reap_zombies()
         return leftovers() == {}
 
-    _wait_for(nothing_left, GONE_WITHIN, f"something was left: {leftovers()}")
+    _wait_for(nothing_left, HANG, lambda: f"something was left: {leftovers()}")

@@ -3,6 +3,7 @@
 import os
 import socket
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -126,3 +127,133 @@ def test_a_broken_template_is_dropped_and_the_cluster_starts_from_initdb(
     finally:
         server.stop()
     assert (template.path / "PG_VERSION").read_text() != "not a cluster\n"
+
+
+def _processes_of(server):
+    """The postmaster and every process it started."""
+    pids = {server.process.pid}
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == server.process.pid:
+            pids.add(int(entry))
+    return pids
+
+
+def test_no_process_of_the_server_carries_a_mark_mirakurus_exit_sweep_reads(
+        monkeypatch):
+    """mirakuru, imported by pytest-postgresql's plugin in every pytest run,
+    SIGKILLs at exit each process whose mirakuru_uuid contains the exiting
+    pid's digits: the shared PostgreSQL that vanished mid-run without a word
+    in its log. The server's processes carry no such variable, even when this
+    process does (a run started by a mirakuru executor)."""
+    monkeypatch.setenv("mirakuru_uuid", f"{os.getpid()}:inherited")
+    server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    try:
+        info = server.start()
+        with psycopg.connect(host=info.host, port=info.port, user=info.user,
+                             dbname="postgres") as connection:
+            connection.execute("SELECT 1")
+            mine = _processes_of(server)
+            assert len(mine) > 1  # the postmaster, its background processes, a backend
+            for pid in mine:
+                assert b"mirakuru_uuid=" not in Path(f"/proc/{pid}/environ").read_bytes()
+    finally:
+        server.stop()
+
+
+SWEEP = """
+import os, subprocess, sys, time
+import mirakuru.base
+from pytest_cadasta import mirakuru_sweep
+
+quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+own = subprocess.Popen(["sleep", "60"], env={"mirakuru_uuid": f"{os.getpid()}:own"}, **quiet)
+# Another run's server, whose mark holds this pid's digits (pids wrap).
+other = subprocess.Popen(["sleep", "60"], start_new_session=True,
+                         env={"mirakuru_uuid": f"9{os.getpid()}9:other"}, **quiet)
+mirakuru_sweep.narrow()
+print(own.pid, other.pid, flush=True)
+"""
+
+
+def test_a_run_ending_kills_only_what_its_own_mirakuru_started(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from pytest_cadasta.process_handle import alive
+
+    done = subprocess.run([sys.executable, "-c", SWEEP], capture_output=True, text=True,
+                          timeout=60)
+    own, other = map(int, done.stdout.split())
+    try:
+        assert not alive(own), "mirakuru's sweep no longer ends what it started"
+        assert alive(other), "a process of another run was killed as this one ended"
+    finally:
+        for pid in (own, other):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _server_with_pid(pid, pg_ctl, monkeypatch):
+    """A server whose postmaster has ``pid``, as the kernel would give it once
+    pids come round again: as root, by setting the last pid given out just
+    before the postmaster starts; a process forking meanwhile may take it
+    first, so a few tries."""
+    launch = postgres.EphemeralPostgres._launch
+
+    def launch_as_pid(self, *args):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as last:
+            last.write(str(pid - 1))
+        launch(self, *args)
+
+    monkeypatch.setattr(postgres.EphemeralPostgres, "_launch", launch_as_pid)
+    for _ in range(20):
+        server = postgres.EphemeralPostgres(pg_ctl)
+        server.start()
+        if server.process.pid == pid:
+            monkeypatch.undo()
+            return server
+        server.stop()
+    pytest.skip(f"pid {pid} kept being taken by other processes")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/proc/sys/kernel/ns_last_pid"),
+                    reason="giving a chosen pid to a new process needs root (ns_last_pid)")
+def test_a_server_that_took_a_dead_servers_pid_survives_that_servers_stop_and_cleaning(
+        open_tmpdir, monkeypatch):
+    """A server dies (SIGKILL, as by the OOM killer); another run's server is
+    started with its pid. Stopping the dead one, its watchdog's cleaning and a
+    later run's removal of dead runs signal only the dead server's own
+    processes: the one that took its pid keeps answering."""
+    import signal
+
+    from pytest_cadasta.pg_watchdog import OWNER_FILE
+
+    monkeypatch.setattr(postgres.tempfile, "tempdir", open_tmpdir)
+    pg_ctl = postgres.find_pg_ctl(None)
+    dead = postgres.EphemeralPostgres(pg_ctl)
+    dead.start()
+    workdir, pid = dead.workdir, dead.process.pid
+    os.kill(pid, signal.SIGKILL)
+    dead.process.wait()  # collected: its pid is free for the next process
+    other = _server_with_pid(pid, pg_ctl, monkeypatch)
+    try:
+        info = other.server
+        # A later run finds the dead run's directory (its owner gone).
+        (workdir / OWNER_FILE).write_text("1 0\n")
+        postgres.remove_dead_runs(workdir.parent)
+        dead.stop()
+        assert not workdir.exists()
+        with psycopg.connect(host=info.host, port=info.port, user=info.user,
+                             dbname="postgres") as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+        assert other.ended() is None
+    finally:
+        other.stop()
+

@@ -94,7 +94,7 @@ def on_first_task():
 
 MOMENTS = {
     # In the background, while PostgreSQL starts (pytest configures, collects).
-    "postgres start": lambda: before(postgres, "_wait_until_accepting"),
+    "postgres start": lambda: before(postgres, "_wait_until_ready"),
     # As the worker starts its first task, while the check waits for it.
     "first task": on_first_task,
     # Teardown: as the session's fixtures drop the throwaway database...
