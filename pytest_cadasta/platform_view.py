@@ -167,7 +167,7 @@ class Platform:
         return family_status([t.status if t.has_result else None
                               for t in self.family(root_id) if t.type != CHORD_UNLOCK])
 
-    def wait_for(self, task_id: str, timeout: float = 10.0) -> PlatformTask | None:
+    def wait_for(self, task_id: str, timeout: float = 60.0) -> PlatformTask | None:
         """The task once the platform recorded it; None if it was refused (see
         ``refusal``) or not published within ``timeout``. Known from Celery's
         publish signal: the copy is in the monitor queue as the publish

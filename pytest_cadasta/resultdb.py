@@ -145,7 +145,7 @@ class ResultDatabase:
             return _select_rows(connection, task_id, self.columns("celery_taskmeta"))
 
     def wait_for_row(self, task_id: str, statuses: tuple[str, ...] = ("SUCCESS", "FAILURE"),
-                     timeout: float = 10.0) -> dict | None:
+                     timeout: float = 60.0) -> dict | None:
         """The row of ``task_id`` once its status is one of ``statuses``, or the last
         row seen (None if none) when ``timeout`` runs out."""
         deadline = time.monotonic() + timeout

@@ -346,15 +346,15 @@ def test_a_result_database_that_cannot_be_used_is_an_error_not_a_verdict(
 def test_a_failing_check_ends_when_the_failure_is_known_not_after_a_timeout(run_inner, pytester):
     """A chord_unlock routed nowhere is known as it is published, and a follow-up
     missing from the monitor as the probe ends: no check waits for what cannot
-    come. (The bound is generous; the figures are in the benchmark.)"""
+    come. The checks' safety net is an hour here: a check that waited for it
+    would hang the run, however fast the machine. (bench.py has the times.)"""
     pytester.copy_example("apps/handwritten.py")
     pytester.copy_example("apps/forgetful_router.py")
-    result = run_inner("--cadasta-app=forgetful_router:app", "--junitxml=report.xml",
-                       "-k", "chord_completes or followups or errback_for")
+    pytester.copy_example("inner_faults/conftest.py")
+    result = run_inner("--cadasta-app=forgetful_router:app",
+                       "-k", "chord_completes or followups or errback_for",
+                       env={"ROUND_TRIP_TIMEOUT": "3600"}, timeout=600)
     result.assert_outcomes(failed=3, deselected=ALL - 3)
-    cases = ElementTree.parse(pytester.path / "report.xml").getroot().iter("testcase")
-    took = {case.get("name"): float(case.get("time")) for case in cases}
-    assert len(took) == 3 and all(seconds < 5.0 for seconds in took.values()), took
 
 
 def test_a_selection_is_not_a_verdict_and_says_how_many_ran(run_inner, pytester):
@@ -424,7 +424,7 @@ def test_checks_keep_their_order_and_verdict_when_another_plugin_shuffles(run_in
     """)
     pytester.makepyfile(test_own="""
         def test_uses_the_worker(cadasta_app, cadasta_worker):
-            assert cadasta_app.send_task("export.project", args=(3,)).get(timeout=10) == 6
+            assert cadasta_app.send_task("export.project", args=(3,)).get(timeout=60) == 6
     """)
     result = run_inner("--cadasta-app=toolbox_app:app", "-v")
     result.stdout.fnmatch_lines(["test_own.py::test_uses_the_worker PASSED*"])

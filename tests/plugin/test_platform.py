@@ -190,7 +190,7 @@ def test_the_platform_fixture_shows_each_task_as_the_platform_does(run_inner, py
     pytester.makepyfile(test_platform="""
         def test_a_task_and_its_family(cadasta_app, cadasta_worker, cadasta_platform):
             result = cadasta_app.send_task("export.project", args=(21,))
-            assert result.get(timeout=10, interval=0.05) == 42
+            assert result.get(timeout=60, interval=0.05) == 42
             task = cadasta_platform.wait_for(result.id)
             assert task is not None, cadasta_platform.lost()
             assert (task.type, task.input, task.parent_id, task.root_id, task.status) == (
@@ -199,7 +199,7 @@ def test_the_platform_fixture_shows_each_task_as_the_platform_does(run_inner, py
             assert [t.task_id for t in cadasta_platform.family(result.id)] == [result.id]
             broken = cadasta_app.send_task("export.broken")
             assert cadasta_platform.wait_for(broken.id).root_id == broken.id
-            broken.get(timeout=10, interval=0.05, propagate=False)
+            broken.get(timeout=60, interval=0.05, propagate=False)
             assert cadasta_platform.task(broken.id).status == "FAILURE"
             assert "the export broke" in cadasta_platform.task(broken.id).traceback
             assert cadasta_platform.lost() == []

@@ -63,7 +63,7 @@ def test_a_right_system_conforms_with_each_app_judged_and_the_users_tests_using_
             assert sorted(cadasta_apps) == ["export_worker", "msg_worker", "platform_app"]
             assert sorted(cadasta_workers) == ["export_worker", "msg_worker"]
             result = cadasta_apps["platform_app"].send_task("export.project", args=(21,))
-            assert result.get(timeout=10) == 42
+            assert result.get(timeout=60) == 42
 
         def test_cadasta_app_is_the_first_worker(cadasta_app, cadasta_worker):
             assert cadasta_app.main == "export_worker"

@@ -7,7 +7,7 @@ from worker.celery import export_project, send_email
 def test_email_is_sent_and_its_result_recorded(cadasta_app, cadasta_result_db,
                                                cadasta_worker):
     result = send_email.delay("ana@example.com", "Your export is ready")
-    assert result.get(timeout=15, interval=0.05)["sent"] is True
+    assert result.get(timeout=60, interval=0.05)["sent"] is True
     assert cadasta_result_db.wait_for_row(result.id)["status"] == "SUCCESS"
 
 
@@ -24,14 +24,14 @@ def test_export_bundles_every_layer_and_notifies_after_the_bundle(
     notify = send_email.si("ana@example.com", "Export finished")
     notified = notify.freeze()
     result = export_project.apply_async(("p1",), link=notify)
-    export = result.get(timeout=15, interval=0.05)
+    export = result.get(timeout=60, interval=0.05)
     assert export["layers"] == ["parcels", "parties", "relationships"]
 
-    bundle = cadasta_result_db.wait_for_row(export["bundle"], timeout=20)
+    bundle = cadasta_result_db.wait_for_row(export["bundle"], timeout=60)
     assert bundle["status"] == "SUCCESS"
     # The notification was handed on: it runs after the bundle, not after
     # export.project.
-    email = cadasta_result_db.wait_for_row(notified.id, timeout=20)
+    email = cadasta_result_db.wait_for_row(notified.id, timeout=60)
     assert email["status"] == "SUCCESS"
     assert email["date_done"] >= bundle["date_done"]
 

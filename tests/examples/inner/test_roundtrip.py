@@ -3,7 +3,7 @@
 
 def test_export_round_trip(cadasta_app, cadasta_sqs, cadasta_result_db, cadasta_worker):
     result = cadasta_app.send_task("export.project", args=(21,))
-    assert result.get(timeout=15, interval=0.05) == 42
+    assert result.get(timeout=60, interval=0.05) == 42
     row = cadasta_result_db.wait_for_row(result.id)
     assert row["status"] == "SUCCESS"
     monitored = cadasta_sqs.messages("platform.fifo")

@@ -16,8 +16,8 @@ def test_a_single_task_chord_runs_its_body_callback(cadasta_app, cadasta_result_
     body = sig(cadasta_app, "export.project")
     body.link(callback)
     result = chord([sig(cadasta_app, "export.project", 1)], app=cadasta_app)(body)
-    assert cadasta_result_db.wait_for_row(result.id, timeout=15)["status"] == "SUCCESS"
-    assert cadasta_result_db.wait_for_row(callback_id, timeout=15)["status"] == "SUCCESS"
+    assert cadasta_result_db.wait_for_row(result.id, timeout=60)["status"] == "SUCCESS"
+    assert cadasta_result_db.wait_for_row(callback_id, timeout=60)["status"] == "SUCCESS"
 
 
 def test_a_single_task_chord_whose_task_fails_runs_the_body_errback(
@@ -28,5 +28,5 @@ def test_a_single_task_chord_whose_task_fails_runs_the_body_errback(
     body = sig(cadasta_app, "export.project")
     body.link_error(errback)
     result = chord([sig(cadasta_app, "export.broken")], app=cadasta_app)(body)
-    assert cadasta_result_db.wait_for_row(result.id, timeout=15)["status"] == "FAILURE"
-    assert cadasta_result_db.wait_for_row(errback_id, timeout=15)["status"] == "SUCCESS"
+    assert cadasta_result_db.wait_for_row(result.id, timeout=60)["status"] == "FAILURE"
+    assert cadasta_result_db.wait_for_row(errback_id, timeout=60)["status"] == "SUCCESS"

@@ -18,6 +18,6 @@ def test_both_plugins_fixtures(celery_app, celery_worker, cadasta_app, cadasta_w
 
     celery_worker.reload()
     assert celery_app is not cadasta_app
-    assert mul.delay(4, 4).get(timeout=10, interval=0.05) == 16
-    assert cadasta_app.send_task("export.project", args=(3,)).get(timeout=10,
+    assert mul.delay(4, 4).get(timeout=60, interval=0.05) == 16
+    assert cadasta_app.send_task("export.project", args=(3,)).get(timeout=60,
                                                                    interval=0.05) == 6
