@@ -148,6 +148,12 @@ class AppState:
                 first[event.task_id] = event
         return list(first.values())
 
+    def sends_of(self, task_id: str) -> list[Any]:
+        """Every publish of ``task_id``, first to last: a task that retries
+        (``celery.chord_unlock`` while its chord runs) is sent again under its
+        own id, with itself as parent."""
+        return [event for event in self.events.published() if event.task_id == task_id]
+
     def require_worker_app(self) -> None:
         """Skip a check that judges the app as a worker when it only produces."""
         if self.producer is not None:

@@ -42,7 +42,7 @@ def moto_endpoint_given(config: pytest.Config) -> str | None:
     """The moto server the user named (--cadasta-moto-endpoint, or the ini key),
     read early like ``apps_given``; None when none, or one that cannot be (the
     settings say why, as pytest configures)."""
-    from pytest_cadasta.settings import moto_endpoint_problem
+    from pytest_cadasta.settings import moto_endpoint_problem, shared_by_xdist
 
     value = getattr(config.known_args_namespace, "cadasta_moto_endpoint", None)
     if value is None:
@@ -50,7 +50,10 @@ def moto_endpoint_given(config: pytest.Config) -> str | None:
             value = config.getini("cadasta_moto_endpoint") or None
         except ValueError:
             value = None
-    return value if value is not None and moto_endpoint_problem(value) is None else None
+    if value is None or moto_endpoint_problem(value) is not None \
+            or shared_by_xdist(config) is not None:
+        return None
+    return value
 
 
 def audit_given(config: pytest.Config) -> bool:

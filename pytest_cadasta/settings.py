@@ -50,12 +50,12 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "in GitHub Actions (GITHUB_STEP_SUMMARY set), do not add the Markdown report "
         "to the job's summary (added by default)", "bool"),
     "pg_ctl": (
-        "path of the pg_ctl to start the ephemeral PostgreSQL with (default: "
-        "PATH, then /usr/lib/postgresql/*/bin)", "string"),
+        "path of the pg_ctl of the PostgreSQL to start (its initdb and postgres are run; "
+        "default: PATH, then /usr/lib/postgresql/*/bin)", "string"),
     "moto_endpoint": (
         "a moto server already running on this machine, e.g. http://127.0.0.1:5000, "
         "used instead of starting one (it is reset as the run starts: one run at a time "
-        "on it)", "string"),
+        "on it, so not with -n)", "string"),
     "audit": (
         "audit the real deployment the apps' own settings name, read-only: their SQS "
         "queues and monitor, each worker's own result-database role (nothing is sent, "
@@ -90,6 +90,18 @@ def moto_endpoint_problem(value: str) -> str | None:
         return ("expected http://127.0.0.1:PORT (or localhost): a moto server on this "
                 "machine, never AWS")
     return None
+
+
+def shared_by_xdist(config: pytest.Config) -> str | None:
+    """Why a moto server of the user's cannot serve this run: with ``-n``,
+    each xdist worker would reset it and read the others' queues (None: it
+    can)."""
+    processes = getattr(config.known_args_namespace, "numprocesses", None)
+    if not processes:  # xdist distributes whenever -n is more than 0
+        return None
+    return (f"one run at a time on a moto server (each resets it as it starts), and -n "
+            f"{processes} makes a run per xdist worker; leave it out with -n (each worker "
+            "then starts a moto server of its own), or run without -n")
 
 
 def option_name(name: str) -> str:
@@ -243,7 +255,7 @@ def read_settings(config: pytest.Config) -> Settings:
     reports = _read_reports(config, values["report"], spelled["report"])
     moto_endpoint = values["moto_endpoint"]
     if moto_endpoint is not None:
-        problem = moto_endpoint_problem(moto_endpoint)
+        problem = moto_endpoint_problem(moto_endpoint) or shared_by_xdist(config)
         if problem is not None:
             raise UsageError(f"{spelled['moto_endpoint']}={moto_endpoint!r}: {problem}")
     return Settings(

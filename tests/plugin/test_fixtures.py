@@ -153,3 +153,26 @@ def test_a_moto_endpoint_off_this_machine_is_a_usage_error(pytester, endpoint):
     result.stderr.fnmatch_lines([f"ERROR: --cadasta-moto-endpoint={endpoint!r}: expected "
                                  "http://127.0.0.1:PORT (or localhost): a moto server on this "
                                  "machine, never AWS"])
+
+
+def test_a_moto_endpoint_with_xdist_is_a_usage_error_and_is_left_as_it_was(pytester,
+                                                                            shared_moto):
+    """Each xdist worker would reset the one server and read the others'
+    queues (the platform hearing copies twice, or never): refused, before
+    anything touched the server."""
+    import boto3
+
+    client = boto3.client("sqs", endpoint_url=shared_moto, region_name="us-west-2",
+                          aws_access_key_id="outer", aws_secret_access_key="outer")
+    client.create_queue(QueueName="kept-by-another-run")
+    before = client.list_queues().get("QueueUrls", [])
+    pytester.copy_example(TOOLBOX_APP)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "xdist", APP,
+                                           "-n", "2", f"--cadasta-moto-endpoint={shared_moto}")
+    after = client.list_queues().get("QueueUrls", [])
+    client.close()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        f"ERROR: --cadasta-moto-endpoint={shared_moto!r}: one run at a time on a moto "
+        "server (each resets it as it starts), and -n 2 makes a run per xdist worker; *"])
+    assert after == before and any(url.endswith("/kept-by-another-run") for url in after)
