@@ -52,16 +52,19 @@ class Infrastructure:
         return self._server
 
     def prepare(self) -> None:
-        """Make the result database in the background: import what the worker's
-        result backend will need, wait for PostgreSQL, create the database. The
+        """Make the result database in the background (what the worker's result
+        backend will need imported first, here): wait for PostgreSQL, create the
+        database. The
         checks that only publish run meanwhile; ``result_db()`` waits for it."""
         if self._preparing is not None or self._database is not None:
             return
 
+        from pytest_cadasta.imports import RESULT_DATABASE, before_threads
+
+        before_threads(RESULT_DATABASE)  # SQLAlchemy: never by two threads at once
+
         def make() -> None:
             try:
-                import celery.backends.database  # noqa: F401  (SQLAlchemy, its models)
-
                 self._make_result_db()
             except BaseException as exc:  # handed to result_db()
                 self._prepare_error = exc

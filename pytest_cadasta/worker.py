@@ -102,6 +102,9 @@ class InProcessWorker:
                 ready_callback=None, without_heartbeat=True, without_mingle=True,
                 without_gossip=True)
             self.controller.on_loop_ready = self._listen_for_wakeups
+            from pytest_cadasta.imports import WORKER, before_threads
+
+            before_threads(WORKER)  # what its loop imports as it first polls
             signals.celeryd_after_setup.send(sender=self.hostname, instance=self.controller,
                                              conf=self.app.conf)
             self._thread = threading.Thread(target=self._run, name="cadasta-worker",
