@@ -22,6 +22,14 @@ OUTCOMES = {
     "interrupted": ("os.kill(os.getpid(), signal.SIGINT); time.sleep(5)", {}),
     # A CI job's timeout, a container stopping.
     "terminated": ("os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)", {}),
+    # Ctrl-C whose KeyboardInterrupt is lost: raised in a finalizer (Python
+    # prints it and drops it), or caught by code that catches everything.
+    "interrupted in a finalizer": ("Finalizer(); time.sleep(5)", {}),
+    "interrupted and caught": ("try:\n"
+                               "                os.kill(os.getpid(), signal.SIGINT)\n"
+                               "                time.sleep(5)\n"
+                               "            except BaseException:\n"
+                               "                pass", {}),
 }
 
 
@@ -34,15 +42,23 @@ def test_own_postgres_leaves_nothing_behind(run_inner, pytester, open_tmpdir, le
     pytester.makepyfile(test_own=f"""
         import os, signal, time
 
+        class Finalizer:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGINT)
+
         def test_uses_the_database(cadasta_result_db, cadasta_worker):
             assert cadasta_result_db.rows() == []
             {body}
+
+        def test_after_it():
+            pass
     """)
     result = run_inner(APP, *ONLY_OWN, own_db=True, env={"TMPDIR": open_tmpdir})
-    if expected:
-        result.assert_outcomes(**expected)
+    if expected:  # and the test after it passes
+        result.assert_outcomes(**{**expected, "passed": expected.get("passed", 0) + 1})
     else:
-        assert result.ret == pytest.ExitCode.INTERRUPTED
+        assert result.ret == pytest.ExitCode.INTERRUPTED, result.stdout.str()[-2000:]
+        assert "test_after_it" not in result.stdout.str()  # the run stopped there
     assert leftovers() == {}
 
 

@@ -291,6 +291,42 @@ def test_with_xdist_the_apps_are_spread_and_the_system_checks_run_once(run_inner
     assert 'name="cadasta_verdict" value="conforms"' in (pytester.path / "junit.xml").read_text()
 
 
+@pytest.mark.slow
+def test_two_runs_at_once_each_with_xdist_are_each_judged_right(pytester, open_tmpdir,
+                                                                tmp_path, leftovers):
+    """A CI machine running two jobs at once, a developer running the suite
+    while another runs: two runs, each -n 2, same user, same temporary
+    directory, one template cache (empty: both build it at once). Neither
+    stops, removes or reads what is the other's: both verdicts are right."""
+    import os
+    import subprocess
+
+    pytester.copy_example("system")
+    env = {**os.environ, "TMPDIR": open_tmpdir,
+           "PYTEST_CADASTA_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    runs = []
+    for name in ("first", "second"):
+        with (pytester.path / f"{name}.log").open("w") as log:
+            runs.append(subprocess.Popen(
+                [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "xdist",
+                 *SYSTEM_APPS, "-n", "2"], cwd=pytester.path, env=env, stdout=log,
+                stderr=subprocess.STDOUT))
+    try:
+        codes = [run.wait(240) for run in runs]
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    for name, code in zip(("first", "second"), codes):
+        out = (pytester.path / f"{name}.log").read_text()
+        assert code == 0, out[-3000:]
+        assert "verdict: the system conforms (3 apps)" in out
+        assert "went away" not in out
+    assert leftovers() == {}
+
+
 def test_each_app_registers_what_celery_a_would_register_in_its_own_process(run_inner, pytester):
     """Celery adds an @app.task of one app to every app of the process; each app
     here has what 'celery -A' would register: its own modules' tasks and those of
