@@ -252,7 +252,8 @@ class AppState:
         """
         if self._landings is None:
             consumed = set(self.consumed_queues())
-            queues = [q for q in self.topology.work_queues if self.sqs.refused(q) is None]
+            queues = [q for q in self.topology.work_queues if self.sqs.refused(q) is None
+                      and self.topology.undefined(q) is None]
             sent = self._send_probes(queues)
             monitor = self.monitor()
             found = self._in_parallel(lambda q: self.take(q, sent[q][0].id), queues)

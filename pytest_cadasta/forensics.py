@@ -5,6 +5,7 @@ Celery's (for load errors and check failures)."""
 from __future__ import annotations
 
 import os
+import re
 import sysconfig
 import traceback
 from pathlib import Path
@@ -73,6 +74,12 @@ def library_fix(exc: BaseException) -> str | None:
         return None
     if type(exc).__name__ in SERIALIZATION_ERRORS:
         return SERIALIZER_FIX
+    if type(exc).__name__ == "UndefinedQueueException":
+        named = re.search(r"name '([^']+)'", str(exc))
+        queue = repr(named.group(1)) if named else "the queue it names"
+        return (f"add {queue}, with its queue's URL, to "
+                "broker_transport_options['predefined_queues'] (kombu neither lists nor "
+                "creates a queue when they are given)")
     return f"look at the app's Celery settings for what {type(exc).__name__} names"
 
 

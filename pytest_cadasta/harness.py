@@ -59,6 +59,9 @@ class Harness:
         self.original: OriginalSettings | None = None
         self._worker: InProcessWorker | None = None
         self._worker_stack: ExitStack | None = None
+        #: Why the worker could not start, once it could not: decided once,
+        #: every later check that needs it errors at once with that reason.
+        self._worker_failed: str | None = None
         # A backstop for an interpreter that exits without teardown.
         weakref.finalize(self, ExitStack.close, self._stack)
 
@@ -77,7 +80,12 @@ class Harness:
                 self._sqs = MockSQS(server, taps=self.infra.taps)
             else:
                 self._sqs = MockSQS(server, self._topology.region,
-                                    self._topology.queue_name_prefix, self.infra.taps)
+                                    self._topology.queue_name_prefix, self.infra.taps,
+                                    self._topology.predefined)
+                if self._topology.predefined:
+                    from pytest_cadasta.wiring import HARNESS_QUEUES
+
+                    self._sqs.make_predefined(HARNESS_QUEUES)
                 self.platform()  # hears the monitor from the first read on
         return self._sqs
 
@@ -116,10 +124,15 @@ class Harness:
         """The in-process worker, consuming at least ``queues`` (default: what the
         worker consumes in production, --cadasta-queues, else every work queue);
         started on first use, then told to consume what is missing."""
+        if self._worker_failed is not None:
+            raise WorkerFailed(self._worker_failed)
         wanted = list(self.topology.consumed if queues is None else queues)
         refused = [why for q in wanted if (why := self.sqs().refused(q)) is not None]
         if refused:  # a worker would retry declaring it forever
             raise WorkerFailed(f"no worker can consume what SQS cannot create: {refused[0]}")
+        undefined = [why for q in wanted if (why := self.topology.undefined(q)) is not None]
+        if undefined:  # its consumer would raise, and restart, for ever
+            raise WorkerFailed(f"no worker can consume a queue kombu refuses: {undefined[0]}")
         if self._worker is not None and not self._worker.running:
             # Stopped by someone else: Celery's own test worker (the celery_worker
             # fixture of celery.contrib.pytest) stops every worker in the
@@ -136,7 +149,11 @@ class Harness:
             worker = InProcessWorker(app, wanted, self.hostname)
             stack = self._worker_stack = self._stack.enter_context(ExitStack())
             stack.callback(worker.stop)
-            worker.start()
+            try:
+                worker.start()
+            except WorkerFailed as exc:
+                self._worker_failed = str(exc)
+                raise
             worker.call(partial(pool_result_connections, app))
             stack.callback(worker.call_if_running, partial(close_result_connections, app))
             self._worker = worker
@@ -167,6 +184,7 @@ class Harness:
     def close(self) -> None:
         self._stack.close()
         self._sqs = self._worker = self._worker_stack = None
+        self._worker_failed = None
         self._wired = False
         self.original = None
 

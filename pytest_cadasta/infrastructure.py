@@ -114,10 +114,9 @@ class Infrastructure:
         """The platform reading the monitor queue of ``topology`` (its region, its
         prefix, its platform queue): one per monitor queue, made on first
         request, hearing every message anyone reads from that queue."""
-        from pytest_cadasta.sqs import Tap, sqs_queue_name
+        from pytest_cadasta.sqs import Tap
 
-        key = (topology.region,
-               sqs_queue_name(topology.queue_name_prefix, topology.platform_queue))
+        key = (topology.region, topology.sqs_name(topology.platform_queue))
         if key not in self._platforms:
             from pytest_cadasta.events import TaskEvents
             from pytest_cadasta.platform_view import Platform

@@ -15,6 +15,8 @@ STARTED = "cadasta_probe_started"
 SCHEDULER = "cadasta_probe_schedules"
 #: An errback for a task that lives in another worker: registered nowhere here.
 ELSEWHERE_ERRBACK = "cadasta_elsewhere.cadasta_probe_errback"
+#: The queue of that other worker (its name's prefix, as routers route).
+ELSEWHERE_QUEUE = ELSEWHERE_ERRBACK.split(".", 1)[0]
 
 PROBE_FAILURE_MESSAGE = "cadasta probe failed on purpose"
 #: What the last segment of every probe's name starts with (the app's checks'

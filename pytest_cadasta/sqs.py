@@ -23,7 +23,7 @@ import pytest
 
 from pytest_cadasta.errors import InfrastructureError
 from pytest_cadasta.messages import TaskMessage, decode
-from pytest_cadasta.topology import DEFAULT_REGION, sqs_queue_name
+from pytest_cadasta.topology import DEFAULT_REGION, Predefined, sqs_queue_name
 
 FAKE_ACCESS_KEY = "cadasta-test-key"
 FAKE_SECRET_KEY = "cadasta-test-secret"
@@ -79,6 +79,9 @@ def pinned_aws_environment(endpoint: str) -> Iterator[None]:
             patch.setenv(name, _no_proxy_with_loopback(os.environ.get(name)))
         yield
 
+
+#: The account moto's queue URLs name.
+MOTO_ACCOUNT = "123456789012"
 
 #: A safety net for ``MotoServer.settle``: a receive waits at most a worker's
 #: long poll (TEST_POLLING's one second), and ``MockSQS.release`` ends it sooner.
@@ -267,10 +270,12 @@ class MockSQS:
 
     def __init__(self, server: MotoServer, region: str = DEFAULT_REGION,
                  queue_name_prefix: str = "", taps: dict[tuple[str, str], Tap] | None = None,
-                 ) -> None:
+                 predefined: Predefined | None = None) -> None:
         self.server = server
         self.region = region
         self.queue_name_prefix = queue_name_prefix
+        #: The app's predefined queues (kombu name -> URL), if it has them.
+        self.predefined = Predefined() if predefined is None else predefined
         #: (region, SQS name) -> the tap every read of that queue goes through
         #: (the monitor queues: the platform's sync-tasks hears each message).
         self.taps = {} if taps is None else taps
@@ -324,7 +329,23 @@ class MockSQS:
         return {url.rsplit("/", 1)[1]: url for url in urls}
 
     def sqs_name(self, queue: str) -> str:
-        return sqs_queue_name(self.queue_name_prefix, queue)
+        return self.predefined.sqs_name(self.queue_name_prefix, queue)
+
+    def moto_url(self, url: str) -> str:
+        """Where the queue at ``url`` (or named ``url``) is on this server."""
+        return f"{self.endpoint}/{MOTO_ACCOUNT}/{url.rstrip('/').rsplit('/', 1)[-1]}"
+
+    def make_predefined(self, extra: tuple[str, ...] = ()) -> None:
+        """Make the app's predefined queues (and its queues ``extra``, by kombu
+        name) on the server, as an operator made them in the account: kombu
+        never creates one. A name ending in '.fifo' is a FIFO queue, as SQS
+        requires."""
+        names = [self.predefined.sqs_name("", name) for name, _ in self.predefined.urls]
+        names += [self.sqs_name(queue) for queue in extra]
+        client = self.client()
+        for name in dict.fromkeys(names):
+            attributes = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
+            client.create_queue(QueueName=name, Attributes=attributes)
 
     def refused(self, queue: str) -> str | None:
         """Why SQS would refuse the app's queue ``queue`` (None: it would not)."""

@@ -26,6 +26,42 @@ def sqs_queue_name(prefix: str, name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Predefined:
+    """kombu's ``predefined_queues``: each SQS name (prefix included) the app's
+    transport may use, and the URL it uses for it. With them kombu neither
+    lists nor creates a queue, and refuses any other name."""
+
+    #: SQS name -> URL, as the app gives them.
+    urls: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, options: dict) -> Predefined:
+        given = options.get("predefined_queues") or {}
+        return cls(tuple((str(name), str((spec or {}).get("url", "")))
+                         for name, spec in given.items()))
+
+    def __bool__(self) -> bool:
+        return bool(self.urls)
+
+    def url(self, sqs_name: str) -> str | None:
+        return dict(self.urls).get(sqs_name)
+
+    def sqs_name(self, prefix: str, queue: str) -> str:
+        """The name of the SQS queue behind ``queue``: kombu's name for it, or,
+        when predefined, the name its URL ends with."""
+        name = sqs_queue_name(prefix, queue)
+        url = self.url(name)
+        return name if not url else url.rstrip("/").rsplit("/", 1)[-1]
+
+    def entry_for(self, sqs_name: str) -> str:
+        """The entry to add for ``sqs_name``: its URL in the account (and
+        region) the app's other entries name."""
+        base = next((url.rsplit("/", 1)[0] for _, url in self.urls if "/" in url),
+                    "https://sqs.<region>.amazonaws.com/<account>")
+        return f"{sqs_name!r}: {{'url': '{base}/{sqs_name}'}}"
+
+
+@dataclass(frozen=True)
 class Binding:
     """A queue of the app's ``task_queues``, bound to an exchange with a key."""
 
@@ -93,6 +129,8 @@ class Topology:
     bindings: tuple[Binding, ...] = ()
     #: Where the app writes its results (None: not read, an app made by hand).
     results: Results | None = None
+    #: kombu's ``predefined_queues`` (empty: kombu lists and creates queues).
+    predefined: Predefined = Predefined()
 
     @property
     def consumed(self) -> tuple[str, ...]:
@@ -102,8 +140,20 @@ class Topology:
         return tuple(q for q in queues if q != self.platform_queue)
 
     def sqs_name(self, queue: str) -> str:
-        """The SQS name of the app's queue ``queue`` (its prefix given)."""
-        return sqs_queue_name(self.queue_name_prefix, queue)
+        """The name of the SQS queue behind the app's queue ``queue``: kombu's
+        name for it (its prefix given), or, when predefined, the name its URL
+        ends with."""
+        return self.predefined.sqs_name(self.queue_name_prefix, queue)
+
+    def undefined(self, queue: str) -> str | None:
+        """Why kombu would refuse the app's queue ``queue`` for want of a
+        ``predefined_queues`` entry (None: it would not)."""
+        name = sqs_queue_name(self.queue_name_prefix, queue)
+        if not self.predefined or self.predefined.url(name) is not None:
+            return None
+        return (f"queue {queue!r} (SQS name {name!r}) is not in the app's "
+                "broker_transport_options['predefined_queues'] (kombu raises "
+                "UndefinedQueueException for it)")
 
     @classmethod
     def of(cls, app: Any, production_queues: tuple[str, ...] | None = None) -> Topology:
@@ -126,6 +176,7 @@ class Topology:
             production_queues=production_queues,
             bindings=tuple(_bindings(app)),
             results=Results.of(conf),
+            predefined=Predefined.of(options),
         )
 
 

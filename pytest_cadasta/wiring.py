@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_cadasta.probes import ELSEWHERE_QUEUE
 from pytest_cadasta.resultdb import ResultDatabase
 from pytest_cadasta.sqs import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MockSQS
 
@@ -22,6 +23,9 @@ TEST_POLLING = {"polling_interval": 0.05, "wait_time_seconds": 1}
 #: of an undeliverable task, known as it is published. (A topic exchange puts
 #: nothing in that queue; a direct one delivers there instead of dropping.)
 DEAD_LETTER_QUEUE = "cadasta-undeliverable"
+#: The queues of the harness's own that an app may send to: with
+#: ``predefined_queues`` they are added to the app's (kombu would refuse them).
+HARNESS_QUEUES = (DEAD_LETTER_QUEUE, ELSEWHERE_QUEUE)
 #: The transport option that gives each wired app pooled connections of its own.
 POOL_KEY = "cadasta_app"
 
@@ -88,10 +92,18 @@ def wire(app: Any, sqs: MockSQS) -> OriginalSettings:
     options.pop("endpoint_url", None)
     predefined = options.get("predefined_queues")
     if predefined:
-        options["predefined_queues"] = {
-            name: {**spec, "url": f"{sqs.endpoint}/123456789012/{spec['url'].rsplit('/', 1)[-1]}",
-                   "access_key_id": FAKE_ACCESS_KEY, "secret_access_key": FAKE_SECRET_KEY}
-            for name, spec in predefined.items()}
+        # The same queues, at moto's: each URL's account and host are moto's,
+        # its queue name the app's own (the run made them under those names).
+        local = {name: {**spec, "url": sqs.moto_url(str(spec.get("url", name))),
+                        "access_key_id": FAKE_ACCESS_KEY, "secret_access_key": FAKE_SECRET_KEY}
+                 for name, spec in predefined.items()}
+        # The harness's own queues too (kombu would refuse them): its
+        # dead-letter queue, the queue of the other worker its probes name.
+        for queue in HARNESS_QUEUES:
+            local.setdefault(sqs.sqs_name(queue), {
+                "url": sqs.moto_url(sqs.sqs_name(queue)),
+                "access_key_id": FAKE_ACCESS_KEY, "secret_access_key": FAKE_SECRET_KEY})
+        options["predefined_queues"] = local
     conf.broker_url = sqs.broker_url
     conf.broker_read_url = None
     conf.broker_write_url = None

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_cadasta.protocol import TOOLBOX
+from pytest_cadasta.protocol import TOOLBOX, fail
+from pytest_cadasta.topology import sqs_queue_name
 
 if TYPE_CHECKING:
     from pytest_cadasta.app_state import AppState
@@ -41,6 +42,23 @@ def monitor_fix(c: AppState, queue: str) -> str:
                 f"{platform_queue} queue>] so each publishing connection binds both "
                 f"(the router of {TOOLBOX} does)")
     return f"configure the app with {TOOLBOX}"
+
+
+def fail_if_undefined(c: AppState, *queues: str) -> None:
+    """Fail naming the first of ``queues`` the app's ``predefined_queues``
+    lacks, and the entry to add: with them, kombu neither lists nor creates a
+    queue, and raises UndefinedQueueException for any other."""
+    __tracebackhide__ = True
+    for queue in queues:
+        why = c.topology.undefined(queue)
+        if why is not None:
+            name = sqs_queue_name(c.topology.queue_name_prefix, queue)
+            fail(saw=why,
+                 needs="every queue the app's tasks go to (the monitor's too) among its "
+                       "predefined_queues: in production its publish raises, and a worker "
+                       "consuming it cannot start",
+                 fix=f"add {c.topology.predefined.entry_for(name)} to "
+                     "broker_transport_options['predefined_queues']")
 
 
 def describe(messages: list) -> str:

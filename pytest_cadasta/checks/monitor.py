@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_cadasta.checks.common import (
     add_platform_queue_fix,
     describe,
+    fail_if_undefined,
     monitor_fix,
 )
 from pytest_cadasta.checks.registry import Phase, check
@@ -46,6 +47,7 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: AppState, _: Any) -> None:
              needs=f"{platform!r} bound to the default exchange {name!r} with '#' "
                    "(every routing key)",
              fix=add)
+    fail_if_undefined(c, platform)
     queue(c.declared_channel()).declare()
     attributes = c.sqs.attributes(platform)
     if attributes.get("FifoQueue") != "true":
@@ -81,6 +83,7 @@ def task_lands_once_in_its_queue_and_once_in_the_monitor(c: AppState, queue: str
                                 "fails declaring it, and every task sent to it is lost",
              fix=f"rename {queue!r} in QUEUES (or task_queues) with ASCII letters, digits, "
                  "'-' or '_', and the tasks it takes by prefix")
+    fail_if_undefined(c, c.topology.platform_queue, queue)
     landing = c.landing(queue)
     name, in_queue, in_monitor, lost = (landing.name, landing.in_queue, landing.in_monitor,
                                         landing.lost)

@@ -41,7 +41,7 @@ def summary_lines(result):
 
 
 @pytest.mark.parametrize("app", ["toolbox_app", "handwritten_ok", "pickle_serializer",
-                                 "compressed"])
+                                 "compressed", "predefined"])
 def test_a_conforming_app_passes_every_check_in_an_empty_directory(run_inner, pytester, app):
     pytester.copy_example(f"apps/{app}.py")
     pytester.copy_example("apps/handwritten.py")
@@ -131,6 +131,13 @@ FAILURES = {
         "'yaml')",
         "*fix:   task_serializer = 'json' (Celery's default) or 'pickle'*; drop serializer= "
         "from those tasks*"]),
+    # Least privilege on SQS: the queues kombu may use are the ones it names.
+    "predefined_no_monitor": (["monitor"], [
+        "*saw:   queue 'platform.fifo' (SQS name 'dev-platform.fifo') is not in the app's "
+        "broker_transport_options[[]'predefined_queues'] (kombu raises "
+        "UndefinedQueueException for it)",
+        "*fix:   add 'dev-platform.fifo': {'url': 'https://sqs.us-west-2.amazonaws.com/"
+        "210987654321/dev-platform.fifo'} to broker_transport_options[[]'predefined_queues']"]),
     # The errback is the chord group's (it passes): the platform loses it.
     "orphaned_errbacks": (["platform"], [
         "*saw:   of * tasks the checks sent, the platform did not record 1 as sent: "
@@ -191,6 +198,25 @@ def test_task_and_queue_names_routing_by_prefix_cannot_serve_are_named(run_inner
                                 consecutive=False)
     assert "résumé" not in result.stdout.str()
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_worker_whose_queue_is_not_predefined_is_decided_once_at_once(run_inner, pytester):
+    """kombu refuses a queue predefined_queues lacks, and a worker consuming it
+    never starts (its consumer raises and restarts for ever): each check and
+    fixture that needs it errors at once with why, none waits for it."""
+    pytester.makepyfile(no_export=(
+        (Path(__file__).parents[1] / "examples/apps/predefined.py").read_text()
+        .replace('"dev-export", ', "")))
+    pytester.makepyfile(test_own="def test_it(cadasta_worker):\n    pass\n")
+    result = run_inner("--cadasta-app=no_export:app", "--cadasta-queues=export",
+                       "-k", "result or test_it")
+    why = ("no worker can consume a queue kombu refuses: queue 'export' (SQS name "
+           "'dev-export') is not in the app's broker_transport_options[[]"
+           "'predefined_queues'] (kombu raises UndefinedQueueException for it)")
+    result.stdout.fnmatch_lines([f"pytest-cadasta could not start the worker: {why}",
+                                 f"pytest-cadasta could not provide the worker: {why}"],
+                                consecutive=False)
+    assert "did not start within" not in result.stdout.str()
 
 
 def test_the_worker_fixture_says_it_cannot_consume_a_queue_sqs_refuses(run_inner, pytester):
