@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -13,6 +14,13 @@ import pytest
 from pytest_cadasta.postgres import EphemeralPostgres, find_pg_ctl
 
 collect_ignore = ["examples"]
+
+# Started in the background by a shell without job control (nohup, some CI
+# runners), a process inherits SIGINT ignored, and passes that on to every
+# inner run: the tests that interrupt one need Ctrl-C as a terminal delivers
+# it. (Handled here, SIGINT reaches each child as its default again.)
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
