@@ -32,6 +32,23 @@ def _broker_replaced(loaded: LoadedApp, whose: str) -> str | None:
             "does on SQS, as the platform runs it")
 
 
+def _least_privilege(loaded: LoadedApp, whose: str) -> list[str]:
+    """What the run does with an app's least-privilege SQS settings."""
+    from pytest_cadasta.wiring import STS_OPTIONS
+
+    options = loaded.app.conf.broker_transport_options or {}
+    lines = []
+    if loaded.topology.predefined:
+        lines.append(f"cadasta: {whose} predefined_queues: made on the moto server under "
+                     "the names their URLs give, and reached at those URLs (nothing listed "
+                     "or created by the app)")
+    if any(options.get(key) for key in STS_OPTIONS):
+        lines.append(f"cadasta: {whose} sts_role_arn ({options.get('sts_role_arn')}): not "
+                     "assumed in the run (moto's SQS takes any credentials; no STS call "
+                     "leaves the machine); --cadasta-audit assumes it as kombu would")
+    return lines
+
+
 def header_lines(settings: Settings, apps: list[LoadedApp],
                  targets: dict[str, AppTarget] | None = None) -> list[str]:
     """What the run will judge, and on what; in an audit (``targets``), what
@@ -47,7 +64,7 @@ def header_lines(settings: Settings, apps: list[LoadedApp],
     if settings.result_db is not None:
         database = mask_url(settings.result_db) + " (a throwaway database on it)"
     else:
-        database = "ephemeral PostgreSQL (pytest-postgresql), started on first use"
+        database = "ephemeral PostgreSQL (a cluster of the run's own), started on first use"
     moto = ("moto server on 127.0.0.1 (random port, fake credentials)"
             if settings.moto_endpoint is None else
             f"moto server on 127.0.0.1:{settings.moto_endpoint.rsplit(':', 1)[1].strip('/')} "
@@ -86,6 +103,8 @@ def header_lines(settings: Settings, apps: list[LoadedApp],
         if settings.external_queues:
             lines.append(f"cadasta: consumed outside the run: "
                          f"{', '.join(settings.external_queues)}")
-    lines += [line for loaded in apps if (line := _broker_replaced(
-        loaded, "the app's" if len(apps) == 1 else f"{loaded.label}'s"))]
+    for loaded in apps:
+        whose = "the app's" if len(apps) == 1 else f"{loaded.label}'s"
+        replaced = _broker_replaced(loaded, whose)
+        lines += ([] if replaced is None else [replaced]) + _least_privilege(loaded, whose)
     return lines + infrastructure

@@ -26,6 +26,9 @@ DEAD_LETTER_QUEUE = "cadasta-undeliverable"
 #: The queues of the harness's own that an app may send to: with
 #: ``predefined_queues`` they are added to the app's (kombu would refuse them).
 HARNESS_QUEUES = (DEAD_LETTER_QUEUE, ELSEWHERE_QUEUE)
+#: kombu's options for signing with an assumed role: left out for the run
+#: (moto's SQS takes any credentials; STS would be asked for nothing of use).
+STS_OPTIONS = ("sts_role_arn", "sts_token_timeout", "sts_token_buffer_time")
 #: The transport option that gives each wired app pooled connections of its own.
 POOL_KEY = "cadasta_app"
 
@@ -90,6 +93,8 @@ def wire(app: Any, sqs: MockSQS) -> OriginalSettings:
     # its own process keeps it in production.
     options[POOL_KEY] = f"{app.main or 'app'}-{id(app):x}"
     options.pop("endpoint_url", None)
+    for key in STS_OPTIONS:
+        options.pop(key, None)
     predefined = options.get("predefined_queues")
     if predefined:
         # The same queues, at moto's: each URL's account and host are moto's,

@@ -68,9 +68,13 @@ class DeployedQueues:
 
     def listing(self) -> dict[str, str]:
         """SQS name -> URL of every queue under the app's prefix (what kombu
-        lists as a worker starts)."""
+        lists as a worker starts); with predefined queues, those whose URL
+        answers (kombu lists nothing then, and neither does the audit)."""
         if self._unreached is not None:
             raise NotReached(str(self._unreached))
+        if self._listing is None and self.target.predefined:
+            self._listing = {name: url for name, url in self.target.predefined
+                             if self._answers(name, url)}
         if self._listing is None:
             prefix = self.target.prefix
 
@@ -89,6 +93,22 @@ class DeployedQueues:
                 self._unreached = exc
                 raise
         return self._listing
+
+    def _answers(self, sqs_name: str, url: str) -> bool:
+        """Whether the predefined queue at ``url`` exists (its attributes kept:
+        the one call reads both)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            reply = self._call(f"GetQueueAttributes of {url}", lambda: self.client()
+                               .get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))
+        except ClientError:  # no such queue
+            return False
+        except NotReached as exc:
+            self._unreached = exc
+            raise
+        self._attributes[sqs_name] = reply.get("Attributes", {})
+        return True
 
     def url(self, sqs_name: str) -> str | None:
         return self.listing().get(sqs_name)

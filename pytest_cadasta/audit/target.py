@@ -45,6 +45,12 @@ class SqsTarget:
     #: (kombu name, SQS name) of each work queue, and of the monitor.
     queues: tuple[tuple[str, str], ...] = ()
     monitor: tuple[str, str] = ("", "")
+    #: kombu's ``predefined_queues`` (SQS name -> URL): the worker then lists
+    #: no queue, and reaches each at its URL.
+    predefined: tuple[tuple[str, str], ...] = ()
+    #: kombu's ``sts_role_arn``: the worker assumes it, and signs with what
+    #: STS hands back.
+    sts_role_arn: str | None = None
 
     @property
     def is_sqs(self) -> bool:
@@ -58,9 +64,11 @@ class SqsTarget:
     @property
     def credentials(self) -> str:
         """Where the credentials come from, for the header (never what they are)."""
-        if self.access_key_id:
-            return "the broker URL's"
-        return "boto3's chain (the environment, a profile or the instance's role)"
+        first = ("the broker URL's" if self.access_key_id else
+                 "boto3's chain (the environment, a profile or the instance's role)")
+        if self.sts_role_arn:
+            return f"role {self.sts_role_arn} assumed with {first}"
+        return first
 
     def client(self) -> Any:
         """A boto3 SQS client as the worker's, with short timeouts and no retry."""
@@ -73,6 +81,15 @@ class SqsTarget:
         config = Config(**self.client_config).merge(Config(
             connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
             retries={"mode": "standard", "total_max_attempts": 1}))
+        if self.sts_role_arn:
+            # As kombu does: the role assumed (a read of STS, nothing changed),
+            # every SQS request signed with the credentials it hands back.
+            granted = session.client("sts", config=config).assume_role(
+                RoleArn=self.sts_role_arn, RoleSessionName="Celery")["Credentials"]
+            session = boto3.session.Session(
+                region_name=self.region, aws_access_key_id=granted["AccessKeyId"],
+                aws_secret_access_key=granted["SecretAccessKey"],
+                aws_session_token=granted["SessionToken"])
         return session.client("sqs", endpoint_url=self.given_endpoint, use_ssl=self.use_ssl,
                               config=config)
 
@@ -164,7 +181,8 @@ def sqs_target(loaded: LoadedApp) -> SqsTarget:
         access_key_id=connection.userid or None, secret_access_key=connection.password or None,
         client_config=dict(options.get("client-config") or {}),
         queues=tuple((q, sqs_queue_name(prefix, q)) for q in topology.work_queues),
-        monitor=(topology.platform_queue, sqs_queue_name(prefix, topology.platform_queue)))
+        monitor=(topology.platform_queue, sqs_queue_name(prefix, topology.platform_queue)),
+        predefined=topology.predefined.urls, sts_role_arn=options.get("sts_role_arn") or None)
     return replace(target, endpoint=_resolved_endpoint(target))
 
 

@@ -50,6 +50,13 @@ def _queue_note(queues: DeployedQueues, sqs_name: str) -> str:
 def _missing_queue(queues: DeployedQueues, name: str, sqs_name: str) -> str:
     """What was seen of a queue that is not where the app looks for it."""
     listing = queues.listing()
+    predefined = dict(queues.target.predefined)
+    if predefined:  # kombu lists nothing: the app's own URLs are where it looks
+        if sqs_name not in predefined:
+            return (f"no entry {sqs_name!r} in the app's predefined_queues (kombu raises "
+                    f"UndefinedQueueException for queue {name!r})")
+        return (f"the predefined URL of {sqs_name}, {predefined[sqs_name]}, names no queue "
+                f"{queues.where} answers for")
     prefix = queues.target.prefix
     under = (f"queues under the prefix {prefix!r}: {_some(sorted(listing))}" if listing
              else f"no queue at all under the prefix {prefix!r}")
@@ -61,6 +68,17 @@ def _missing_queue(queues: DeployedQueues, name: str, sqs_name: str) -> str:
 
 
 def _create_fix(queues: DeployedQueues, sqs_name: str, attributes: str = "") -> str:
+    predefined = dict(queues.target.predefined)
+    if predefined and sqs_name not in predefined:
+        from pytest_cadasta.topology import Predefined
+
+        return (f"add {Predefined(tuple(predefined.items())).entry_for(sqs_name)} to "
+                "broker_transport_options['predefined_queues'] (and create the queue at that "
+                "URL if it does not exist)")
+    if predefined:
+        return (f"create the queue at {predefined[sqs_name]} (aws sqs create-queue --region "
+                f"{queues.target.region} --queue-name {predefined[sqs_name].rsplit('/', 1)[-1]}"
+                f"{attributes}), or correct its URL in predefined_queues")
     return (f"create it: aws sqs create-queue --region {queues.target.region} --queue-name "
             f"{sqs_name}{attributes} (or give the app the deployment's prefix and region: "
             "broker_transport_options 'queue_name_prefix' and 'region', Config's QUEUE_PREFIX)")

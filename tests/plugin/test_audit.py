@@ -664,3 +664,49 @@ class _Worker:
     """What system_checks() reads of an app."""
 
     entry = type("Entry", (), {"is_worker": True})()
+
+
+def sts(sqs):
+    """The deployment's STS, where the worker's role is assumed (moto's too)."""
+    return {"AWS_ENDPOINT_URL_STS": sqs.server.endpoint}
+
+
+def test_a_least_privilege_worker_is_audited_at_its_urls_with_its_role(sqs, results, audit):
+    """predefined_queues and sts_role_arn: the worker lists no queue and signs
+    with a role it assumes; so does the audit (each URL read, the role
+    assumed), and a queue not where its URL says is named with that URL."""
+    sqs.right(skip=f"{PREFIX}-msg")
+    role = results.role("export_worker")
+    before = sqs.snapshot()
+    result = audit("--cadasta-app=least_privilege:app", "--cadasta-audit", "-v",
+                   apps=("least_privilege",), env={**results.environment(role), **sts(sqs)})
+    result.stdout.fnmatch_lines([
+        f"cadasta: SQS {sqs.server.endpoint} (region {REGION}, credentials: role "
+        "arn:aws:iam::123456789012:role/cadasta-worker assumed with boto3's chain*"])
+    outcomes = outcomes_by_check(result)
+    assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == {
+        "work_queue_exists_under_the_prefix[msg]"}
+    result.stdout.fnmatch_lines([
+        f"*saw:   the predefined URL of {PREFIX}-msg, {sqs.server.endpoint}/123456789012/"
+        f"{PREFIX}-msg, names no queue http://127.0.0.1:* (region {REGION}) answers for",
+        f"*fix:   create the queue at {sqs.server.endpoint}/123456789012/{PREFIX}-msg *"],
+        consecutive=False)
+    assert sqs.snapshot() == before
+
+
+def test_a_queue_missing_from_predefined_queues_is_named_with_its_entry(sqs, results, audit):
+    sqs.right()
+    role = results.role("export_worker")
+    result = audit("--cadasta-app=least_privilege:app", "--cadasta-audit", "-v",
+                   apps=("least_privilege",),
+                   env={**results.environment(role), **sts(sqs),
+                        "PREDEFINED": "celery,export,msg"})
+    outcomes = outcomes_by_check(result)
+    assert "monitor_queue_exists" in {name for name, outcome in outcomes.items()
+                                      if outcome == "FAILED"}
+    result.stdout.fnmatch_lines([
+        f"*saw:   no entry '{PREFIX}-platform.fifo' in the app's predefined_queues (kombu "
+        "raises UndefinedQueueException for queue 'platform.fifo')",
+        f"*fix:   add '{PREFIX}-platform.fifo': {{'url': '{sqs.server.endpoint}/123456789012/"
+        f"{PREFIX}-platform.fifo'}} to broker_transport_options[[]'predefined_queues']*"],
+        consecutive=False)

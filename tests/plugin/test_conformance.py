@@ -200,6 +200,17 @@ def test_task_and_queue_names_routing_by_prefix_cannot_serve_are_named(run_inner
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+def test_the_header_says_how_least_privilege_sqs_is_run(run_inner, pytester):
+    pytester.copy_example("apps/predefined.py")
+    result = run_inner("--cadasta-app=predefined:app", "--collect-only")
+    result.stdout.fnmatch_lines([
+        "cadasta: the app's predefined_queues: made on the moto server under the names "
+        "their URLs give, and reached at those URLs*",
+        "cadasta: the app's sts_role_arn (arn:aws:iam::210987654321:role/cadasta-worker): "
+        "not assumed in the run (moto's SQS takes any credentials; no STS call leaves the "
+        "machine); --cadasta-audit assumes it as kombu would"])
+
+
 def test_a_worker_whose_queue_is_not_predefined_is_decided_once_at_once(run_inner, pytester):
     """kombu refuses a queue predefined_queues lacks, and a worker consuming it
     never starts (its consumer raises and restarts for ever): each check and
