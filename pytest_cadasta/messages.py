@@ -22,10 +22,18 @@ class TaskMessage:
     embed: Any
     raw: dict = field(repr=False)
     decode_error: str | None = None
+    #: What SQS said of the copy as it was received (its system attributes:
+    #: ``MessageGroupId`` and ``SequenceNumber`` on a FIFO queue, ...).
+    sqs_attributes: dict = field(default_factory=dict, repr=False)
 
     @property
     def task(self) -> str | None:
         return self.headers.get("task")
+
+    @property
+    def group(self) -> str | None:
+        """The FIFO message group the copy was sent in (None: not FIFO)."""
+        return self.sqs_attributes.get("MessageGroupId")
 
     @property
     def id(self) -> str | None:
@@ -50,7 +58,7 @@ SERIALIZER_FIX = ("task_serializer = 'json' (Celery's default) or 'pickle', the 
 
 
 def decode(queue: str, sqs_body: str, accept: frozenset[str] = frozenset(ACCEPTED),
-           ) -> TaskMessage:
+           sqs_attributes: dict | None = None) -> TaskMessage:
     """Decode an SQS message body (kombu's optionally base64'd JSON envelope,
     the task's body decompressed as its ``compression`` header says, then
     deserialized if its content type is in ``accept``: json and pickle, as the
@@ -59,7 +67,8 @@ def decode(queue: str, sqs_body: str, accept: frozenset[str] = frozenset(ACCEPTE
         envelope = json.loads(_maybe_b64(sqs_body))
     except ValueError as exc:
         return TaskMessage(queue, {}, {}, None, None, None, {"body": sqs_body},
-                           decode_error=f"SQS body is not a kombu envelope: {exc}")
+                           decode_error=f"SQS body is not a kombu envelope: {exc}",
+                           sqs_attributes=dict(sqs_attributes or {}))
     headers = envelope.get("headers") or {}
     properties = envelope.get("properties") or {}
     body = envelope.get("body", "")
@@ -86,4 +95,4 @@ def decode(queue: str, sqs_body: str, accept: frozenset[str] = frozenset(ACCEPTE
     except Exception as exc:  # kombu's DecodeError, pickle's and binascii's errors
         error = str(exc) or type(exc).__name__
     return TaskMessage(queue, headers, properties, args, kwargs, embed, envelope,
-                       decode_error=error)
+                       decode_error=error, sqs_attributes=dict(sqs_attributes or {}))

@@ -399,9 +399,10 @@ def receive_all(client: Any, url: str, queue: str, delete: bool = True) -> list[
     found: list[TaskMessage] = []
     while True:
         batch = client.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"],
             VisibilityTimeout=30 if delete else 0).get("Messages", [])
-        found += [decode(queue, message["Body"]) for message in batch]
+        found += [decode(queue, message["Body"], sqs_attributes=message.get("Attributes"))
+                  for message in batch]
         if batch and delete:
             client.delete_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]}

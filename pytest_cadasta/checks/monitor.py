@@ -144,6 +144,38 @@ def followups_scheduled_in_the_worker_reach_the_monitor(c: AppState, _: Any) -> 
 
 
 @check("monitor", phase=Phase.WITH_WORKER)
+def each_task_family_is_in_one_message_group_of_the_monitor(c: AppState, _: Any) -> None:
+    """The platform's sync-tasks records a task only after its parent and root,
+    reading the monitor in order; a FIFO queue keeps order only within one
+    message group. A child sent in a group of its own can reach the platform
+    before its parent on SQS (moto delivers in order regardless): lost for
+    good."""
+    copies = c.monitor()
+    if not any(m.headers.get("parent_id") for m in copies):  # run alone: a family now
+        c.run_in_worker(c.probes.scheduler(c.probes.home))
+        copies = c.monitor()
+    groups = {m.id: m.group for m in copies}
+    split = []
+    for message in copies:
+        for relation in ("parent_id", "root_id"):
+            other = message.headers.get(relation)
+            if other and other != message.id and other in groups \
+                    and groups[other] != message.group:
+                split.append(f"{message.task!r} ({message.id}) in group {message.group!r}, "
+                             f"its {relation[:-3]} ({other}) in group {groups[other]!r}")
+                break
+    if split:
+        fail(saw=f"{len(split)} copies on {c.topology.platform_queue} in another message "
+                 f"group than their family's: {'; '.join(split[:3])}"
+                 + (f"; and {len(split) - 3} more" if len(split) > 3 else ""),
+             needs=f"every task of a family (a task, its parent, its root) in one message "
+                   f"group of {c.topology.platform_queue}, so SQS hands them to the "
+                   "platform in the order they were sent",
+             fix="no MessageGroupId of the app's own in its routes or apply_async calls "
+                 "(kombu sends every copy in the group 'default')")
+
+
+@check("monitor", phase=Phase.WITH_WORKER)
 def errback_for_another_worker_is_forwarded(c: AppState, _: Any) -> None:
     """An errback that lives in another worker must be sent there (and to the
     monitor), not run here and lost as NotRegistered (celery/celery#4022)."""

@@ -9,6 +9,9 @@ def test_export_round_trip(cadasta_app, cadasta_sqs, cadasta_result_db, cadasta_
     monitored = cadasta_sqs.messages("platform.fifo")
     assert [(m.task, m.id, m.args) for m in monitored] == [
         ("export.project", result.id, [21])]
+    # As SQS handed the copy over: kombu's one group, a place in the queue's order.
+    assert monitored[0].group == "default"
+    assert int(monitored[0].sqs_attributes["SequenceNumber"]) > 0
 
 
 def test_failure_is_recorded(cadasta_app, cadasta_result_db, cadasta_worker):
