@@ -98,7 +98,8 @@ class TaskEvents:
             and len(body) == 3 else (None, None)
         self._record(PUBLISHED, headers.get("id"), sender, exchange=exchange,
                      routing_key=routing_key, parent_id=headers.get("parent_id"),
-                     root_id=headers.get("root_id"), args=args, kwargs=kwargs_sent)
+                     root_id=headers.get("root_id"), args=args, kwargs=kwargs_sent,
+                     eta=headers.get("eta"), sent_at=time.time())
 
     def _on_received(self, sender: Any = None, request: Any = None, **kwargs: Any) -> None:
         message = getattr(request, "message", None)

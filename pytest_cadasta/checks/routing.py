@@ -104,3 +104,54 @@ def worker_registers_tasks_of_its_own(c: AppState, _: Any) -> None:
              needs="every task the worker registers routed to a queue it consumes",
              fix="consume that queue (-Q, --cadasta-queues) or move the task to a worker "
                  "that does")
+
+
+#: kombu's SQS transport's visibility timeout when the app sets none.
+KOMBU_VISIBILITY_TIMEOUT = 1800
+
+
+def _delay(event: Any) -> float | None:
+    """How far ahead of its publish a task's ETA lay, in seconds (None: none)."""
+    from datetime import datetime
+
+    eta = event.info.get("eta")
+    if not eta:
+        return None
+    try:
+        when = datetime.fromisoformat(str(eta))
+    except ValueError:
+        return None
+    if when.tzinfo is None:  # Celery writes naive ETAs in UTC when told to
+        from datetime import timezone
+
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp() - event.info.get("sent_at", when.timestamp())
+
+
+@check("routing")
+def no_task_waits_longer_than_its_queues_visibility_timeout(c: AppState, _: Any) -> None:
+    """SQS hands a message a worker holds to another worker once the queue's
+    visibility timeout ends; kombu holds a task with an ETA, unacknowledged,
+    until then. A countdown, an ETA or a retry delay beyond the visibility
+    timeout is a task delivered twice, and run twice."""
+    options = c.app.conf.broker_transport_options or {}
+    limit = float(options.get("visibility_timeout") or KOMBU_VISIBILITY_TIMEOUT)
+    too_far = [f"{name!r} retries after {task.default_retry_delay} s (default_retry_delay)"
+               for name in c.own_tasks()
+               if (task := c.app.tasks[name]).default_retry_delay is not None
+               and float(task.default_retry_delay) > limit]
+    for event in c.events.published():
+        delay = _delay(event)
+        if delay is not None and delay > limit:
+            too_far.append(f"{event.name!r} ({event.task_id}) sent with ETA "
+                           f"{event.info['eta']}, {delay:.0f} s ahead")
+    if too_far:
+        where = ("broker_transport_options 'visibility_timeout'" if
+                 options.get("visibility_timeout") else "kombu's default")
+        fail(saw=f"{'; '.join(too_far)}; the visibility timeout is {limit:.0f} s ({where})",
+             needs="every task due within its queue's visibility timeout of being received "
+                   "(kombu's SQS caveat: otherwise SQS hands it to another worker while the "
+                   "first still holds it)",
+             fix="broker_transport_options 'visibility_timeout' above the longest delay "
+                 "(and the queues' own VisibilityTimeout with it), or a shorter countdown, "
+                 "ETA or default_retry_delay")

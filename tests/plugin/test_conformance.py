@@ -137,6 +137,10 @@ FAILURES = {
         "'*' (*) in group '*', its parent (*) in group 'export.*'*",
         "*fix:   no MessageGroupId of the app's own in its routes or apply_async calls*"],
         "each_task_family"),
+    "retries_beyond_visibility": (["routing"], [
+        "*saw:   'export.project' retries after 600 s (default_retry_delay); the visibility "
+        "timeout is 300 s (broker_transport_options 'visibility_timeout')",
+        "*fix:   broker_transport_options 'visibility_timeout' above the longest delay*"]),
     # Least privilege on SQS: the queues kombu may use are the ones it names.
     "predefined_no_monitor": (["monitor"], [
         "*saw:   queue 'platform.fifo' (SQS name 'dev-platform.fifo') is not in the app's "
