@@ -412,6 +412,12 @@ def markdown(found: dict[str, Any]) -> str:
         for check in errors:
             lines += [f"#### ⚠️ {_code(check['id'])}", "", "```text",
                       check["message"].strip().replace("```", "'''"), "```", ""]
+    horizon = found.get("horizon")
+    if horizon and horizon.get("celery"):
+        lines += [f"The verdict holds for Celery {_text(horizon['celery'])}, the series it "
+                  "was judged on.", ""]
+        lines += [f"- ⚠️ {_text(line)}" for line in horizon.get("later", [])]
+        lines += [""] if horizon.get("later") else []
     ran = sum(c["duration"] or 0 for c in checks if c.get("duration") is not None)
     lines += [f"Judged under {_versions(found)}; the checks took {ran:.1f} s. "
               f"pytest-cadasta report schema {found.get('schema')}.", ""]

@@ -97,6 +97,10 @@ def document(outcomes: Outcomes, apps: list[LoadedApp],
         found["system"] = {"verdict": dict(zip(("kind", "text"), outcomes.verdict(SYSTEM)))}
     found["mode"] = "audit" if outcomes.audit else "conformance"
     found["versions"] = versions(outcomes.postgresql_version)
+    if not outcomes.audit:
+        from pytest_cadasta.horizon import horizon
+
+        found["horizon"] = horizon(apps, len(apps) > 1)
     found["checks"] = [{"id": nodeid, "app": label, "group": group,
                         "outcome": outcomes.outcomes.get(nodeid, "not run"),
                         "message": outcomes.messages.get(nodeid, ""),

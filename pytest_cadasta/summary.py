@@ -76,6 +76,15 @@ class Summary:
         kind, sentence = outcomes.verdict()
         terminal.write_line(f"verdict: {sentence}",
                             **{COLOURS.get(kind, "yellow"): True, "bold": True})
+        if not outcomes.audit:
+            from pytest_cadasta.horizon import celery_series, later
+
+            series = celery_series()
+            if series is not None:
+                terminal.write_line(f"judged on Celery {series}: the verdict holds for that "
+                                    "series")
+            for line in later(self.apps, outcomes.several):
+                terminal.write_line(line, yellow=True)
         if self.written:
             terminal.write_line(f"written to: {', '.join(self.written)}")
 

@@ -507,3 +507,26 @@ def test_the_plugin_disabled_with_the_ini_key_set_gives_pytests_usual_warning(py
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(["*Unknown config option: cadasta_app*"])
     assert "cadasta::" not in result.stdout.str()
+
+
+def test_the_verdict_says_which_celery_series_it_holds_for_and_what_the_next_breaks(
+        run_inner, pytester):
+    """Judged on Celery 5.6, an app whose results are json conforms; on 5.7 the
+    same results are unreadable to the platform: a verdict on 5.6 says so."""
+    import importlib.metadata
+
+    series = ".".join(importlib.metadata.version("celery").split(".")[:2])
+    pytester.copy_example("apps/json_results.py")
+    result = run_inner("--cadasta-app=json_results:app", "--cadasta-report=report.json",
+                       "-k", "exchange")
+    result.stdout.fnmatch_lines([f"judged on Celery {series}: the verdict holds for that "
+                                 "series"])
+    later = json.loads((pytester.path / "report.json").read_text())["horizon"]
+    assert later["celery"] == series
+    if tuple(map(int, series.split("."))) < (5, 7):
+        result.stdout.fnmatch_lines([
+            "on Celery 5.7 and later the app's results are stored in result_serializer "
+            "'json', not as the pickle the platform reads: every task page fails*"])
+        assert len(later["later"]) == 1
+    else:
+        assert later["later"] == []
