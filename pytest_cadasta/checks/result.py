@@ -32,6 +32,13 @@ def backend_is_postgresql_through_the_database_backend(c: AppState, _: Any) -> N
         fail(saw=f"database_table_names = {tables!r}",
              needs="results in celery_taskmeta, the table the platform reads",
              fix="remove database_table_names")
+    schemas = c.app.conf.get("database_table_schemas") or {}
+    if schemas.get("task") or schemas.get("group"):
+        fail(saw=f"database_table_schemas = {schemas!r}: results go to "
+                 f"{schemas.get('task') or 'public'}.celery_taskmeta",
+             needs="results in celery_taskmeta of the schema the platform's Result model "
+                   "reads (its database user's search path: public)",
+             fix="remove database_table_schemas")
 
 
 @check("result", phase=Phase.WITH_WORKER)

@@ -137,6 +137,10 @@ FAILURES = {
         "'*' (*) in group '*', its parent (*) in group 'export.*'*",
         "*fix:   no MessageGroupId of the app's own in its routes or apply_async calls*"],
         "each_task_family"),
+    "own_results_schema": (["result"], [
+        "*saw:   database_table_schemas = {'task': 'worker_results', 'group': "
+        "'worker_results'}: results go to worker_results.celery_taskmeta",
+        "*fix:   remove database_table_schemas"], "backend_is_postgresql"),
     "retries_beyond_visibility": (["routing"], [
         "*saw:   'export.project' retries after 600 s (default_retry_delay); the visibility "
         "timeout is 300 s (broker_transport_options 'visibility_timeout')",
