@@ -31,6 +31,9 @@ from cadasta_toolbox.logs import WorkerLogsError, start_worker_logs
 from cadasta_toolbox.masking import mask_secrets
 from cadasta_toolbox.results import RESULT_SERIALIZER
 
+#: The database backend Config selects for ``db+`` result URLs.
+RESULT_BACKEND_CLASS = "cadasta_toolbox.backend:ResultBackend"
+
 __all__ = ["DEFAULT_QUEUES", "Config", "TaskRouter", "configured_by_config",
            "routing_key_for"]
 
@@ -213,6 +216,9 @@ class Config(Mapping):
             # The platform reads each result with pickle (cadasta_toolbox.results).
             "result_serializer": RESULT_SERIALIZER,
             "result_accept_content": ["json", RESULT_SERIALIZER],
+            # ...and the worker reads them back as data only, never with a bare
+            # pickle.loads (cadasta_toolbox.backend).
+            "override_backends": {"db": RESULT_BACKEND_CLASS},
             **logging_defaults,
         }
 

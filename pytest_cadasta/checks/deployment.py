@@ -311,6 +311,19 @@ def result_table_has_every_column_celery_writes(c: AppAudit, _: Any) -> None:
              fix=found.fix)
 
 
+def _stored_results(c: AppAudit) -> tuple[Any, list[tuple]]:
+    """The role, and the newest result rows it may read (skipped when it may
+    not): read-only, nothing unpickled."""
+    role, facts = c.role()
+    if TASK_TABLE not in facts.found or "SELECT" not in facts.privileges.get(TASK_TABLE, ()):
+        raise CheckSkipped(f"not judged: the role cannot read {TASK_TABLE} (see "
+                           "role_writes_and_reads_results)")
+    try:
+        return role, role.stored_results(facts.found[TASK_TABLE])
+    except NotReached as exc:
+        raise CheckSkipped(f"not judged: {exc}") from None
+
+
 @check(DEPLOYMENT, judges_worker=True)
 def stored_results_read_as_the_platform_unpickles_them(c: AppAudit, _: Any) -> None:
     """The platform reads every result row it shows with pickle, without the
@@ -320,14 +333,7 @@ def stored_results_read_as_the_platform_unpickles_them(c: AppAudit, _: Any) -> N
     unpickled."""
     from pytest_cadasta.result_reading import judge_result, unread
 
-    role, facts = c.role()
-    if TASK_TABLE not in facts.found or "SELECT" not in facts.privileges.get(TASK_TABLE, ()):
-        raise CheckSkipped(f"not judged: the role cannot read {TASK_TABLE} (see "
-                           "role_writes_and_reads_results)")
-    try:
-        rows = role.stored_results(facts.found[TASK_TABLE])
-    except NotReached as exc:
-        raise CheckSkipped(f"not judged: {exc}") from None
+    role, rows = _stored_results(c)
     found = unread(((f"{task_id} ({status})", result) for task_id, status, result in rows),
                    judge_result)
     if found is not None:
@@ -462,3 +468,29 @@ def workers_share_one_result_database(s: SystemAudit, _: Any) -> None:
              needs="every worker writing its results to the platform's one database",
              fix="the same RESULT_DB_HOST, RESULT_DB_PORT and RESULT_DB_NAME (each worker "
                  f"with its own role) in every app ({TOOLBOX})")
+
+
+@check(DEPLOYMENT, judges_worker=True)
+def stored_results_run_nothing_when_the_platform_reads_them(c: AppAudit, _: Any) -> None:
+    """The platform reads each result row with pickle.loads, which calls
+    whatever a row names as it loads: a row naming os.system runs it in the
+    platform. Any role that may write the result table (every worker's, a
+    leaked password) can store one. Judged from the rows' bytes: nothing is
+    unpickled."""
+    from pytest_cadasta.result_reading import would_run
+
+    role, rows = _stored_results(c)
+    poisoned = [(task_id, names) for task_id, _status, result in rows
+                if (names := would_run(result))]
+    if poisoned:
+        shown = [f"task {task_id} would run {', '.join(f'{n}' for n in names[:3])} in the "
+                 "platform when read" for task_id, names in poisoned[:SHOWN]]
+        ids = ", ".join(f"'{task_id}'" for task_id, _ in poisoned)
+        fail(saw=f"of the {len(rows)} newest results in {TASK_TABLE} on "
+                 f"{role.target.where}, {len(poisoned)} hold more than data: "
+                 f"{'; '.join(shown)}",
+             needs="result rows of data only: the platform loads each with pickle.loads, "
+                   "which runs what a row names",
+             fix=f"as the platform's operator, before any page shows them: DELETE FROM "
+                 f"{TASK_TABLE} WHERE task_id IN ({ids}); then find who wrote them (every "
+                 "role that may write the table) and change the passwords of those roles")

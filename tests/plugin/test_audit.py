@@ -710,3 +710,38 @@ def test_a_queue_missing_from_predefined_queues_is_named_with_its_entry(sqs, res
         f"*fix:   add '{PREFIX}-platform.fifo': {{'url': '{sqs.server.endpoint}/123456789012/"
         f"{PREFIX}-platform.fifo'}} to broker_transport_options[[]'predefined_queues']*"],
         consecutive=False)
+
+
+def test_a_poisoned_row_beside_clean_ones_is_named_and_nothing_of_it_runs(
+        sqs, results, audit, tmp_path):
+    """A row whose pickle would run os.system in the platform as it is read:
+    named with its task id, from its bytes; nothing of it runs in the audit."""
+    import os
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Calls:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    poisoned = pickle.dumps(Calls()).hex()
+    clean = pickle.dumps({"project": 7}, protocol=4).hex()
+    sqs.right()
+    role = results.role(
+        "export_worker", SCHEMA_SQL,
+        "INSERT INTO celery_taskmeta (task_id, status, result) VALUES ('stored-clean', "
+        f"'SUCCESS', '\\x{clean}'::bytea)",
+        "INSERT INTO celery_taskmeta (task_id, status, result) VALUES ('stored-poisoned', "
+        f"'SUCCESS', '\\x{poisoned}'::bytea)")
+    result = audit("--cadasta-app=audited:app", "--cadasta-audit", "-v",
+                   env=results.environment(role))
+    outcomes = outcomes_by_check(result)
+    assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == {
+        "stored_results_run_nothing_when_the_platform_reads_them"}
+    result.stdout.fnmatch_lines([
+        "*saw:   of the 2 newest results in celery_taskmeta on *, 1 hold more than data: task "
+        "stored-poisoned would run posix.system in the platform when read",
+        "*fix:   as the platform's operator, before any page shows them: DELETE FROM "
+        "celery_taskmeta WHERE task_id IN ('stored-poisoned'); *"], consecutive=False)
+    assert not marker.exists()
