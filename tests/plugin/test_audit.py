@@ -294,12 +294,17 @@ def outcomes_by_check(result) -> dict[str, str]:
     return found
 
 
-def test_a_right_deployment_passes_and_the_audit_changes_nothing(sqs, results, audit):
+def test_a_right_deployment_passes_and_the_audit_changes_nothing(sqs, results, audit,
+                                                                pytester):
+    from test_reports import valid
+
     sqs.right()
     role = results.role("export_worker")
     queues_before, database_before = sqs.snapshot(), results.snapshot()
     result = audit("--cadasta-app=audited:app", "--cadasta-audit", "-v",
-                   env=results.environment(role))
+                   "--cadasta-report=report.json", env=results.environment(role))
+    report = valid(json.loads((pytester.path / "report.json").read_text()))
+    assert report["mode"] == "audit" and report["verdict"]["kind"] == "conforms"
     result.stdout.fnmatch_lines([
         "cadasta: audit of a real deployment, read-only: no message sent, no queue created*",
         f"cadasta: SQS {sqs.server.endpoint} (region {REGION}, credentials: boto3's chain*): "
@@ -713,7 +718,7 @@ def test_a_queue_missing_from_predefined_queues_is_named_with_its_entry(sqs, res
 
 
 def test_a_poisoned_row_beside_clean_ones_is_named_and_nothing_of_it_runs(
-        sqs, results, audit, tmp_path):
+        sqs, results, audit, tmp_path, pytester):
     """A row whose pickle would run os.system in the platform as it is read:
     named with its task id, from its bytes; nothing of it runs in the audit."""
     import os
@@ -735,10 +740,14 @@ def test_a_poisoned_row_beside_clean_ones_is_named_and_nothing_of_it_runs(
         "INSERT INTO celery_taskmeta (task_id, status, result) VALUES ('stored-poisoned', "
         f"'SUCCESS', '\\x{poisoned}'::bytea)")
     result = audit("--cadasta-app=audited:app", "--cadasta-audit", "-v",
-                   env=results.environment(role))
+                   "--cadasta-report=report.json", env=results.environment(role))
     outcomes = outcomes_by_check(result)
     assert {name for name, outcome in outcomes.items() if outcome == "FAILED"} == {
         "stored_results_run_nothing_when_the_platform_reads_them"}
+    from test_reports import valid  # a failing audit's report, checked against the schema
+
+    report = valid(json.loads((pytester.path / "report.json").read_text()))
+    assert report["verdict"]["kind"] == "does-not-conform"
     result.stdout.fnmatch_lines([
         "*saw:   of the 2 newest results in celery_taskmeta on *, 1 hold more than data: task "
         "stored-poisoned would run posix.system in the platform when read",

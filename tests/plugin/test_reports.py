@@ -462,3 +462,27 @@ def test_odd_names_are_shown_as_they_are_in_markdown_and_in_the_picture(browser)
     assert {"end", "x<y>|z", "mail#1", 'say "hi"'} <= set(shown.text)
     red = [edge for edge, style in shown.edges.items() if RED in style]
     assert red == ["L_app_end_x_tasks_0"]  # its publishing: it routes astray
+
+
+def test_the_schemas_groups_are_the_plugins():
+    from pytest_cadasta.ids import ALL_GROUPS, SYSTEM
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    groups = schema["properties"]["checks"]["items"]["properties"]["group"]["enum"]
+    assert sorted(groups) == sorted((*ALL_GROUPS, SYSTEM))
+
+
+@pytest.mark.parametrize(("examples", "args"), [
+    (["apps/toolbox_app.py"], ("--cadasta-app=toolbox_app:app",)),
+    (["apps/platform_producer.py", "apps/cadasta_platform.py"],
+     ("--cadasta-producer=platform_producer:app",)),
+], ids=["a conforming worker", "a producer"])
+def test_the_reports_of_a_worker_and_of_a_producer_validate(run_inner, pytester, examples,
+                                                            args):
+    """With the failing worker's, the system's and the audit's (their own
+    tests): every report the run can write fits the schema the package ships."""
+    for example in examples:
+        pytester.copy_example(example)
+    run_inner(*args, "--cadasta-report=report.json")
+    document = valid(json.loads((pytester.path / "report.json").read_text()))
+    assert document["verdict"]["kind"] == "conforms"
