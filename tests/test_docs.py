@@ -38,12 +38,13 @@ def test_every_internal_variable_is_documented_with_its_default():
 
 
 def test_quick_start_test_command_is_what_ci_runs():
-    assert "bash .ci/install && .venv/bin/python -m pytest\n" in README
+    assert "bash .ci/install test && .venv/bin/python -m pytest\n" in README
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert ci.index("bash .ci/install") < ci.index(".venv/bin/python -m pytest")
+    assert ci.index("bash .ci/install test") < ci.index(".venv/bin/python -m pytest")
     # ...and again on the minimum versions, which the README mentions.
-    assert ci.index("bash .ci/install minimums") < ci.index(".venv-min/bin/python -m pytest")
-    assert "``bash .ci/install minimums``" in README
+    assert ci.index("bash .ci/install test minimums") < ci.index(
+        ".venv-min/bin/python -m pytest")
+    assert "``bash .ci/install test minimums``" in README
 
 
 def test_quick_start_main_job_runs_the_example_worker():

@@ -70,11 +70,11 @@ def node_ids(source: str) -> dict[str, str]:
 # -- the browser ---------------------------------------------------------------------
 def unavailable(reason: str) -> None:
     """Skip a test that needs the browser, except in CI (where CI is set):
-    there .ci/install provides it, and its absence is a failure."""
+    there .ci/install test provides it, and its absence is a failure."""
     if os.environ.get("CI"):
-        pytest.fail(f"{reason}; in CI, .ci/install installs Chromium (apt-get) and mermaid "
-                    "(npm ci in tests/browser)", pytrace=False)
-    pytest.skip(f"{reason}: the reports' pictures are not rendered (bash .ci/install "
+        pytest.fail(f"{reason}; in CI, bash .ci/install test installs Chromium (apt-get) and "
+                    "mermaid (npm ci in tests/browser)", pytrace=False)
+    pytest.skip(f"{reason}: the reports' pictures are not rendered (bash .ci/install test "
                 "installs what it takes)")
 
 
