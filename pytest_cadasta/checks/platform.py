@@ -78,6 +78,25 @@ def every_task_sent_is_recorded_by_the_platform(c: AppState, _: Any) -> None:
              fix="; ".join(dict.fromkeys(fixes)))
 
 
+def _serializer_fix() -> str:
+    """The fix for results the platform cannot read."""
+    from cadasta_toolbox.results import RESULT_SERIALIZER
+
+    return (f"result_serializer = {RESULT_SERIALIZER!r} and result_accept_content = "
+            f"['json', {RESULT_SERIALIZER!r}] (cadasta_toolbox.config.Config's defaults; "
+            "a plain Celery app imports cadasta_toolbox.results first)")
+
+
+#: The fix for each kind of row that does not join its task as stored.
+_JOIN_FIXES = {
+    "status": "result_backend on the platform's database, table celery_taskmeta "
+              "(cadasta_toolbox.config.Config's RESULT_DB_*)",
+    "traceback": "result_backend on the platform's database (Celery's database backend "
+                 "stores a failure's traceback beside it)",
+    "started": "task_track_started = True (cadasta_toolbox.config.Config's default)",
+}
+
+
 def _differences(got: dict[str, Any], send: Any) -> list[str]:
     """How the platform's record ``got`` differs from one publish of its task
     (``send``: its name, Celery's headers and body), each as 'key recorded
@@ -118,7 +137,8 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
     # the view read after holds every outcome read before.
     ended = _ended(c)
     recorded = {task.task_id: task for task in c.platform.tasks()}
-    problems = []
+    problems: list[str] = []
+    fixes: list[str] = []  # each problem's own cause
     checked = 0
     for task_id, (name, state) in ended.items():
         task = recorded.get(task_id)
@@ -128,8 +148,10 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
         if task.status != state:
             problems.append(f"{name!r} ({task_id}): the worker stored {state}, the platform "
                             f"shows {task.status}")
+            fixes.append(_JOIN_FIXES["status"])
         elif state == "FAILURE" and not task.traceback:
             problems.append(f"{name!r} ({task_id}): FAILURE without its traceback")
+            fixes.append(_JOIN_FIXES["traceback"])
         elif name == c.probes.started(c.probes.home):
             try:
                 seen = read_result(task.result) if task.result is not None else None
@@ -137,10 +159,12 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
                 problems.append(f"{name!r} ({task_id}): its result holds {exc.what}, which "
                                 "the platform cannot read (see "
                                 "every_result_reads_as_the_platform_unpickles_it)")
+                fixes.append(_serializer_fix())
                 continue
             if seen != "STARTED":
                 problems.append(f"while it ran, {name!r} read {seen!r} in the row the "
                                 "platform joins, not STARTED")
+                fixes.append(_JOIN_FIXES["started"])
     if not checked and not problems:
         lost = c.platform.lost()
         fail(saw="the platform recorded none of the tasks the worker ran, so no result "
@@ -152,8 +176,7 @@ def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> N
              needs="each result row joining its task's Task row by task_id, its status the "
                    "one the worker stored (STARTED while it runs, SUCCESS, FAILURE with its "
                    "traceback)",
-             fix="result_backend on the platform's database, table celery_taskmeta "
-                 "(cadasta_toolbox.config.Config's RESULT_DB_*), and task_track_started = True")
+             fix="; ".join(dict.fromkeys(fixes)))
 
 
 @check("platform", phase=Phase.WITH_WORKER)
@@ -170,17 +193,13 @@ def every_result_reads_as_the_platform_unpickles_it(c: AppState, _: Any) -> None
     found = unread(((f"{ended[task.task_id][0]!r} ({ended[task.task_id][1]})", task.result)
                     for task in stored), read_result)
     if found is not None:
-        from cadasta_toolbox.results import RESULT_SERIALIZER
-
         fail(saw=f"of {len(stored)} result rows the worker stored, the platform cannot read "
                  f"{found} (result_serializer "
                  f"{c.app.conf.result_serializer!r})",
              needs="every result row a pickle the platform can read without the worker's "
                    "code: values of the standard library's and Celery's types, an exception "
                    "as its type, module and arguments",
-             fix=f"result_serializer = {RESULT_SERIALIZER!r} and result_accept_content = "
-                 f"['json', {RESULT_SERIALIZER!r}] (cadasta_toolbox.config.Config's defaults; "
-                 "a plain Celery app imports cadasta_toolbox.results first)")
+             fix=_serializer_fix())
 
 
 @check("platform", judges_worker=True)

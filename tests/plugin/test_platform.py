@@ -313,3 +313,20 @@ def test_a_result_schema_without_the_result_table_is_a_usage_error(pytester, ddl
                                            "--cadasta-result-db=postgresql://u@h/p")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: --cadasta-result-schema='results.sql': {says}; *"])
+
+
+@pytest.mark.skipif(PICKLES_EVERY_RESULT, reason="this Celery (before 5.7) pickles every "
+                                                 "result: json results join as stored")
+def test_a_result_that_cannot_join_for_its_serializer_is_told_the_serializer_fix(
+        run_inner, pytester):
+    """The started probe's row holds json: the join check names the serializer,
+    not the result backend or STARTED tracking (which are right)."""
+    pytester.copy_example("apps/json_results.py")
+    result = run_inner("--cadasta-app=json_results:app", "-k", "started_state or results_join")
+    result.stdout.fnmatch_lines([
+        "*saw:   'msg.cadasta_probe_started' (*): its result holds json, not a pickle, which "
+        "the platform cannot read*",
+        "*fix:   result_serializer = 'cadasta-pickle' and result_accept_content = "
+        "[[]'json', 'cadasta-pickle'] (cadasta_toolbox.config.Config's defaults; a plain "
+        "Celery app imports cadasta_toolbox.results first)"], consecutive=False)
+    assert "task_track_started" not in result.stdout.str()
