@@ -41,6 +41,27 @@ def monitor_fix(c: AppState, queue: str) -> str:
         return (f"make the router return 'declare': [<the task's queue>, <the "
                 f"{platform_queue} queue>] so each publishing connection binds both "
                 f"(the router of {TOOLBOX} does)")
+    return _router_fix(c, queue, route, declared)
+
+
+def _router_fix(c: AppState, queue: str, route: dict, declared: list) -> str:
+    """What to change in a router that declares the monitor, yet whose
+    message missed a queue: the part of its route that is not as the
+    architecture needs, named."""
+    exchange = route.get("exchange")
+    exchange = getattr(exchange, "name", exchange)
+    if exchange not in (None, c.topology.exchange):
+        return (f"make the router return 'exchange': {c.topology.exchange!r} (it returns "
+                f"{exchange!r}): the monitor is bound on the default topic exchange")
+    key = route.get("routing_key")
+    if key not in (None, queue):
+        return (f"make the router return 'routing_key': {queue!r} for {queue}.* tasks (it "
+                f"returns {key!r}): the work queue is bound with its own name")
+    if queue not in declared:
+        return (f"make the router's 'declare' name the task's queue too: [Queue({queue!r}, "
+                f"Exchange({c.topology.exchange!r}, type='topic'), routing_key={queue!r}), "
+                f"<the {c.topology.platform_queue} queue>] (it declares "
+                f"{', '.join(map(str, declared))})")
     return f"configure the app with {TOOLBOX}"
 
 

@@ -141,6 +141,12 @@ FAILURES = {
         "*saw:   database_table_schemas = {'task': 'worker_results', 'group': "
         "'worker_results'}: results go to worker_results.celery_taskmeta",
         "*fix:   remove database_table_schemas"], "backend_is_postgresql"),
+    # A hand-written router is told what to change in it.
+    "declares_only_the_monitor": (["monitor"], [
+        "*saw:   platform.fifo received 1 message of 1; export received 0 messages*",
+        "*fix:   make the router's 'declare' name the task's queue too: [[]Queue('export', "
+        "Exchange('tasks', type='topic'), routing_key='export'), <the platform.fifo queue>] "
+        "(it declares platform.fifo)"], "lands"),
     "retries_beyond_visibility": (["routing"], [
         "*saw:   'export.project' retries after 600 s (default_retry_delay); the visibility "
         "timeout is 300 s (broker_transport_options 'visibility_timeout')",

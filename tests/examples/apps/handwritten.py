@@ -33,8 +33,13 @@ def make_app(name, exchange_type="topic", platform_key="#", with_platform=True,
         return {"queue": Queue(key, exchange, routing_key=key),
                 "exchange": exchange.name, "routing_key": key}
 
+    def monitor_only_router(task_name, args, kwargs, options, task=None, **kw):
+        key = task_name.split(".", 1)[0]
+        return {"queue": Queue(key, exchange, routing_key=key), "exchange": exchange.name,
+                "routing_key": key, "declare": [platform]}
+
     routers = {"declaring": (declaring_router,), "forgetful": (forgetful_router,),
-               None: None}
+               "monitor_only": (monitor_only_router,), None: None}
     app = Celery(name)
     app.conf.update(
         broker_url="sqs://",
