@@ -102,6 +102,8 @@ def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
         failed = _failed_submodule(exc, module_name)
         if failed is not None:  # a module find_app imported (proj.celery) raised
             raise _import_failed(label, spec, failed, exc) from None
+        if not colon:
+            _submodule_fails(label, spec, module_name, module)
         apps = sorted(name for name, value in vars(module).items()
                       if not name.startswith("__") and _is_celery_app(value))
         hint = (f"Celery apps in {module_name}: {', '.join(apps)}" if apps
@@ -118,6 +120,22 @@ def load_app(spec: str, rootdir: Path, label: str = "--cadasta-app") -> Any:
             "not a Celery app (expected celery.Celery)")
     _import_task_modules(app, label, spec)
     return app
+
+
+def _submodule_fails(label: str, spec: str, module_name: str, module: Any) -> None:
+    """Celery's finder swallows what importing a package's ``celery`` module
+    raised, and says it found no app: a ``celery.py`` that fails to import is
+    the fault to name, with its line."""
+    if not hasattr(module, "__path__"):
+        return
+    submodule = f"{module_name}.celery"
+    try:
+        importlib.import_module(submodule)
+    except ModuleNotFoundError as exc:
+        if exc.name != submodule:
+            raise _import_failed(label, spec, submodule, exc) from None
+    except (Exception, SystemExit) as exc:
+        raise _import_failed(label, spec, submodule, exc) from None
 
 
 def _failed_submodule(exc: BaseException, module_name: str) -> str | None:
@@ -150,10 +168,13 @@ def _import_failed(label: str, spec: str, module_name: str,
             f"{label}={spec!r}: importing {module_name!r} would change the deployment: "
             f"{exc}; the app declares its queues as it is imported, and one is missing: "
             "create it (the audit names each queue the app needs), then audit again")
+    from pytest_cadasta.forensics import raised_at, user_frame
+
     command = f"python -c {shlex.quote('import ' + module_name)}"
+    where = f" at {raised_at(exc)}" if user_frame(exc) is not None else ""
     return UsageError(
         f"{label}={spec!r}: importing {module_name!r} raised "
-        f"{one_line(exc)}; reproduce with: {command}")
+        f"{one_line(exc)}{where}; reproduce with: {command}")
 
 
 class _ImportGraph:

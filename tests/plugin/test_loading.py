@@ -23,6 +23,7 @@ def apps(pytester):
                  "no_celery_here", "exits_on_import"):
         pytester.copy_example(f"apps/{name}.py")
     copy_package(pytester, "proj")
+    copy_package(pytester, "broken_celery_module")
     return pytester
 
 
@@ -40,10 +41,11 @@ def run(pytester, *args):
     ("no_such_module:app", "*no module named 'no_such_module' (looked in *"),
     ("toolbox_app.sub:app", "*no module named 'toolbox_app.sub'*"),
     ("raises_on_import:app", "*importing 'raises_on_import' raised KeyError: "
-                             "'broker_url'; reproduce with: "
-                             "python -c 'import raises_on_import'*"),
-    ("exits_on_import:app", "*importing 'exits_on_import' raised SystemExit: 3; reproduce "
-                            "with: python -c 'import exits_on_import'"),
+                             "'broker_url' at raises_on_import.py:5 in <module>; reproduce "
+                             "with: python -c 'import raises_on_import'*"),
+    ("exits_on_import:app", "*importing 'exits_on_import' raised SystemExit: 3 at "
+                            "exits_on_import.py:5 in <module>; reproduce with: python -c "
+                            "'import exits_on_import'"),
     ("needs_missing_dependency:app",
      "*importing 'needs_missing_dependency' raised ModuleNotFoundError: "
      "No module named 'cadasta_no_such_dependency'*"),
@@ -58,6 +60,12 @@ def run(pytester, *args):
     ("no_celery_here", "*no Celery app in module 'no_celery_here' (looked for 'app', "
                        "'celery', a 'celery' submodule, then any Celery app in it); "
                        "no_celery_here defines no Celery app"),
+    # Celery's finder swallows the error of a package's celery.py: it is named.
+    ("broken_celery_module", "*--cadasta-app='broken_celery_module': importing "
+                             "'broken_celery_module.celery' raised ImportError: cannot import "
+                             "name 'NoSuchThing' from 'kombu' (*) at "
+                             "broken_celery_module/celery.py:2 in <module>; reproduce with: "
+                             "python -c 'import broken_celery_module.celery'"),
     ("broken_task_module", "*--cadasta-app='broken_task_module': importing the app's task "
                            "modules (broken_task_module_tasks; from imports, include or "
                            "autodiscovery) raised ModuleNotFoundError: No module named "

@@ -1,0 +1,1 @@
+"""A package whose celery.py fails to import: the short --cadasta-app form names it."""
