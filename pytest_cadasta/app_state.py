@@ -176,28 +176,6 @@ class AppState:
                       if not name.startswith("celery.") and not is_probe(name)
                       and task.__module__ not in tooling)
 
-    def production_consumption(self) -> list[str]:
-        """The queues 'celery worker' consumes as production starts it: those -Q
-        names (--cadasta-queues), else Celery's default, every queue in
-        task_queues; then less what the app's own ``celeryd_after_setup``
-        handlers deselect (the signal fires once -Q is applied). Worked out on
-        the app's own selection, put back afterwards."""
-        from types import SimpleNamespace
-
-        from celery.signals import celeryd_after_setup
-
-        queues = self.app.amqp.queues
-        before = list(queues.consume_from)
-        wanted = self.topology.production_queues
-        try:
-            queues.select(list(queues) if wanted is None else list(wanted))
-            hostname = "cadasta-production@localhost"
-            celeryd_after_setup.send(sender=hostname, conf=self.app.conf,
-                                     instance=SimpleNamespace(app=self.app, hostname=hostname))
-            return list(queues.consume_from)
-        finally:
-            queues.select(before)
-
     def consumed_queues(self) -> list[str]:
         """The queues the in-process worker consumes now (none if not started)."""
         worker = self.harness.running_worker

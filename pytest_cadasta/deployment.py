@@ -26,8 +26,9 @@ AGREED: tuple[tuple[str, Callable[[Topology], str]], ...] = (
 
 
 def _consumes(loaded: LoadedApp) -> list[str] | None:
-    """The queues the app's worker consumes in production (None: it runs none)."""
-    return list(loaded.topology.consumed) if loaded.entry.is_worker else None
+    """The queues the app's worker consumes in production, the monitor too if
+    it does (None: it runs none)."""
+    return list(loaded.topology.in_production) if loaded.entry.is_worker else None
 
 
 def _results(topology: Topology) -> dict[str, Any] | None:

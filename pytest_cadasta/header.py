@@ -12,11 +12,20 @@ if TYPE_CHECKING:
 
 
 def _consumes(settings: Settings, loaded: LoadedApp) -> str:
+    """What the worker consumes as production starts it: the one account the
+    monitor check judges."""
     topology = loaded.topology
-    if topology.production_queues is not None:
-        return f"{', '.join(topology.production_queues)} (-Q, {settings.label('queues')})"
-    return ("what 'celery worker' without -Q consumes (every queue in task_queues, less "
-            "what the app deselects at start-up)")
+    consumed = ", ".join(topology.in_production) or "nothing"
+    if topology.production_queues is None:
+        how = ("'celery worker' without -Q: every queue in task_queues, less what the app "
+               "deselects at start-up")
+    else:
+        how = f"-Q {','.join(topology.production_queues)}, {settings.label('queues')}"
+    dropped = topology.dropped_at_start
+    if dropped:
+        how += (f"; the app leaves out {', '.join(dropped)} as its worker starts (its "
+                "celeryd_after_setup handlers: the toolbox's drops the monitor)")
+    return f"{consumed} ({how})"
 
 
 def _broker_replaced(loaded: LoadedApp, whose: str) -> str | None:

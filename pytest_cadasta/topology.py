@@ -131,6 +131,11 @@ class Topology:
     results: Results | None = None
     #: kombu's ``predefined_queues`` (empty: kombu lists and creates queues).
     predefined: Predefined = Predefined()
+    #: What 'celery worker' consumes as production starts it: the -Q queues
+    #: (else every queue in ``task_queues``), less what the app's own
+    #: ``celeryd_after_setup`` handlers deselect once -Q is applied. The one
+    #: account the check, the header, the reports and the picture all read.
+    in_production: tuple[str, ...] = ()
 
     @property
     def consumed(self) -> tuple[str, ...]:
@@ -177,7 +182,38 @@ class Topology:
             bindings=tuple(_bindings(app)),
             results=Results.of(conf),
             predefined=Predefined.of(options),
+            in_production=tuple(production_consumption(app, production_queues)),
         )
+
+    @property
+    def dropped_at_start(self) -> tuple[str, ...]:
+        """The -Q queues the app leaves out as its worker starts (the toolbox
+        drops the monitor): named by -Q, not consumed."""
+        if self.production_queues is None:
+            return ()
+        return tuple(q for q in self.production_queues if q not in self.in_production)
+
+
+def production_consumption(app: Any, production_queues: tuple[str, ...] | None) -> list[str]:
+    """The queues 'celery worker' consumes as production starts ``app``: those
+    -Q names, else Celery's default, every queue in task_queues; then less
+    what the app's own ``celeryd_after_setup`` handlers deselect (the signal
+    fires once -Q is applied). Worked out on the app's own selection, put back
+    afterwards."""
+    from types import SimpleNamespace
+
+    from celery.signals import celeryd_after_setup
+
+    queues = app.amqp.queues
+    before = list(queues.consume_from)
+    try:
+        queues.select(list(queues) if production_queues is None else list(production_queues))
+        hostname = "cadasta-production@localhost"
+        celeryd_after_setup.send(sender=hostname, conf=app.conf,
+                                 instance=SimpleNamespace(app=app, hostname=hostname))
+        return list(queues.consume_from)
+    finally:
+        queues.select(before)
 
 
 def _bindings(app: Any) -> list[Binding]:

@@ -60,7 +60,7 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: AppState, _: Any) -> None:
 def worker_does_not_consume_the_monitor_queue(c: AppState, _: Any) -> None:
     """A worker that consumes the monitor queue deletes the platform's copies of
     the tasks and runs each of its own tasks a second time under the same id."""
-    consumed = c.production_consumption()
+    consumed = c.topology.in_production
     platform = c.topology.platform_queue
     if platform in consumed:
         how = ("-Q " + ",".join(c.topology.production_queues)

@@ -104,7 +104,7 @@ def _consumers(s: SystemState) -> dict[str, list[str]]:
     """Queue -> the worker apps consuming it in production."""
     consumers: dict[str, list[str]] = {}
     for loaded in s.workers:
-        for queue in s.of(loaded).production_consumption():
+        for queue in loaded.topology.in_production:
             if queue != loaded.topology.platform_queue:
                 consumers.setdefault(queue, []).append(loaded.label)
     return consumers

@@ -451,7 +451,7 @@ def test_production_queues_decide_where_probes_run_and_what_must_be_consumed(
     result = run_inner("--cadasta-app=toolbox_app:app", "--cadasta-queues=export,celery",
                        "-rA", "-k", "routing or success_leaves")
     result.stdout.fnmatch_lines([
-        "cadasta: the worker consumes export, celery (-Q, --cadasta-queues)",
+        "cadasta: the worker consumes export, celery (-Q export,celery, --cadasta-queues)",
         "*saw:   task 'msg.email' -> 'msg': a queue this worker does not consume (it "
         "consumes export, celery)"], consecutive=False)
     result.assert_outcomes(failed=1, passed=ROUTING, deselected=ALL - ROUTING - 1)
@@ -540,3 +540,35 @@ def test_the_verdict_says_which_celery_series_it_holds_for_and_what_the_next_bre
         assert len(later["later"]) == 1
     else:
         assert later["later"] == []
+
+
+@pytest.mark.parametrize(("app", "queues", "said"), [
+    # A hand-configured worker without -Q: the monitor among what it consumes.
+    ("eats_monitor", (), "cadasta: the worker consumes celery, export, msg, platform.fifo "
+                         "('celery worker' without -Q: every queue in task_queues, less what "
+                         "the app deselects at start-up)"),
+    # -Q naming the monitor on a toolbox worker: the toolbox leaves it out, and says so.
+    ("toolbox_app", ("--cadasta-queues=export,msg,celery,platform.fifo",),
+     "cadasta: the worker consumes export, msg, celery (-Q export,msg,celery,platform.fifo, "
+     "--cadasta-queues; the app leaves out platform.fifo as its worker starts (its "
+     "celeryd_after_setup handlers: the toolbox's drops the monitor))"),
+])
+def test_what_the_worker_consumes_is_told_once_as_the_check_judges_it(
+        run_inner, pytester, app, queues, said):
+    """The header, the JSON report and its picture say what the monitor check
+    judges: a consumed monitor among what the worker consumes, drawn red."""
+    pytester.copy_example("apps/handwritten.py")
+    pytester.copy_example(f"apps/{app}.py")
+    result = run_inner(f"--cadasta-app={app}:app", *queues, "--cadasta-report=report.json",
+                       "-k", "worker_does_not_consume_the_monitor_queue")
+    result.stdout.fnmatch_lines([said])
+    report = json.loads((pytester.path / "report.json").read_text())
+    (topology,) = report["topology"]["apps"]
+    consumed = said.split("consumes ", 1)[1].split(" (", 1)[0].split(", ")
+    assert topology["consumes"] == consumed
+    failed = "platform.fifo" in consumed
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK)
+    from pytest_cadasta.markdown_report import picture
+
+    drawn = picture(report)
+    assert ("✗ consumes" in drawn) is failed

@@ -76,7 +76,7 @@ def test_a_right_system_conforms_with_each_app_judged_and_the_users_tests_using_
     result.stdout.fnmatch_lines([
         "cadasta: a system of 3 apps, one broker, one result database",
         "cadasta: export_worker: export_worker (export_worker), worker consuming export, "
-        "celery (-Q, --cadasta-queues); *",
+        "celery (-Q export,celery, --cadasta-queues); *",
         "cadasta: msg_worker: msg_worker (msg_worker), worker consuming msg, celery *",
         "cadasta: platform_app: platform_app (platform), producer; *",
     ])
