@@ -68,10 +68,11 @@ class _Checks:
 
 
 class Picture:
-    """A Mermaid flowchart of the deployment, every arrow leaving an app: it
-    publishes to its exchange, consumes its queues, reads the monitor (the
-    platform's sync-tasks), writes or reads results; the exchange's bindings
-    put each message in queues. What failed is red, what no app of the run
+    """A Mermaid flowchart of the deployment drawn as the data flows, left to
+    right: the apps publish to their exchange; its bindings put each message
+    in queues; each worker consumes its queues, and the platform's sync-tasks
+    reads the monitor; the workers write results, which the platform joins.
+    Every arrow points right. What failed is red, what no app of the run
     consumes dashed."""
 
     def __init__(self, found: dict[str, Any]) -> None:
@@ -120,6 +121,17 @@ class Picture:
 
     def app(self, label: str) -> str:
         return self.node_id("app", label, label)
+
+    def worker(self, label: str) -> str:
+        """The app's worker, right of the queues it consumes."""
+        return self.node(self.node_id("w", label, label), "(|)",
+                         [f"{label}'s worker", "celery worker"], "app")
+
+    def sync_tasks(self, label: str) -> str:
+        """The platform's sync-tasks (of the producer ``label``), right of the
+        monitor it reads."""
+        return self.node(self.node_id("s", label, label), "([|])",
+                         [f"{label}'s sync-tasks", "the platform"], "app")
 
     def exchange(self, name: str, kind: str) -> str:
         return self.node_id("x", f"{name}:{kind}", name or "default")
@@ -226,16 +238,16 @@ class Picture:
         for consumer in queue["consumers"]:
             wrong = queue["monitor"] and self.checks.failed(
                 consumer, "monitor", ("worker_does_not_consume_the_monitor_queue",))
-            self.link(self.app(consumer), node, "✗ consumes" if wrong else "consumes",
+            self.link(node, self.worker(consumer), "✗ consumed" if wrong else "consumed",
                       "-->", "failed" if wrong else None)
         if not queue["monitor"]:
             return
         for reader in queue["read_by"]:
-            self.link(self.app(reader), node, "sync-tasks reads")
+            self.link(node, self.sync_tasks(reader), "read by sync-tasks")
         if not self.producers:
             sync = self.node(self.node_id("platform", "sync-tasks", "sync_tasks"), "([|])",
                              ["the platform's sync-tasks", "(not in this run)"], "app", "idle")
-            self.link(sync, node, "reads", state="idle")
+            self.link(node, sync, "read by", state="idle")
 
     def _monitor_binding(self, app: dict[str, Any]) -> None:
         """An app whose monitor queue is not bound with '#' on its exchange: what
@@ -275,11 +287,11 @@ class Picture:
                 self.link(queues[0], node, "", "~~~")
             for writer in place["writers"]:
                 failed = odd or bool(self.checks.failed(writer, "result"))
-                self.link(self.app(writer), node,
+                self.link(self.worker(writer), node,
                           "✗ writes results" if failed else "writes results", "-.->",
                           "failed" if failed else None)
             for reader in place["readers"]:
-                self.link(self.app(reader), node, "reads results", "-.->")
+                self.link(self.sync_tasks(reader), node, "joins results", "-.->")
 
     def source(self) -> str:
         lines = ["flowchart LR", *self.nodes]

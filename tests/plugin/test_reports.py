@@ -61,6 +61,12 @@ def links(source: str) -> dict[tuple[str, str], str]:
     return found
 
 
+def links_and_hidden(source: str) -> list[tuple[str, str]]:
+    """(start, end) of every arrow of a Mermaid flowchart, hidden ones too."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(
+        r"^\s*(\w+) (?:[-=.~]+>?|-\. .*? \.-x)(?:\|.*\|)? (\w+)$", source, re.M)]
+
+
 def node_ids(source: str) -> dict[str, str]:
     """Node id -> its label's first line."""
     return {match.group(1): match.group(2) for match in
@@ -87,6 +93,8 @@ class _Svg(HTMLParser):
         self.title = self.error = ""
         self.edges: dict[str, str] = {}
         self.nodes: dict[str, str] = {}
+        #: node id -> the x of its centre, as drawn
+        self.x: dict[str, float] = {}
         self.text: list[str] = []
         self._in: str | None = None
 
@@ -101,6 +109,14 @@ class _Svg(HTMLParser):
             # picture-flowchart-<node id>-<n>
             node = re.sub(r"^picture-flowchart-(.*)-\d+$", r"\1", found.get("id", ""))
             self.nodes[node] = " ".join(classes)
+            moved = re.match(r"translate\(([-\d.]+)", found.get("transform") or "")
+            if moved:
+                self.x[node] = float(moved.group(1))
+
+    def backwards(self, source: str) -> list[str]:
+        """The arrows of ``source`` drawn from right to left."""
+        return [f"{start} -> {end}" for start, end in links_and_hidden(source)
+                if self.x.get(start, 0) >= self.x.get(end, 0)]
 
     def handle_endtag(self, tag: str) -> None:
         if tag == self._in:
@@ -204,21 +220,28 @@ def test_the_picture_of_the_system_shows_every_app_queue_and_the_monitor_in_a_br
     nodes = node_ids(source)
     assert sorted(nodes.values()) == sorted([
         "export_worker", "msg_worker", "platform_app", "task_exchange", "celery", "export",
-        "msg", "report", "platform.fifo", "results"])
+        "msg", "report", "platform.fifo", "results", "export_worker's worker",
+        "msg_worker's worker", "platform_app's sync-tasks"])
     named = {label: node for node, label in nodes.items()}
     arrows = links(source)
     assert arrows[(named["platform_app"], named["task_exchange"])] == "publishes"
     assert arrows[(named["task_exchange"], named["platform.fifo"])] == "#35;"
-    assert arrows[(named["platform_app"], named["platform.fifo"])] == "sync-tasks reads"
-    assert arrows[(named["export_worker"], named["export"])] == "consumes"
-    assert arrows[(named["msg_worker"], named["msg"])] == "consumes"
-    assert (named["export_worker"], named["msg"]) not in arrows
+    assert arrows[(named["platform.fifo"], named["platform_app's sync-tasks"])] == (
+        "read by sync-tasks")
+    assert arrows[(named["export"], named["export_worker's worker"])] == "consumed"
+    assert arrows[(named["msg"], named["msg_worker's worker"])] == "consumed"
+    assert (named["msg"], named["export_worker's worker"]) not in arrows
+    assert arrows[(named["export_worker's worker"], named["results"])] == "writes results"
+    assert arrows[(named["platform_app's sync-tasks"], named["results"])] == "joins results"
     assert "no consumer in this run" in source  # 'report': no worker of the run takes it
     assert "✗" not in source and "failed" not in source.split("classDef")[0]
 
     shown = browser.render(source, "conforming")
     assert {"export_worker", "msg_worker", "platform_app", "task_exchange", "platform.fifo",
             "celery", "export", "msg", "report"} <= set(shown.text)
+    # Drawn as the data flows: every arrow points right.
+    assert len(links_and_hidden(source)) >= 15 and len(shown.x) == len(nodes)
+    assert shown.backwards(source) == []
     assert set(nodes) <= set(shown.nodes)
     assert len(shown.edges) >= 15 and not [e for e, style in shown.edges.items() if RED in style]
     assert not [n for n, classes in shown.nodes.items() if "failed" in classes.split()]
