@@ -11,7 +11,6 @@ import pytest
 
 from pytest_cadasta.errors import CadastaError
 from pytest_cadasta.ids import SYSTEM, not_for_a_producer
-from pytest_cadasta.session import CadastaSession
 
 if TYPE_CHECKING:
     from pytest_cadasta.audit.state import AuditRun
@@ -46,6 +45,8 @@ def provide(what: str, make: Callable[..., T], *args: Any) -> T:
 def _cadasta_run(pytestconfig: pytest.Config) -> Iterator[Run | AuditRun]:
     """The run's harnesses and check states (an audit's: ``AuditRun``, which
     only the checks ask for: an audit collects no test of the project)."""
+    from pytest_cadasta.session import CadastaSession
+
     session = CadastaSession.of(pytestconfig)
     run = session.start_run()
     try:

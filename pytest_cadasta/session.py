@@ -10,6 +10,7 @@ import pytest
 
 from pytest_cadasta.interrupts import Interrupts
 from pytest_cadasta.settings import Settings, read_settings
+from pytest_cadasta.using import STATE_KEY
 from pytest_cadasta.verdict import POSTGRESQL_VERSION
 
 if TYPE_CHECKING:
@@ -21,21 +22,7 @@ if TYPE_CHECKING:
     from pytest_cadasta.sqs import MotoServer
     from pytest_cadasta.summary import Summary
 
-_key = pytest.StashKey["CadastaSession"]()
 SUMMARY_PLUGIN = "cadasta-summary"
-
-
-def apps_given(config: pytest.Config) -> bool:
-    """Whether the command line or the ini file names an app to check (read
-    before pytest has parsed everything: early, for the safety before loading)."""
-    args = config.known_args_namespace
-    given = bool(getattr(args, "cadasta_app", None) or getattr(args, "cadasta_producer", None))
-    for key in ("cadasta_app", "cadasta_producer"):
-        try:
-            given = given or bool(config.getini(key))
-        except ValueError:
-            pass
-    return given
 
 
 def moto_endpoint_given(config: pytest.Config) -> str | None:
@@ -101,14 +88,14 @@ class CadastaSession:
 
     @classmethod
     def of(cls, config: pytest.Config) -> CadastaSession:
-        if _key not in config.stash:
-            config.stash[_key] = cls(config)
-        return config.stash[_key]
+        if STATE_KEY not in config.stash:
+            config.stash[STATE_KEY] = cls(config)
+        return config.stash[STATE_KEY]
 
     @classmethod
     def get(cls, config: pytest.Config) -> CadastaSession | None:
         """The session's state if the plugin made one (None: nothing to do)."""
-        return config.stash.get(_key, None)
+        return config.stash.get(STATE_KEY, None)
 
     # -- starting -----------------------------------------------------------------
     def guard_before_imports(self) -> None:

@@ -81,9 +81,13 @@ def test_nothing_reaches_aws_and_the_environment_is_restored(run_inner, pytester
                      if k.startswith("AWS_")}
 
 
-def test_plugin_without_app_imports_nothing_heavy(run_inner):
-    result = run_inner(examples=["inner/test_lightweight.py"])
-    result.assert_outcomes(passed=1)
+def test_plugin_installed_and_unused_imports_only_what_registers_its_options(pytester):
+    """Every pytest run of a project that has the plugin installed pays for it:
+    with no --cadasta-* option or ini key, only the options' and fixtures'
+    modules are imported."""
+    pytester.copy_example("inner/test_lightweight.py")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
 
 
 def test_fixture_without_app_says_how_to_give_one(run_inner, pytester):
