@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,53 @@ def leftovers(open_tmpdir, shared_pg_url, shared_moto):
         return {what: which for what, which in found.items() if which}
 
     return find
+
+
+#: A safety net against a hang only: what a run leaves is waited for as the
+#: event it is (nothing left), however busy the machine.
+HANG = 120.0
+
+
+def _wait_for(condition, what, timeout=HANG):
+    """Until ``condition()`` holds (the event); ``timeout`` only against a hang.
+    ``what`` says what went wrong (called then, if it is a callable)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            said = what() if callable(what) else what
+            pytest.fail(f"{said} after {timeout:.0f} s (the safety net against a hang)")
+        time.sleep(0.05)
+
+
+def _reap_zombies():
+    """Collect the run's processes that died and were handed to this session
+    (a subreaper: it started PostgreSQL) as init would collect them."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+@pytest.fixture
+def left_nothing(leftovers):
+    """Wait until the inner runs left nothing (``leftovers``), the processes
+    they left dead collected as init would; fail saying what is left."""
+
+    def wait():
+        def nothing_left():
+            _reap_zombies()
+            return leftovers() == {}
+
+        _wait_for(nothing_left, lambda: f"something was left: {leftovers()}")
+
+    return wait
+
+
+@pytest.fixture
+def wait_for():
+    """``wait_for(condition, what)``: until ``condition()`` holds, failing with
+    ``what`` only after the hang net (``HANG``)."""
+    return _wait_for

@@ -79,8 +79,8 @@ def test_infrastructure_gone_mid_run_is_an_error_per_check_that_needs_it(
 
 WITH_WORKER = [check.name for check, _ in CHECKS if check.needs_worker]
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_a_task_that_never_returns_fails_its_check_and_the_worker_is_given_up(
         run_with_fault, pytester, leftovers):
     """The safety net (shortened here) ends the check that waits for the task,

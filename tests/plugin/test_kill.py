@@ -10,40 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 APP = "--cadasta-app=toolbox_app:app"
-#: A safety net against a hang only: the watchdog's cleaning is waited for
-#: as the event it is (nothing left), however busy the machine.
-HANG = 120.0
-
-
-def _wait_for(condition, timeout, what):
-    """Until ``condition()`` holds (the event); ``timeout`` only against a hang.
-    ``what`` says what went wrong (called then, if it is a callable)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            said = what() if callable(what) else what
-            pytest.fail(f"{said} after {timeout:.0f} s (the safety net against a hang)")
-        time.sleep(0.05)
-
-
-def _reap_zombies():
-    """Collect the run's processes that died and were handed to this session
-    (a subreaper: it started PostgreSQL) as init would collect them."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 @pytest.fixture
 def start_run(pytester, open_tmpdir):
     """Start a run of the checks (own PostgreSQL, TMPDIR in ``open_tmpdir``),
@@ -72,9 +43,9 @@ def start_run(pytester, open_tmpdir):
         process.wait()
 
 
-def _kill_when_paused(process, paused):
-    _wait_for(lambda: paused.exists() or process.poll() is not None, 120,
-              "the run never reached the moment to kill it")
+def _kill_when_paused(process, paused, wait_for):
+    wait_for(lambda: paused.exists() or process.poll() is not None,
+             "the run never reached the moment to kill it")
     assert process.poll() is None, "the run ended before the moment to kill it"
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -83,34 +54,27 @@ def _kill_when_paused(process, paused):
 @pytest.mark.slow
 @pytest.mark.parametrize("at", ["postgres start", "success_leaves_a_success_row",
                                 "postgres stop"])
-def test_a_run_killed_leaves_nothing_and_the_next_run_conforms(start_run, leftovers,
+def test_a_run_killed_leaves_nothing_and_the_next_run_conforms(start_run, left_nothing, wait_for,
                                                                open_tmpdir, at):
     process, paused = start_run(at)
-    _kill_when_paused(process, paused)
+    _kill_when_paused(process, paused, wait_for)
 
-    def nothing_left():
-        _reap_zombies()
-        return leftovers() == {}
-
-    _wait_for(nothing_left, HANG, lambda: f"something was left: {leftovers()}")
+    left_nothing()
     assert not any(Path(open_tmpdir).iterdir())
     process, _ = start_run(name="next")
-    assert process.wait(HANG) == 0, Path(process.args[0]).name
+    assert process.wait(240) == 0, Path(process.args[0]).name
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_one_killed_the_other_conforms(start_run, leftovers, pytester):
+def test_two_runs_at_once_one_killed_the_other_conforms(start_run, left_nothing, wait_for,
+                                                       pytester):
     killed, paused = start_run("success_leaves_a_success_row", name="killed")
     other, _ = start_run(name="other")
-    _kill_when_paused(killed, paused)
+    _kill_when_paused(killed, paused, wait_for)
     assert other.wait(120) == 0, (pytester.path / "other.log").read_text()[-3000:]
     assert "verdict: conforms" in (pytester.path / "other.log").read_text()
 
-    def nothing_left():
-        _reap_zombies()
-        return leftovers() == {}
-
-    _wait_for(nothing_left, HANG, lambda: f"something was left: {leftovers()}")
+    left_nothing()
 
 
 def test_the_next_run_removes_what_a_dead_run_left_and_never_a_live_runs(
@@ -135,7 +99,8 @@ def test_the_next_run_removes_what_a_dead_run_left_and_never_a_live_runs(
     assert live.exists()
 
 
-def test_a_run_killed_writing_its_junit_xml_leaves_the_last_whole_file(start_run, pytester):
+def test_a_run_killed_writing_its_junit_xml_leaves_the_last_whole_file(start_run, pytester,
+                                                                     wait_for):
     """The JUnit XML file (the verdict's properties in it) is written beside
     itself and moved into place: a kill as it is written leaves the last whole
     file, and the next run removes the dead run's unfinished one."""
@@ -147,7 +112,7 @@ def test_a_run_killed_writing_its_junit_xml_leaves_the_last_whole_file(start_run
     assert first.wait(120) == 0
     whole = junit.read_bytes()
     killed, paused = start_run("junit write", name="killed", args=args)
-    _kill_when_paused(killed, paused)
+    _kill_when_paused(killed, paused, wait_for)
     assert junit.read_bytes() == whole
     left = [p.name for p in junit.parent.iterdir() if p.name != junit.name]
     assert left and all(name.startswith(".junit.xml.cadasta-") and f"-{killed.pid}-" in name
@@ -197,10 +162,10 @@ def test_the_header_says_where_the_files_go_when_tmpdir_is_closed_to_postgres(py
     else:  # not root: PostgreSQL runs as this user, and its files go under TMPDIR
         assert "files go under" not in result.stdout.str()
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_an_xdist_worker_killed_takes_its_postgresql_and_the_verdict_is_not_judged(
-        pytester, open_tmpdir, leftovers):
+        pytester, open_tmpdir, left_nothing, wait_for):
     """-n 2: the xdist worker running the app's checks is killed in a check;
     its PostgreSQL goes with it, and the run says the app was not judged."""
     pytester.copy_example("apps/toolbox_app.py")
@@ -213,8 +178,8 @@ def test_an_xdist_worker_killed_takes_its_postgresql_and_the_verdict_is_not_judg
                                 "-p", "xdist", "-n", "2"], cwd=pytester.path, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for(lambda: paused.exists() or run.poll() is not None, 120,
-                  "the run never reached the check")
+        wait_for(lambda: paused.exists() or run.poll() is not None,
+                 "the run never reached the check")
         os.kill(int(paused.read_text()), signal.SIGKILL)
         run.wait(120)
     finally:
@@ -226,8 +191,4 @@ def test_an_xdist_worker_killed_takes_its_postgresql_and_the_verdict_is_not_judg
     assert "verdict: not judged" in out, out[-3000:]
     assert "verdict: conforms" not in out
 
-    def nothing_left():
-        _reap_zombies()
-        return leftovers() == {}
-
-    _wait_for(nothing_left, HANG, lambda: f"something was left: {leftovers()}")
+    left_nothing()

@@ -8,8 +8,8 @@ from pytest_cadasta.checks import iter_checks
 CHECKS = list(iter_checks(("celery", "msg", "export")))
 ALL = len(CHECKS)
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_celery_contrib_pytest_fixtures_and_ours_in_one_run(run_inner, pytester):
     """celery.contrib.pytest's celery_worker stops every worker in the process
     when it stops, ours too: the checks after it still get a worker."""
@@ -50,8 +50,8 @@ def cached_run(pytester, shared_pg_url):
     run.fix = lambda: app.write_text("from toolbox_app import app  # noqa: F401\n")
     return run
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_x_then_lf_after_a_fix_say_what_they_judged(cached_run):
     """-x stops at the first failing check and says the app does not conform;
     --lf once the app is fixed reruns that check alone: no verdict."""
@@ -67,8 +67,8 @@ def test_x_then_lf_after_a_fix_say_what_they_judged(cached_run):
         f"verdict: not judged as a whole: 1 of {ALL} checks ran, and passed; run them all "
         "for a verdict"])
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_sw_goes_on_from_the_failed_check_and_is_no_verdict(cached_run):
     first = cached_run("--sw")
     assert first.ret == pytest.ExitCode.INTERRUPTED  # pytest's word for a --sw stop

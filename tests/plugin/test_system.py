@@ -55,7 +55,6 @@ def test_every_system_check_has_its_place():
 
 
 @pytest.mark.slow
-
 def test_a_right_system_conforms_with_each_app_judged_and_the_users_tests_using_every_app(
         run_inner, pytester):
     pytester.makepyfile(test_deployment="""
@@ -133,8 +132,8 @@ def test_each_wrong_system_fails_its_own_system_checks_saying_why(run_inner, def
     result.stdout.fnmatch_lines(["*saw: *", "*needs: *", "*fix: *"])
     result.stdout.fnmatch_lines([f"system: does not conform: {len(failing)} check*failed"])
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_the_apps_of_a_wrong_system_still_conform_each_alone(run_inner):
     """The wrong samples are wrong only as a system: each app's own checks pass."""
     result = run_inner("--cadasta-app=export_worker", EXPORT,
@@ -259,8 +258,8 @@ def test_stopping_one_apps_worker_leaves_the_others_running(shared_pg_url, monke
         finally:
             run.close()
 
-@pytest.mark.slow
 
+@pytest.mark.slow
 def test_with_xdist_the_apps_are_spread_and_the_system_checks_run_once(run_inner, pytester):
     """-n 2: each app's checks run together on one xdist worker, the system's
     checks once; the controlling process gives the verdict and writes the report
@@ -293,7 +292,7 @@ def test_with_xdist_the_apps_are_spread_and_the_system_checks_run_once(run_inner
 
 @pytest.mark.slow
 def test_two_runs_at_once_each_with_xdist_are_each_judged_right(pytester, open_tmpdir,
-                                                                tmp_path, leftovers):
+                                                                tmp_path, left_nothing):
     """A CI machine running two jobs at once, a developer running the suite
     while another runs: two runs, each -n 2, same user, same temporary
     directory, one template cache (empty: both build it at once). Neither
@@ -324,7 +323,7 @@ def test_two_runs_at_once_each_with_xdist_are_each_judged_right(pytester, open_t
         assert code == 0, out[-3000:]
         assert "verdict: the system conforms (3 apps)" in out
         assert "went away" not in out
-    assert leftovers() == {}
+    left_nothing()
 
 
 def test_each_app_registers_what_celery_a_would_register_in_its_own_process(run_inner, pytester):
