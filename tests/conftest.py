@@ -23,6 +23,11 @@ collect_ignore = ["examples"]
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# Hypothesis's pytest plugin imports Hypothesis as every pytest process ends
+# (about 0.8 s): the inner runs, a couple of hundred processes, need none of it.
+os.environ["PYTEST_ADDOPTS"] = " ".join(
+    filter(None, [os.environ.get("PYTEST_ADDOPTS"), "-p no:hypothesispytest"]))
+
 
 @pytest.fixture(scope="session")
 def shared_pg_url():
