@@ -571,4 +571,4 @@ def test_what_the_worker_consumes_is_told_once_as_the_check_judges_it(
     from pytest_cadasta.markdown_report import picture
 
     drawn = picture(report)
-    assert ("✗ consumes" in drawn) is failed
+    assert ("✗ consumed" in drawn) is failed
