@@ -32,7 +32,7 @@ DONE = (FINISHED, INTERNAL_ERROR, UNKNOWN)
 
 #: The safety net of every wait (read as each wait begins): a round trip ends as
 #: soon as the worker reports, long before.
-ROUND_TRIP_TIMEOUT = 10.0
+ROUND_TRIP_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ MOTO_ACCOUNT = "123456789012"
 
 #: A safety net for ``MotoServer.settle``: a receive waits at most a worker's
 #: long poll (TEST_POLLING's one second), and ``MockSQS.release`` ends it sooner.
-SETTLE_TIMEOUT = 3.0
+SETTLE_TIMEOUT = 60.0
 #: How long a stopped moto process may take to go before it is killed.
 STOP_TIMEOUT = 5.0
 

@@ -22,10 +22,11 @@ from pytest_cadasta.errors import WorkerFailed
 #: worker polls SQS: not the user's to fix, so the plugin silences them.
 KOMBU_CURL_WARNINGS = ("IOCTLFUNCTION is deprecated", "socket_all is deprecated")
 
-#: Safety nets: each ends as soon as the worker reports, never by waiting it out.
-START_TIMEOUT = 30.0
-CALL_TIMEOUT = 10.0
-STOP_TIMEOUT = 15.0
+#: Safety nets against a hang only (a loaded machine may take seconds where an
+#: idle one takes milliseconds): each ends as soon as the worker reports.
+START_TIMEOUT = 60.0
+CALL_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
 #: The longest the worker's event loop sleeps before it runs what is due.
 LOOP_TICK = 0.02
 
