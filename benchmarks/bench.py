@@ -139,6 +139,8 @@ BENCHMARKS = (
     Benchmark("floor", Figure("floor")),
     Benchmark("suite", Figure("example-suite"), Figure("floor"),
               Target(1.25, text="<= 1.25 (stretch 1.0)")),
+    # CPU seconds (user + system) of the run's whole process tree.
+    Benchmark("suite-cpu", Figure("example-suite", "cpu"), Figure("floor", "cpu")),
     *_failing("forgetful-router"),
     *_failing("no-monitor-queue"),
     Benchmark("idle", Figure("idle-plugin"), Figure("idle-no-plugin"), Target(1.05)),
@@ -156,9 +158,10 @@ BENCHMARKS = (
               Target(0.99, text="< 1.0 (faster with -n 2)")),
     # Not among the defaults (minutes a round): --only tests.
     Benchmark("tests", Figure("tests"), target=Target(180.0, text="<= 180 s", absolute=True)),
+    Benchmark("tests-cpu", Figure("tests", "cpu")),
 )
 #: Benchmarks run only when named with --only.
-ON_REQUEST = ("tests",)
+ON_REQUEST = ("tests", "tests-cpu")
 
 HEADER = ("benchmark", "median", "reference", "ref. median", "ratio", "target", "met?",
           "notes")
@@ -227,8 +230,16 @@ def row(benchmark: Benchmark, samples: dict[str, list[Sample]]) -> list[str | No
     ]
 
 
+#: How a detail's figure is named, where it is not a check's time.
+DETAIL_LABELS = {"cpu": "{workload}, CPU s"}
+
+
 def _label(figure: Figure) -> str:
-    return figure.workload if figure.detail is None else f"{figure.detail.replace('_', ' ')} check"
+    if figure.detail is None:
+        return figure.workload
+    if figure.detail in DETAIL_LABELS:
+        return DETAIL_LABELS[figure.detail].format(workload=figure.workload)
+    return f"{figure.detail.replace('_', ' ')} check"
 
 
 def _notes(benchmark: Benchmark, samples: dict[str, list[Sample]]) -> str | None:

@@ -57,13 +57,23 @@ os.execv({pg_ctl!r}, [{pg_ctl!r}] + args)
 """
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's waited-for descendants."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass(frozen=True)
 class Run:
-    """One finished subprocess: its wall time, exit code and output."""
+    """One finished subprocess: its wall time, exit code and output, and the
+    CPU seconds (user + system) its process tree spent."""
 
     seconds: float
     returncode: int | None  # None: stopped at the timeout
     output: str
+    cpu: float = 0.0
 
     @property
     def timed_out(self) -> bool:
@@ -119,6 +129,7 @@ class Lab:
         command = [sys.executable, "-m", "pytest", "--color=no", *args]
         with log.open("w") as out:
             start = time.perf_counter()
+            before = _children_cpu()
             child = subprocess.Popen(command, cwd=cwd, env=child_env, stdout=out,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
@@ -134,7 +145,10 @@ class Lab:
             if returncode is None:
                 _stop(child)
                 self._stop_leftover_postgres()
-        return Run(seconds, returncode, log.read_text(errors="replace"))
+        # Every process of its tree that was waited for (moto's, PostgreSQL's,
+        # the xdist workers) adds to the run's children's usage.
+        return Run(seconds, returncode, log.read_text(errors="replace"),
+                   _children_cpu() - before)
 
     def pg_ctl(self) -> str:
         """The pg_ctl the plugin would find (PATH, then the usual places)."""

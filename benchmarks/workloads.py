@@ -61,7 +61,7 @@ def _sample(run: Run, ok: Sequence[int] = (0,), **details: Any) -> Sample:
     if run.returncode not in ok:
         _print_tail(run)
         return Sample(None, f"exit {run.returncode}")
-    return Sample(run.seconds, None, details)
+    return Sample(run.seconds, None, {"cpu": run.cpu, **details})
 
 
 def _print_tail(run: Run) -> None:
