@@ -3,7 +3,7 @@ seen."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pytest_cadasta.protocol import TOOLBOX, fail
 from pytest_cadasta.topology import sqs_queue_name
@@ -11,7 +11,12 @@ from pytest_cadasta.topology import sqs_queue_name
 if TYPE_CHECKING:
     from pytest_cadasta.app_state import AppState
 
-__all__ = ["add_platform_queue_fix", "describe", "monitor_fix", "row_text"]
+__all__ = ["KOMBU_VISIBILITY_TIMEOUT", "add_platform_queue_fix", "describe", "monitor_fix",
+           "retry_delay", "row_text"]
+
+#: kombu's SQS transport's visibility timeout when the app sets none (it sets
+#: it only on the queues it creates).
+KOMBU_VISIBILITY_TIMEOUT = 1800
 
 
 def add_platform_queue_fix(c: AppState) -> str:
@@ -93,3 +98,17 @@ def row_text(row: dict | None) -> str:
     if row.get("traceback"):
         text += f" ({row['traceback'].strip().splitlines()[-1]})"
     return text
+
+
+def retry_delay(task: Any) -> tuple[float, str]:
+    """The longest a task that retries waits before it runs again, and the
+    setting that says so; 0 for a task with no sign of retrying (a delay of
+    its own, or autoretry_for: Celery's default delay alone says nothing)."""
+    from celery import Task
+
+    explicit = task.default_retry_delay != Task.default_retry_delay
+    if not explicit and not getattr(task, "autoretry_for", ()):
+        return 0.0, ""
+    if getattr(task, "retry_backoff", False):
+        return float(getattr(task, "retry_backoff_max", 600) or 0), "retry_backoff_max"
+    return float(task.default_retry_delay or 0), "default_retry_delay"

@@ -218,6 +218,40 @@ def visibility_timeout_outlasts_acks_late_time_limits(c: AppAudit, queue: str) -
             f"{longest:g} s"]
 
 
+@check(DEPLOYMENT, per_queue=True, judges_worker=True)
+def visibility_timeout_outlasts_the_retry_delays(c: AppAudit, queue: str) -> list[str]:
+    """A task that retries later than its queue's visibility timeout is handed
+    to another worker while the first still holds it, and runs twice. kombu
+    sets a queue's visibility timeout only when it creates the queue: a
+    deployed queue keeps its own, whatever the app's ``visibility_timeout``
+    says (reported beside the queue's)."""
+    from pytest_cadasta.checks.common import retry_delay
+
+    queues = c.queues()
+    sqs_name = dict(c.target.sqs.queues)[queue]
+    if queues.url(sqs_name) is None:
+        raise CheckSkipped(f"not judged: no queue {sqs_name} (see "
+                           "work_queue_exists_under_the_prefix)")
+    timeout = int(queues.attributes(sqs_name).get("VisibilityTimeout", 0))
+    delays = {name: delay for name in sorted(c.app.tasks)
+              if not name.startswith("celery.") and routed_queue(c.app, name) == queue
+              for delay, _how in [retry_delay(c.app.tasks[name])] if delay}
+    late = [f"{name} retries after {delay:g} s" for name, delay in delays.items()
+            if delay > timeout]
+    if late:
+        fail(saw=f"{sqs_name} has a visibility timeout of {timeout} s; {_some(late)}",
+             needs=f"the visibility timeout of {sqs_name} at least the longest retry delay of "
+                   "the tasks routed to it",
+             fix=f"aws sqs set-queue-attributes --region {c.target.sqs.region} --queue-url "
+                 f"{queues.url(sqs_name)} --attributes VisibilityTimeout="
+                 f"{_seconds(max(delays.values()))} (or shorter retry delays)")
+    expected = (c.app.conf.broker_transport_options or {}).get("visibility_timeout")
+    if expected is None or float(expected) == timeout:
+        return []
+    return [f"{sqs_name}: visibility timeout {timeout} s, not the app's visibility_timeout "
+            f"({float(expected):g} s): kombu applies that only to the queues it creates"]
+
+
 @check(DEPLOYMENT, judges_worker=True)
 def acks_late_tasks_have_a_time_limit(c: AppAudit, _: Any) -> None:
     """An acks_late task with no time limit can outlast any visibility timeout:

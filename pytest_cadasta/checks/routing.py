@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.checks.common import KOMBU_VISIBILITY_TIMEOUT, retry_delay
 from pytest_cadasta.checks.registry import check
 from pytest_cadasta.protocol import TOOLBOX, fail
 from pytest_cadasta.routes import effective_route
@@ -106,22 +107,6 @@ def worker_registers_tasks_of_its_own(c: AppState, _: Any) -> None:
                  "that does")
 
 
-#: kombu's SQS transport's visibility timeout when the app sets none.
-KOMBU_VISIBILITY_TIMEOUT = 1800
-
-
-def _retry_delay(task: Any) -> tuple[float, str]:
-    """The longest a task that retries waits before it runs again, and the
-    setting that says so; 0 for a task with no sign of retrying (a delay of
-    its own, or autoretry_for: Celery's default delay alone says nothing)."""
-    from celery import Task
-
-    explicit = task.default_retry_delay != Task.default_retry_delay
-    if not explicit and not getattr(task, "autoretry_for", ()):
-        return 0.0, ""
-    if getattr(task, "retry_backoff", False):
-        return float(getattr(task, "retry_backoff_max", 600) or 0), "retry_backoff_max"
-    return float(task.default_retry_delay or 0), "default_retry_delay"
 
 
 def _delay(event: Any) -> float | None:
@@ -151,7 +136,7 @@ def no_task_waits_longer_than_its_queues_visibility_timeout(c: AppState, _: Any)
     options = c.app.conf.broker_transport_options or {}
     limit = float(options.get("visibility_timeout") or KOMBU_VISIBILITY_TIMEOUT)
     too_far = [f"{name!r} retries after {delay:g} s ({how})" for name in c.own_tasks()
-               for delay, how in [_retry_delay(c.app.tasks[name])] if delay > limit]
+               for delay, how in [retry_delay(c.app.tasks[name])] if delay > limit]
     for event in c.events.published():
         delay = _delay(event)
         if delay is not None and delay > limit:

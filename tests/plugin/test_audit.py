@@ -442,6 +442,11 @@ def test_each_wrong_role_fails_its_own_check_and_nothing_is_committed(
 
 
 @pytest.mark.parametrize(("app", "failing", "expected"), [
+    ("retries_late", {"visibility_timeout_outlasts_the_retry_delays[msg]"}, [
+        f"*saw:   {PREFIX}-msg has a visibility timeout of 120 s; msg.digest retries after "
+        "300 s",
+        f"*fix:   aws sqs set-queue-attributes --region {REGION} --queue-url http://*/"
+        f"{PREFIX}-msg --attributes VisibilityTimeout=300 (or shorter retry delays)"]),
     ("unbounded", {"acks_late_tasks_have_a_time_limit"}, [
         "*saw:   acks_late task with no time limit: export.archive (queue export)",
         "*fix:   @app.task(acks_late=True, time_limit=<seconds>) on each, or task_time_limit*"]),
