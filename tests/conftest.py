@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +30,97 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # (about 0.8 s): the inner runs, a couple of hundred processes, need none of it.
 os.environ["PYTEST_ADDOPTS"] = " ".join(
     filter(None, [os.environ.get("PYTEST_ADDOPTS"), "-p no:hypothesispytest"]))
+
+
+class WarmPython:
+    """The client of ``tests/forkserver.py``: runs ``python -m pytest`` for
+    pytester in a process forked from an interpreter that has imported the
+    heavy libraries once (each run is still a process of its own)."""
+
+    def __init__(self):
+        self.server = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("forkserver.py"))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._buffer = b""
+        self._answer("ready", HANG)
+
+    def _answer(self, key, timeout):
+        """The server's next answer, which holds ``key``; None after ``timeout``."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.server.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    return None
+                chunk = os.read(self.server.stdout.fileno(), 65536)
+                if not chunk:
+                    raise RuntimeError(f"the fork server ended ({self.server.wait()})")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)[key]
+
+    def runpytest(self, pytester, *args, timeout=None):
+        """What ``pytester.runpytest_subprocess(*args, timeout=...)`` returns."""
+        __tracebackhide__ = True
+        basetemp = tempfile.mkdtemp(dir=pytester.path, prefix="runpytest-")
+        args = [f"--basetemp={basetemp}", *(f"-p{plugin}" for plugin in pytester.plugins),
+                *map(os.fspath, args)]
+        env = os.environ.copy()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(),
+                                                          env.get("PYTHONPATH", "")]))
+        out, err = pytester.path / "stdout", pytester.path / "stderr"
+        print("running (forked): python -m pytest", *args)
+        print("     in:", Path.cwd())
+        started = time.monotonic()
+        request = {"args": args, "cwd": os.getcwd(), "env": env, "stdout": str(out),
+                   "stderr": str(err)}
+        self.server.stdin.write(json.dumps(request).encode() + b"\n")
+        self.server.stdin.flush()
+        pid = self._answer("pid", HANG)
+        status = self._answer("status", HANG if timeout is None else timeout)
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            self._answer("status", HANG)
+            raise pytester.TimeoutExpired(f"{timeout} second timeout expired running: {args}")
+        outlines = out.read_text(encoding="utf8", errors="replace").splitlines()
+        errlines = err.read_text(encoding="utf8", errors="replace").splitlines()
+        pytester._dump_lines(outlines, sys.stdout)
+        pytester._dump_lines(errlines, sys.stderr)
+        return pytest.RunResult(status, outlines, errlines, time.monotonic() - started)
+
+    def close(self):
+        self.server.stdin.close()
+        self.server.wait()
+        self.server.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def warm_python():
+    """One fork server per outer session (per xdist worker)."""
+    server = WarmPython()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(autouse=True)
+def _inner_runs_forked(request):
+    """Every ``pytester.runpytest_subprocess`` of a test runs forked from the
+    warm Python, but in a test marked ``fresh_python`` (it judges what a run
+    imports, or when: there, each run starts its interpreter as users do)."""
+    if "pytester" not in request.fixturenames or request.node.get_closest_marker(
+            "fresh_python"):
+        yield
+        return
+    pytester = request.getfixturevalue("pytester")
+    warm = request.getfixturevalue("warm_python")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pytester, "runpytest_subprocess",
+                      lambda *args, timeout=None: warm.runpytest(pytester, *args,
+                                                                 timeout=timeout))
+        yield
 
 
 @pytest.fixture(scope="session")

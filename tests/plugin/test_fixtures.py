@@ -81,6 +81,7 @@ def test_nothing_reaches_aws_and_the_environment_is_restored(run_inner, pytester
                      if k.startswith("AWS_")}
 
 
+@pytest.mark.fresh_python
 def test_plugin_installed_and_unused_imports_only_what_registers_its_options(pytester):
     """Every pytest run of a project that has the plugin installed pays for it:
     with no --cadasta-* option or ini key, only the options' and fixtures'

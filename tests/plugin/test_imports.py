@@ -15,6 +15,7 @@ SYSTEM = ("--cadasta-app=export_worker", "--cadasta-app=msg_worker",
           "--cadasta-queues=msg_worker=msg,celery")
 
 
+@pytest.mark.fresh_python
 @pytest.mark.parametrize(("args", "examples"), [
     (("--cadasta-app=toolbox_app:app",), ["apps/toolbox_app.py"]),
     (SYSTEM, ["system"]),
