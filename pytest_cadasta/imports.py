@@ -5,6 +5,7 @@ partially initialized module 'sqlalchemy.engine'``)."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 
 #: The result database's thread: Celery's database backend (SQLAlchemy).
@@ -21,3 +22,30 @@ def before_threads(modules: tuple[str, ...]) -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+
+
+#: Whether this process froze what it had imported (see keep_what_is_imported).
+_frozen = False
+
+
+def keep_what_is_imported() -> None:
+    """Take what is alive now out of the cyclic collector's walks
+    (``gc.freeze``): the modules imported so far and what importing them made
+    (Celery, kombu, boto3, SQLAlchemy: a hundred thousand objects) live as
+    long as the run, yet every full collection would walk them all, pytest's
+    own as the run ends and the interpreter's as it exits included (a fifth
+    of a conformance run's CPU). They stay out until the process ends, or
+    until another run starts in the same process (``pytest.main`` again):
+    ``release`` gives them back then, so no run's garbage outlives the next."""
+    global _frozen
+    gc.freeze()
+    _frozen = True
+
+
+def release() -> None:
+    """Undo ``keep_what_is_imported`` if this process did it (a freeze of the
+    caller's own made before goes back too: there is one frozen generation)."""
+    global _frozen
+    if _frozen:
+        gc.unfreeze()
+        _frozen = False

@@ -132,13 +132,14 @@ class CadastaSession:
         settings = self.settings = read_settings(config)
         if not settings.apps:
             return
-        from pytest_cadasta import loader, mirakuru_sweep
+        from pytest_cadasta import imports, loader, mirakuru_sweep
         from pytest_cadasta.distribution import is_xdist_controller
         from pytest_cadasta.sending import UNDELIVERABLE_WARNING
         from pytest_cadasta.sqs import local_aws
         from pytest_cadasta.summary import Summary
 
         self.interrupts.install()
+        imports.release()  # what an earlier run in this process kept
         mirakuru_sweep.narrow()  # as this run ends, no one else's server is killed
         if settings.audit:
             self._configure_audit()
@@ -146,6 +147,7 @@ class CadastaSession:
         if self.server is None:
             self.server = self.stack.enter_context(local_aws(settings.moto_endpoint))
         self.apps = loader.load_apps(settings, config.rootpath, self.stack)
+        imports.keep_what_is_imported()
         # Every app needs the database: the workers for their results, every
         # app for the platform's Task table.
         if settings.result_db is None and settings.pg_ctl is not None \

@@ -118,3 +118,23 @@ def test_topology_of_a_handwritten_app_reads_task_queues():
     assert seen.platform_queue == "platform.fifo"
     assert (seen.region, seen.queue_name_prefix) == ("us-east-1", "")
     assert (seen.exchange, seen.exchange_type) == ("celery", "direct")
+
+
+def test_a_run_keeps_what_it_imported_out_of_the_collector_until_the_next_run():
+    import gc
+
+    from pytest_cadasta import imports
+
+    kept = object.__new__(type("Kept", (), {}))
+    try:
+        imports.release()
+        assert gc.get_freeze_count() == 0
+        imports.keep_what_is_imported()
+        assert not any(found is kept for found in gc.get_objects())
+        imports.release()
+        assert any(found is kept for found in gc.get_objects())
+        gc.freeze()  # a freeze of the caller's own: left as it is
+        imports.release()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
