@@ -24,6 +24,10 @@ machine's conditions; the table shows medians over the rounds (5 by default).
                 the same with -p no:cadasta
   scale-*       the conformance suite on toolbox workers with 3, 50 and 200
                 work queues and 1,000 tasks, with its verdict; 50q/3q, 200q/3q
+  calls-per-queue
+                SQS calls of the conformance run per work queue: a toolbox
+                worker at 3 and at 200 queues on the plugin's own moto server,
+                which counts each action; (200q - 3q) / 197, by action
   throughput    1,000 tasks through the plugin's fixtures (send to SUCCESS row;
                 every row and monitor copy checked) / a bare boto3 loop on moto
                 making the same SQS calls per task
@@ -149,6 +153,8 @@ BENCHMARKS = (
     Benchmark("scale-200q", Figure("scale-200q"), Figure("scale-3q"),
               Target(1.8, text="<= 1.8, conforms",
                      also=lambda o: set(o.details("verdict")) == {"conforms"})),
+    # SQS calls per work queue (at 3 and at 200 queues; the notes break them down).
+    Benchmark("calls-per-queue", Figure("calls")),
     Benchmark("throughput", Figure("throughput-plugin"), Figure("throughput-bare"),
               Target(0.7, at_least=True, text=">= 0.7, 0 lost",
                      also=lambda o: max(o.details("lost"), default=1) == 0)),
@@ -259,6 +265,9 @@ def _notes(benchmark: Benchmark, samples: dict[str, list[Sample]]) -> str | None
     lost = outcome.details("lost")
     if lost:
         notes.append(f"lost: {max(lost)}")
+    for runs in outcome.details("per_action")[-1:]:  # the last round's breakdown
+        notes.append(", ".join(f"{name} {n:g}" for name, n in
+                               sorted(runs.items(), key=lambda item: -item[1])))
     return "; ".join(notes) or None
 
 

@@ -99,6 +99,7 @@ class Lab:
         self.tmp.chmod(0o1777)
         self._dirs: set[str] = set()
         self._moto_endpoint: str | None = None
+        self._counted_moto: str | None = None
         self._postgres_url: str | None = None
         self._pg_ctl: str | None = None
 
@@ -185,6 +186,27 @@ class Lab:
             host, port = server.get_host_and_port()
             self._moto_endpoint = f"http://{host}:{port}"
         return self._moto_endpoint
+
+    def counted_moto(self) -> str:
+        """The plugin's own moto server (``pytest_cadasta.moto_process``),
+        started once: it counts each AWS action's requests (``calls``)."""
+        if self._counted_moto is None:
+            from pytest_cadasta.sqs import MotoServer
+
+            server = MotoServer().start()
+            self._stack.callback(server.stop)
+            self._counted_moto = server.endpoint
+        return self._counted_moto
+
+    def calls(self) -> dict[str, int]:
+        """Each AWS action's requests to ``counted_moto()`` so far."""
+        import json
+        import urllib.request
+
+        from pytest_cadasta.moto_process import CALLS_PATH
+
+        with urllib.request.urlopen(self.counted_moto() + CALLS_PATH, timeout=60) as answer:
+            return json.loads(answer.read())
 
     def postgres_url(self) -> str:
         """An already running PostgreSQL, started once the way the plugin starts

@@ -31,6 +31,7 @@ SYSTEM_OPTIONS = ("--cadasta-app=export_worker", "--cadasta-app=msg_worker",
 
 SECONDS = "s"
 RATE = "tasks/s"
+CALLS = "calls"
 THROUGHPUT_TASKS = 1000
 SCALE_TASKS = 1000
 NO_CACHE = ("-p", "no:cacheprovider")
@@ -153,6 +154,36 @@ def scale(queues: int, lab: Lab) -> Sample:
     return _sample(run, ok=(0, 1), verdict=_verdict(run))
 
 
+#: The work queues of the two runs whose SQS calls are compared.
+CALLS_QUEUES = (3, 200)
+
+
+def calls_per_queue(lab: Lab) -> Sample:
+    """SQS calls the conformance run makes per work queue: the toolbox worker
+    of ``scale`` at 3 and at 200 queues on the plugin's counting moto server,
+    (calls at 200 - calls at 3) / 197. Details: each run's calls, and the
+    actions' share of the difference per queue."""
+    counts = {}
+    for queues in CALLS_QUEUES:
+        workdir = _copy({"genapp.py": SAMPLES / "genapp.py"},
+                        lab.workdir(f"calls-{queues}"))
+        before = lab.calls()
+        run = lab.pytest([*NO_CACHE, "--cadasta-app=genapp:app",
+                          f"--cadasta-moto-endpoint={lab.counted_moto()}"], workdir,
+                         env=_genapp_env(queues, SCALE_TASKS))
+        if run.timed_out or run.returncode not in (0, 1):
+            return _sample(run, ok=(0, 1))
+        after = lab.calls()
+        counts[queues] = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    few, many = CALLS_QUEUES
+    added = many - few
+    per_action = {name: (counts[many].get(name, 0) - counts[few].get(name, 0)) / added
+                  for name in set(counts[few]) | set(counts[many])}
+    value = sum(per_action.values())
+    return Sample(value, None, {f"calls-{q}q": sum(c.values()) for q, c in counts.items()}
+                  | {"per_action": {k: round(v, 2) for k, v in per_action.items() if v}})
+
+
 def system(options: tuple[str, ...], lab: Lab) -> Sample:
     """The conformance suite on a system of three apps (the platform and two
     workers), each app's checks and the system's."""
@@ -232,6 +263,7 @@ WORKLOADS = {w.name: w for w in (
     Workload("idle-no-plugin", SECONDS, partial(idle, False)),
     Workload("idle-plugin", SECONDS, partial(idle, True)),
     *(Workload(f"scale-{n}q", SECONDS, partial(scale, n)) for n in (3, 50, 200)),
+    Workload("calls", CALLS, calls_per_queue),
     Workload("system", SECONDS, partial(system, ())),
     Workload("system-n2", SECONDS, partial(system, ("-n", "2"))),
     Workload("throughput-plugin", RATE, throughput),

@@ -16,30 +16,57 @@ this process ends, not the run; the pipe is portable and exact.)
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import threading
+from collections import Counter
 from typing import Any
 
 #: The path of the request that answers once no other request is in flight.
 SETTLE_PATH = "/__cadasta__/settle"
+#: The path that answers how many requests of each AWS action came so far
+#: (JSON: {"ReceiveMessage": 12, ...}); benchmarks/bench.py reads it.
+CALLS_PATH = "/__cadasta__/calls"
+
+
+def action(environ: Any) -> str:
+    """The AWS action a request asks for: the JSON protocol's target header
+    ('AmazonSQS.ReceiveMessage'), else the query protocol's ``Action``."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    for pair in (environ.get("QUERY_STRING") or "").split("&"):
+        name, _, value = pair.partition("=")
+        if name == "Action" and value:
+            return value
+    return environ.get("PATH_INFO") or "/"
 
 
 class Counted:
-    """A WSGI app counting the requests it is handling; ``SETTLE_PATH`` waits
-    (up to the seconds in its query) until it is the only one."""
+    """A WSGI app counting the requests it is handling, and each action's
+    requests so far (``CALLS_PATH``); ``SETTLE_PATH`` waits (up to the seconds
+    in its query) until it is the only one."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.handling = 0
+        self.calls: Counter[str] = Counter()
         self.changed = threading.Condition()
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         if environ.get("PATH_INFO") == SETTLE_PATH:
             return self._settle(environ, start_response)
+        if environ.get("PATH_INFO") == CALLS_PATH:
+            with self.changed:
+                body = json.dumps(dict(self.calls)).encode()
+            start_response("200 OK", [("Content-Type", "application/json"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
         with self.changed:
             self.handling += 1
+            self.calls[action(environ)] += 1
         try:
             return self.app(environ, start_response)
         finally:

@@ -60,3 +60,25 @@ def test_two_readers_draining_one_monitor_at_once_hand_each_copy_on_once(server)
     assert not any(thread.is_alive() for thread in threads)
     assert heard == sent  # each once, in the order sent
     assert [m.id for m in tap.take()] == sent
+
+
+def test_the_moto_process_counts_each_actions_requests(server):
+    """benchmarks/bench.py's calls per queue come from the server itself."""
+    import urllib.request
+
+    from pytest_cadasta.moto_process import CALLS_PATH
+
+    def calls():
+        with urllib.request.urlopen(server.endpoint + CALLS_PATH, timeout=60) as answer:
+            return json.loads(answer.read())
+
+    before = calls()
+    client = server.client(REGION)
+    name = f"counted-{uuid.uuid4().hex[:8]}"
+    url = client.create_queue(QueueName=name)["QueueUrl"]
+    for _ in range(3):
+        client.send_message(QueueUrl=url, MessageBody="x")
+    after = calls()
+    added = {action: after[action] - before.get(action, 0) for action in after
+             if after[action] != before.get(action, 0)}
+    assert added == {"CreateQueue": 1, "SendMessage": 3}
