@@ -112,3 +112,14 @@ def test_the_readme_deployment_runs_as_it_is_in_one_command(run_inner, pytester)
                       re.S | re.M).group(1)
     shown = README[README.index(".. code-block:: mermaid\n\n"):].split("\n\n")[1]
     assert "\n".join(line[4:] for line in shown.splitlines()) + "\n" == drawn
+
+
+def test_the_readme_renders_on_the_package_index():
+    """What twine check (CI's .ci/package) says of the long description: a
+    malformed table or a stray role makes the index show the source."""
+    import io
+
+    from readme_renderer.rst import render
+
+    warnings = io.StringIO()
+    assert render(README, stream=warnings) is not None, warnings.getvalue()
