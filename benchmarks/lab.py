@@ -200,13 +200,18 @@ class Lab:
 
     def calls(self) -> dict[str, int]:
         """Each AWS action's requests to ``counted_moto()`` so far."""
+        import http.client
         import json
-        import urllib.request
 
         from pytest_cadasta.moto_process import CALLS_PATH
 
-        with urllib.request.urlopen(self.counted_moto() + CALLS_PATH, timeout=60) as answer:
-            return json.loads(answer.read())
+        port = int(self.counted_moto().rsplit(":", 1)[1])
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:  # http.client: no proxy of the environment's in the way
+            connection.request("GET", CALLS_PATH)
+            return json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
 
     def postgres_url(self) -> str:
         """An already running PostgreSQL, started once the way the plugin starts

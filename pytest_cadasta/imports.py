@@ -30,22 +30,26 @@ _frozen = False
 
 def keep_what_is_imported() -> None:
     """Take what is alive now out of the cyclic collector's walks
-    (``gc.freeze``): the modules imported so far and what importing them made
-    (Celery, kombu, boto3, SQLAlchemy: a hundred thousand objects) live as
-    long as the run, yet every full collection would walk them all, pytest's
-    own as the run ends and the interpreter's as it exits included (a fifth
-    of a conformance run's CPU). They stay out until the process ends, or
-    until another run starts in the same process (``pytest.main`` again):
-    ``release`` gives them back then, so no run's garbage outlives the next."""
+    (``gc.freeze``), before any test of the run: the modules imported so far
+    and what importing them made (Celery, kombu, boto3, SQLAlchemy, the apps: a
+    hundred thousand objects) live as long as the run, yet every full
+    collection would walk them all, pytest's own as the run ends and the
+    interpreter's at exit included (a fifth of a conformance run's CPU). They
+    stay out until the process ends, or until another run of the plugin starts
+    in the same process (``pytest.main`` again): ``release`` gives them back
+    then and collects what the earlier run left. (Frozen objects are not in
+    ``gc.get_objects()``.)"""
     global _frozen
     gc.freeze()
     _frozen = True
 
 
 def release() -> None:
-    """Undo ``keep_what_is_imported`` if this process did it (a freeze of the
-    caller's own made before goes back too: there is one frozen generation)."""
+    """Undo ``keep_what_is_imported`` if this process did it, and collect the
+    garbage it kept (a freeze of the caller's own made before goes back too:
+    there is one frozen generation)."""
     global _frozen
     if _frozen:
         gc.unfreeze()
         _frozen = False
+        gc.collect()

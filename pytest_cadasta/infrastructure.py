@@ -59,10 +59,9 @@ class Infrastructure:
         if self._preparing is not None or self._database is not None:
             return
 
-        from pytest_cadasta.imports import RESULT_DATABASE, before_threads, keep_what_is_imported
+        from pytest_cadasta.imports import RESULT_DATABASE, before_threads
 
         before_threads(RESULT_DATABASE)  # SQLAlchemy: never by two threads at once
-        keep_what_is_imported()
 
         def make() -> None:
             try:

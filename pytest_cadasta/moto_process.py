@@ -33,7 +33,9 @@ CALLS_PATH = "/__cadasta__/calls"
 
 def action(environ: Any) -> str:
     """The AWS action a request asks for: the JSON protocol's target header
-    ('AmazonSQS.ReceiveMessage'), else the query protocol's ``Action``."""
+    ('AmazonSQS.ReceiveMessage', what botocore speaks to SQS), else the query
+    protocol's ``Action`` in the URL (a query-protocol POST, whose action is in
+    its body, which is not read here, counts under its path)."""
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return target.rsplit(".", 1)[-1]

@@ -130,16 +130,18 @@ class CadastaSession:
         for message in KOMBU_CURL_WARNINGS:
             config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
         settings = self.settings = read_settings(config)
+        from pytest_cadasta import imports
+
+        imports.release()  # what an earlier run in this process kept
         if not settings.apps:
             return
-        from pytest_cadasta import imports, loader, mirakuru_sweep
+        from pytest_cadasta import loader, mirakuru_sweep
         from pytest_cadasta.distribution import is_xdist_controller
         from pytest_cadasta.sending import UNDELIVERABLE_WARNING
         from pytest_cadasta.sqs import local_aws
         from pytest_cadasta.summary import Summary
 
         self.interrupts.install()
-        imports.release()  # what an earlier run in this process kept
         mirakuru_sweep.narrow()  # as this run ends, no one else's server is killed
         if settings.audit:
             self._configure_audit()
@@ -147,11 +149,16 @@ class CadastaSession:
         if self.server is None:
             self.server = self.stack.enter_context(local_aws(settings.moto_endpoint))
         self.apps = loader.load_apps(settings, config.rootpath, self.stack)
+        runs_checks = not config.option.collectonly and not is_xdist_controller(config)
+        if runs_checks:
+            # What the result database's thread will import (SQLAlchemy): now,
+            # by this thread, so the freeze below covers it too.
+            imports.before_threads(imports.RESULT_DATABASE)
+        # Before any test runs: nothing of a user's test is frozen with it.
         imports.keep_what_is_imported()
         # Every app needs the database: the workers for their results, every
         # app for the platform's Task table.
-        if settings.result_db is None and settings.pg_ctl is not None \
-                and not config.option.collectonly and not is_xdist_controller(config):
+        if settings.result_db is None and settings.pg_ctl is not None and runs_checks:
             from pytest_cadasta.postgres import StartingPostgres
 
             # initdb (or a copy of the cached cluster) and pg_ctl start run while

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -35,69 +36,142 @@ os.environ["PYTEST_ADDOPTS"] = " ".join(
 class WarmPython:
     """The client of ``tests/forkserver.py``: runs ``python -m pytest`` for
     pytester in a process forked from an interpreter that has imported the
-    heavy libraries once (each run is still a process of its own)."""
+    heavy libraries once (each run is still a process of its own). A server
+    that misbehaves (no answer, an exception or a signal mid-run) is stopped
+    and replaced: no run ever reads another's answer."""
+
+    #: What Python reads only as it starts: a run whose environment sets one of
+    #: them otherwise than the server's starts an interpreter of its own.
+    STARTUP_VARIABLES = ("PYTHONWARNINGS", "PYTHONHASHSEED", "PYTHONIOENCODING",
+                         "PYTHONUNBUFFERED", "PYTHONDEVMODE", "PYTHONFAULTHANDLER",
+                         "PYTHONTRACEMALLOC", "PYTHONUTF8", "PYTHONSAFEPATH",
+                         "PYTHONNOUSERSITE", "PYTHONOPTIMIZE", "PYTHONHOME",
+                         "PYTHONINSPECT", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
     def __init__(self):
+        self.server = None
+        self._requests = 0
+
+    def _start(self):
+        self._log = tempfile.TemporaryFile()
+        self._started_env = {name: os.environ.get(name) for name in self.STARTUP_VARIABLES}
         self.server = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("forkserver.py"))],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
         self._buffer = b""
-        self._answer("ready", HANG)
+        self._answer(None, "ready", HANG)
 
-    def _answer(self, key, timeout):
-        """The server's next answer, which holds ``key``; None after ``timeout``."""
+    def _said(self):
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-2000:]
+
+    def _answer(self, request, key, timeout):
+        """The server's answer ``key`` to ``request`` (an older request's
+        answers are skipped); None after ``timeout`` seconds (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
             selector.register(self.server.stdout, selectors.EVENT_READ)
-            deadline = time.monotonic() + timeout
-            while b"\n" not in self._buffer:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
+            while True:
+                while b"\n" in self._buffer:
+                    line, self._buffer = self._buffer.split(b"\n", 1)
+                    answer = json.loads(line)
+                    if key in answer and answer.get("request") == request:
+                        return answer[key]
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0 or not selector.select(left):
                     return None
                 chunk = os.read(self.server.stdout.fileno(), 65536)
                 if not chunk:
-                    raise RuntimeError(f"the fork server ended ({self.server.wait()})")
+                    raise RuntimeError(f"the fork server ended ({self.server.wait()}): "
+                                       f"{self._said()}")
                 self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)[key]
 
     def runpytest(self, pytester, *args, timeout=None):
-        """What ``pytester.runpytest_subprocess(*args, timeout=...)`` returns."""
+        """What ``pytester.runpytest_subprocess(*args, timeout=...)`` returns;
+        None if this run must start an interpreter of its own (its environment
+        sets what Python reads only as it starts)."""
         __tracebackhide__ = True
-        basetemp = tempfile.mkdtemp(dir=pytester.path, prefix="runpytest-")
-        args = [f"--basetemp={basetemp}", *(f"-p{plugin}" for plugin in pytester.plugins),
-                *map(os.fspath, args)]
         env = os.environ.copy()
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(),
                                                           env.get("PYTHONPATH", "")]))
+        if self.server is None:
+            self._start()
+        if any(env.get(name) != value for name, value in self._started_env.items()):
+            return None
+        basetemp = tempfile.mkdtemp(dir=pytester.path, prefix="runpytest-")
+        args = [f"--basetemp={basetemp}", *(f"-p{plugin}" for plugin in pytester.plugins),
+                *map(os.fspath, args)]
         out, err = pytester.path / "stdout", pytester.path / "stderr"
+        out.write_text("")
+        err.write_text("")
         print("running (forked): python -m pytest", *args)
         print("     in:", Path.cwd())
         started = time.monotonic()
-        request = {"args": args, "cwd": os.getcwd(), "env": env, "stdout": str(out),
-                   "stderr": str(err)}
-        self.server.stdin.write(json.dumps(request).encode() + b"\n")
-        self.server.stdin.flush()
-        pid = self._answer("pid", HANG)
-        status = self._answer("status", HANG if timeout is None else timeout)
-        if status is None:
-            os.kill(pid, signal.SIGKILL)
-            self._answer("status", HANG)
-            raise pytester.TimeoutExpired(f"{timeout} second timeout expired running: {args}")
+        self._requests += 1
+        request = self._requests
+        pid = None
+        try:
+            self.server.stdin.write(json.dumps({
+                "request": request, "args": args, "cwd": os.getcwd(), "env": env,
+                "stdout": str(out), "stderr": str(err)}).encode() + b"\n")
+            self.server.stdin.flush()
+            pid = self._answer(request, "pid", HANG)
+            if pid is None:
+                raise RuntimeError(f"the fork server did not fork in {HANG:.0f} s: "
+                                   f"{self._said()}")
+            status = self._answer(request, "status", timeout)
+            if status is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                if self._answer(request, "status", HANG) is None:
+                    raise RuntimeError("the fork server did not collect a killed run")
+                raise pytester.TimeoutExpired(
+                    f"{timeout} second timeout expired running: {args}")
+        except pytester.TimeoutExpired:
+            raise
+        except BaseException:
+            self._discard(pid)
+            raise
         outlines = out.read_text(encoding="utf8", errors="replace").splitlines()
         errlines = err.read_text(encoding="utf8", errors="replace").splitlines()
         pytester._dump_lines(outlines, sys.stdout)
         pytester._dump_lines(errlines, sys.stderr)
         return pytest.RunResult(status, outlines, errlines, time.monotonic() - started)
 
+    def _discard(self, pid):
+        """Stop the server (and its run ``pid``, if there is one): the next run
+        starts another."""
+        server, self.server = self.server, None
+        if server is None:
+            return
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        server.kill()
+        server.wait()
+        server.stdin.close()
+        server.stdout.close()
+        self._log.close()
+
     def close(self):
-        self.server.stdin.close()
-        self.server.wait()
-        self.server.stdout.close()
+        server = self.server
+        if server is None:
+            return
+        server.stdin.close()
+        try:
+            server.wait(HANG)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        server.stdout.close()
+        self._log.close()
+        self.server = None
 
 
 @pytest.fixture(scope="session")
 def warm_python():
-    """One fork server per outer session (per xdist worker)."""
+    """One fork server per outer session (per xdist worker), started with the
+    first inner run."""
     server = WarmPython()
     try:
         yield server
@@ -116,10 +190,15 @@ def _inner_runs_forked(request):
         return
     pytester = request.getfixturevalue("pytester")
     warm = request.getfixturevalue("warm_python")
+    fresh = pytester.runpytest_subprocess
+
+    def runpytest_subprocess(*args, timeout=None):
+        __tracebackhide__ = True
+        result = warm.runpytest(pytester, *args, timeout=timeout)
+        return fresh(*args, timeout=timeout) if result is None else result
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pytester, "runpytest_subprocess",
-                      lambda *args, timeout=None: warm.runpytest(pytester, *args,
-                                                                 timeout=timeout))
+        patch.setattr(pytester, "runpytest_subprocess", runpytest_subprocess)
         yield
 
 

@@ -3,12 +3,16 @@ a process per inner run that runs ``python -m pytest`` as a fresh one would.
 
 Started by ``tests/conftest.py`` (one per outer session or xdist worker) as
 ``python tests/forkserver.py``, it reads one JSON request per line on stdin
-(``args``, ``cwd``, ``env``, ``stdout``, ``stderr``: the files the run's output
-goes to), forks, answers ``{"pid": ...}``, waits for that process and answers
-``{"status": ...}`` (as ``Popen.returncode``: negative for a signal).
+(``request``, a number the answers repeat; ``args``, ``cwd``, ``env``;
+``stdout``, ``stderr``: the files the run's output goes to), forks, answers
+``{"request": N, "pid": ...}``, waits for that process and answers
+``{"request": N, "status": ...}`` (as ``Popen.returncode``: negative for a
+signal).
 
 The run is a process of its own: its signals, exit code, threads, atexit
-handlers and environment are its own, as in a subprocess. What it saves is
+handlers and environment are its own, as in a subprocess (but for what Python
+reads only as it starts, such as PYTHONWARNINGS or PYTHONHASHSEED: the
+client runs a request that sets those otherwise in a fresh interpreter). What it saves is
 what every inner run paid before its first line of pytest ran: starting the
 interpreter and importing pytest, Celery, kombu, boto3, SQLAlchemy and the
 PostgreSQL drivers (about 0.7 s of CPU each). Nothing of pytest-cadasta is
@@ -72,15 +76,16 @@ def main():
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     control = (requests, answers)
-    answers.write(json.dumps({"ready": os.getpid()}) + "\n")
+    answers.write(json.dumps({"request": None, "ready": os.getpid()}) + "\n")
     for line in requests:
         request = json.loads(line)
         pid = os.fork()
         if pid == 0:
             _run(request, base_path, control)  # exits, by SystemExit, as pytest does
-        answers.write(json.dumps({"pid": pid}) + "\n")
+        answers.write(json.dumps({"request": request["request"], "pid": pid}) + "\n")
         _, status = os.waitpid(pid, 0)
-        answers.write(json.dumps({"status": os.waitstatus_to_exitcode(status)}) + "\n")
+        answers.write(json.dumps({"request": request["request"],
+                                  "status": os.waitstatus_to_exitcode(status)}) + "\n")
 
 
 if __name__ == "__main__":

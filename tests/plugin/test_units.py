@@ -136,5 +136,17 @@ def test_a_run_keeps_what_it_imported_out_of_the_collector_until_the_next_run():
         gc.freeze()  # a freeze of the caller's own: left as it is
         imports.release()
         assert gc.get_freeze_count() > 0
+        gc.unfreeze()
+        # What an earlier run left as garbage, frozen with it, is collected
+        # when the next run releases it.
+        import weakref
+
+        cycle = type("Cycle", (), {})()
+        cycle.me = cycle
+        gone = weakref.ref(cycle)
+        imports.keep_what_is_imported()
+        del cycle
+        imports.release()
+        assert gone() is None
     finally:
         gc.unfreeze()
