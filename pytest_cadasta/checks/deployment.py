@@ -187,6 +187,18 @@ def _acks_late(c: AppAudit) -> dict[str, tuple[str | None, Any]]:
     return found
 
 
+def _deployed_visibility_timeout(c: AppAudit, queue: str) -> tuple[Any, str, int]:
+    """The deployed queues, the SQS name of the app's queue ``queue``, and that
+    queue's own VisibilityTimeout (what counts: kombu sets the app's only on
+    the queues it creates); not judged when there is no such queue."""
+    queues = c.queues()
+    sqs_name = dict(c.target.sqs.queues)[queue]
+    if queues.url(sqs_name) is None:
+        raise CheckSkipped(f"not judged: no queue {sqs_name} (see "
+                           "work_queue_exists_under_the_prefix)")
+    return queues, sqs_name, int(queues.attributes(sqs_name).get("VisibilityTimeout", 0))
+
+
 @check(DEPLOYMENT, per_queue=True, judges_worker=True)
 def visibility_timeout_outlasts_acks_late_time_limits(c: AppAudit, queue: str) -> list[str]:
     """An acks_late task still running when its queue's visibility timeout ends
@@ -197,12 +209,7 @@ def visibility_timeout_outlasts_acks_late_time_limits(c: AppAudit, queue: str) -
              if routed == queue and limit is not None}
     if not tasks:
         return []
-    queues = c.queues()
-    sqs_name = dict(c.target.sqs.queues)[queue]
-    if queues.url(sqs_name) is None:
-        raise CheckSkipped(f"not judged: no queue {sqs_name} (see "
-                           "work_queue_exists_under_the_prefix)")
-    timeout = int(queues.attributes(sqs_name).get("VisibilityTimeout", 0))
+    queues, sqs_name, timeout = _deployed_visibility_timeout(c, queue)
     longest = max(tasks.values())
     if timeout < longest:
         over = [f"{name} ({limit:g} s)" for name, limit in sorted(tasks.items())
@@ -227,12 +234,7 @@ def visibility_timeout_outlasts_the_retry_delays(c: AppAudit, queue: str) -> lis
     says (reported beside the queue's)."""
     from pytest_cadasta.checks.common import retry_delay
 
-    queues = c.queues()
-    sqs_name = dict(c.target.sqs.queues)[queue]
-    if queues.url(sqs_name) is None:
-        raise CheckSkipped(f"not judged: no queue {sqs_name} (see "
-                           "work_queue_exists_under_the_prefix)")
-    timeout = int(queues.attributes(sqs_name).get("VisibilityTimeout", 0))
+    queues, sqs_name, timeout = _deployed_visibility_timeout(c, queue)
     delays = {name: delay for name in sorted(c.app.tasks)
               if not name.startswith("celery.") and routed_queue(c.app, name) == queue
               for delay, _how in [retry_delay(c.app.tasks[name])] if delay}

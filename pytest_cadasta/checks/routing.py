@@ -107,8 +107,6 @@ def worker_registers_tasks_of_its_own(c: AppState, _: Any) -> None:
                  "that does")
 
 
-
-
 def _delay(event: Any) -> float | None:
     """How far ahead of its publish a task's ETA lay, in seconds (None: none)."""
     from datetime import datetime
