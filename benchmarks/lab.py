@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: How long a child gets to tear down (stop PostgreSQL, moto) after SIGINT.
 INTERRUPT_GRACE = 20.0
@@ -99,7 +100,7 @@ class Lab:
         self.tmp.chmod(0o1777)
         self._dirs: set[str] = set()
         self._moto_endpoint: str | None = None
-        self._counted_moto: str | None = None
+        self._counted_moto: Any = None
         self._postgres_url: str | None = None
         self._pg_ctl: str | None = None
 
@@ -193,25 +194,14 @@ class Lab:
         if self._counted_moto is None:
             from pytest_cadasta.sqs import MotoServer
 
-            server = MotoServer().start()
-            self._stack.callback(server.stop)
-            self._counted_moto = server.endpoint
-        return self._counted_moto
+            self._counted_moto = MotoServer().start()
+            self._stack.callback(self._counted_moto.stop)
+        return self._counted_moto.endpoint
 
     def calls(self) -> dict[str, int]:
         """Each AWS action's requests to ``counted_moto()`` so far."""
-        import http.client
-        import json
-
-        from pytest_cadasta.moto_process import CALLS_PATH
-
-        port = int(self.counted_moto().rsplit(":", 1)[1])
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:  # http.client: no proxy of the environment's in the way
-            connection.request("GET", CALLS_PATH)
-            return json.loads(connection.getresponse().read())
-        finally:
-            connection.close()
+        self.counted_moto()
+        return self._counted_moto.calls()
 
     def postgres_url(self) -> str:
         """An already running PostgreSQL, started once the way the plugin starts

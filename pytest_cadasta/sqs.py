@@ -168,6 +168,21 @@ class MotoServer:
         finally:
             connection.close()
 
+    def calls(self) -> dict[str, int]:
+        """How many requests of each AWS action the server has answered (the
+        plugin's own moto process counts them; benchmarks/bench.py reads it)."""
+        import http.client
+        import json
+
+        from pytest_cadasta.moto_process import CALLS_PATH
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:  # http.client: no proxy of the environment's in the way
+            connection.request("GET", CALLS_PATH)
+            return json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+
     def stop(self) -> None:
         for client in self._clients.values():
             client.close()

@@ -64,25 +64,13 @@ def test_two_readers_draining_one_monitor_at_once_hand_each_copy_on_once(server)
 
 def test_the_moto_process_counts_each_actions_requests(server):
     """benchmarks/bench.py's calls per queue come from the server itself."""
-    import http.client
-
-    from pytest_cadasta.moto_process import CALLS_PATH
-
-    def calls():  # http.client: no proxy of the environment's in the way
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-        try:
-            connection.request("GET", CALLS_PATH)
-            return json.loads(connection.getresponse().read())
-        finally:
-            connection.close()
-
-    before = calls()
+    before = server.calls()
     client = server.client(REGION)
     name = f"counted-{uuid.uuid4().hex[:8]}"
     url = client.create_queue(QueueName=name)["QueueUrl"]
     for _ in range(3):
         client.send_message(QueueUrl=url, MessageBody="x")
-    after = calls()
+    after = server.calls()
     added = {action: after[action] - before.get(action, 0) for action in after
              if after[action] != before.get(action, 0)}
     assert added == {"CreateQueue": 1, "SendMessage": 3}
