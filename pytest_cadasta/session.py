@@ -92,11 +92,6 @@ class CadastaSession:
             config.stash[STATE_KEY] = cls(config)
         return config.stash[STATE_KEY]
 
-    @classmethod
-    def get(cls, config: pytest.Config) -> CadastaSession | None:
-        """The session's state if the plugin made one (None: nothing to do)."""
-        return config.stash.get(STATE_KEY, None)
-
     # -- starting -----------------------------------------------------------------
     def guard_before_imports(self) -> None:
         """moto listens and the AWS environment is pinned, before any conftest
