@@ -33,7 +33,8 @@ from typing import Any
 from kombu.serialization import register
 
 __all__ = ["DATA_TYPES", "PLATFORM_LIBRARIES", "RESULT_CONTENT_TYPE", "RESULT_SERIALIZER",
-           "ResultRefused", "is_data_type", "load_data", "platform_can_import"]
+           "ResultRefused", "is_data_type", "load_data", "platform_can_import",
+           "python3_name"]
 
 #: The serializer's name, for ``result_serializer`` and ``result_accept_content``.
 RESULT_SERIALIZER = "cadasta-pickle"
@@ -71,13 +72,18 @@ def platform_can_import(module: str) -> bool:
     return top in sys.stdlib_module_names or top in PLATFORM_LIBRARIES
 
 
+def python3_name(module: str, name: str) -> tuple[str, str]:
+    """``module.name`` as a pickle names it, as ``pickle.loads`` looks it up: a
+    pickle of protocol 0-2 may use Python 2's names (``__builtin__.set``,
+    ``exceptions.ValueError``), which pickle maps to Python 3's."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
 def is_data_type(module: str, name: str) -> bool:
-    """Whether ``module.name``, as a pickle names it, is one of ``DATA_TYPES``
-    (a pickle of protocol 0-2 may name the built-ins as Python 2 did:
-    ``__builtin__.set``; pickle maps those names, and so does this)."""
-    mapped = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-    mapped = (_compat_pickle.IMPORT_MAPPING.get(mapped[0], mapped[0]), mapped[1])
-    return mapped in DATA_TYPES
+    """Whether ``module.name``, as a pickle names it, is one of ``DATA_TYPES``."""
+    return python3_name(module, name) in DATA_TYPES
 
 
 class _DataPickler(pickle.Pickler):

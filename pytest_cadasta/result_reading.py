@@ -12,7 +12,6 @@ pickle can call any importable callable, ``os.system`` among them."""
 
 from __future__ import annotations
 
-import _compat_pickle  # pickle's own map of Python 2 names, as it applies it
 import builtins
 import json
 import pickletools
@@ -20,7 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cadasta_toolbox.results import ResultRefused, is_data_type, load_data, platform_can_import
+from cadasta_toolbox.results import (
+    ResultRefused,
+    is_data_type,
+    load_data,
+    platform_can_import,
+    python3_name,
+)
 
 #: How many of an unreadable row's bytes a failure shows.
 SHOWN_BYTES = 40
@@ -44,11 +49,8 @@ class _ForeignClass(Exception):
 
 
 def _refuse_foreign(module: str, name: str) -> None:
-    # A pickle of protocol 0-2 may name the built-ins as Python 2 did
-    # (__builtin__.set); pickle maps those names, so they count as mapped.
-    mapped, _ = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-    mapped = _compat_pickle.IMPORT_MAPPING.get(mapped, mapped)
-    if not platform_can_import(mapped):
+    # Python 2's names (__builtin__.set) count as pickle maps them.
+    if not platform_can_import(python3_name(module, name)[0]):
         raise _ForeignClass(module, name)
 
 
@@ -143,7 +145,7 @@ def _harmless(module: str, name: str) -> bool:
     else runs)."""
     if is_data_type(module, name):
         return True
-    mapped, _ = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    mapped, name = python3_name(module, name)
     found = getattr(builtins, name, None) if mapped == "builtins" else None
     return isinstance(found, type) and issubclass(found, BaseException)
 
