@@ -84,9 +84,11 @@ class Infrastructure:
     def _make_result_db(self) -> ResultDatabase:
         if self._database is None:
             from pytest_cadasta.resultdb import ResultDatabase
+            from pytest_cadasta.task_table import TASK_TABLE_SQL
 
             server = self._postgres_server()
-            database = ResultDatabase(server, self.settings.result_schema)
+            database = ResultDatabase(server, self.settings.result_schema,
+                                      more_tables=(TASK_TABLE_SQL,))
             self._stack.callback(database.drop)
             try:
                 database.create()

@@ -9,6 +9,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The task Celery sends to wait for a chord's header (a retry of it carries
+#: the same id, itself as its parent).
+CHORD_UNLOCK = "celery.chord_unlock"
+
 
 @dataclass(frozen=True)
 class TaskMessage:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_cadasta.errors import InfrastructureError, first_line
+from pytest_cadasta.messages import CHORD_UNLOCK
 from pytest_cadasta.sync_rules import Refusal, read
 from pytest_cadasta.task_table import store, view_query
-from pytest_cadasta.wiring import CHORD_UNLOCK
 
 if TYPE_CHECKING:
     from pytest_cadasta.events import TaskEvents

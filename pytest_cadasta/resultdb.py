@@ -1,6 +1,6 @@
-"""The throwaway result database: the platform's result tables and its Task
-table, a worker role that may touch only the result tables, and helpers to
-read result rows."""
+"""The throwaway result database: the platform's result tables (and any table
+the caller adds, as the run adds the platform's Task table), a worker role that
+may touch only the result tables, and helpers to read result rows."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any
 from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
 from pytest_cadasta.errors import InfrastructureError, first_line
 from pytest_cadasta.postgres import Server
-from pytest_cadasta.task_table import TASK_TABLE_SQL
 
 #: The columns ``rows()`` reads, those the table has (None for the others).
 RESULT_COLUMNS = ("task_id", "status", "result", "traceback", "date_done", "name")
@@ -22,13 +21,17 @@ RESULT_COLUMNS = ("task_id", "status", "result", "traceback", "date_done", "name
 class ResultDatabase:
     """One throwaway database holding the result tables, dropped on ``drop()``."""
 
-    def __init__(self, server: Server, schema_file: Path | None = None) -> None:
+    def __init__(self, server: Server, schema_file: Path | None = None,
+                 more_tables: tuple[str, ...] = ()) -> None:
         token = secrets.token_hex(4)
         self.server = server
         self.dbname = f"cadasta_results_{token}"
         self.role = f"cadasta_worker_{token}"
         self.password = secrets.token_urlsafe(18)
         self.schema_file = schema_file
+        #: SQL of tables made beside the result tables, which the worker's
+        #: role is given nothing of.
+        self.more_tables = more_tables
         self._janitor: Any = None
         self._columns: dict[str, tuple[str, ...]] = {}
         #: The server's version, e.g. '15.14', once the database is made.
@@ -57,7 +60,8 @@ class ResultDatabase:
                 if self.schema_file is None:
                     raise
                 raise InfrastructureError(_schema_error(self.schema_file, schema, exc)) from None
-            connection.execute(TASK_TABLE_SQL)
+            for sql in self.more_tables:
+                connection.execute(sql)
             connection.commit()
             version = connection.info.parameter_status("server_version") or ""
             self.server_version = version.split(" ")[0] or None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_cadasta.messages import CHORD_UNLOCK
 from pytest_cadasta.probes import ELSEWHERE_QUEUE
 from pytest_cadasta.resultdb import ResultDatabase
 from pytest_cadasta.sqs import FAKE_ACCESS_KEY, FAKE_SECRET_KEY, MockSQS
@@ -35,7 +36,6 @@ POOL_KEY = "cadasta_app"
 #: Inside the harness only, celery.chord_unlock polls a chord's parts every
 #: 50 ms, and its first poll is not held back a second; the chord checks report
 #: the app's own settings.
-CHORD_UNLOCK = "celery.chord_unlock"
 CHORD_UNLOCK_TEST_DELAY = 0.05
 
 _MISSING = object()

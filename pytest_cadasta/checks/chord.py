@@ -9,10 +9,10 @@ from pytest_cadasta import events
 from pytest_cadasta.checks.common import row_text
 from pytest_cadasta.checks.registry import Phase, check
 from pytest_cadasta.events import DONE
+from pytest_cadasta.messages import CHORD_UNLOCK
 from pytest_cadasta.probes import ELSEWHERE_ERRBACK
 from pytest_cadasta.protocol import TOOLBOX, fail
 from pytest_cadasta.sending import undeliverable
-from pytest_cadasta.wiring import CHORD_UNLOCK
 
 if TYPE_CHECKING:
     from pytest_cadasta.app_state import AppState

@@ -7,11 +7,12 @@ import pytest
 from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
 from pytest_cadasta.postgres import server_from_url
 from pytest_cadasta.resultdb import ResultDatabase
+from pytest_cadasta.task_table import TASK_TABLE_SQL
 
 
 @pytest.fixture
 def database(shared_pg_url):
-    db = ResultDatabase(server_from_url(shared_pg_url)).create()
+    db = ResultDatabase(server_from_url(shared_pg_url), more_tables=(TASK_TABLE_SQL,)).create()
     yield db
     db.drop()
 
