@@ -319,7 +319,7 @@ def _check_interpreter(parser: argparse.ArgumentParser) -> None:
 
 
 def _pg_ctl() -> str | None:
-    from pytest_cadasta.postgres import find_pg_ctl
+    from pytest_cadasta.services.postgres import find_pg_ctl
 
     try:
         return find_pg_ctl(None)

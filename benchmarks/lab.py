@@ -155,7 +155,7 @@ class Lab:
     def pg_ctl(self) -> str:
         """The pg_ctl the plugin would find (PATH, then the usual places)."""
         if self._pg_ctl is None:
-            from pytest_cadasta.postgres import find_pg_ctl
+            from pytest_cadasta.services.postgres import find_pg_ctl
 
             self._pg_ctl = find_pg_ctl(None)
         return self._pg_ctl
@@ -165,7 +165,7 @@ class Lab:
         real one, or as root a wrapper that runs it as an unprivileged user."""
         if os.geteuid() != 0:
             return self.pg_ctl()
-        from pytest_cadasta.postgres import unprivileged_user
+        from pytest_cadasta.services.postgres import unprivileged_user
 
         user = unprivileged_user()
         wrapper = below / "pg_ctl"
@@ -189,10 +189,10 @@ class Lab:
         return self._moto_endpoint
 
     def counted_moto(self) -> str:
-        """The plugin's own moto server (``pytest_cadasta.moto_process``),
+        """The plugin's own moto server (``pytest_cadasta.services.moto_process``),
         started once: it counts each AWS action's requests (``calls``)."""
         if self._counted_moto is None:
-            from pytest_cadasta.sqs import MotoServer
+            from pytest_cadasta.services.sqs import MotoServer
 
             self._counted_moto = MotoServer().start()
             self._stack.callback(self._counted_moto.stop)
@@ -207,7 +207,7 @@ class Lab:
         """An already running PostgreSQL, started once the way the plugin starts
         its own, for --cadasta-result-db."""
         if self._postgres_url is None:
-            from pytest_cadasta.postgres import EphemeralPostgres
+            from pytest_cadasta.services.postgres import EphemeralPostgres
 
             postgres = EphemeralPostgres(self.pg_ctl())
             self._stack.callback(postgres.stop)
@@ -230,7 +230,7 @@ def _base_dir() -> str | None:
     """As root, a directory PostgreSQL's unprivileged user can traverse."""
     if os.geteuid() != 0:
         return None
-    from pytest_cadasta.postgres import reachable_temp_dir
+    from pytest_cadasta.services.postgres import reachable_temp_dir
 
     return reachable_temp_dir()
 

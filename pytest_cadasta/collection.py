@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_cadasta.checks import Check, iter_checks, system_checks
-from pytest_cadasta.errors import (
+from pytest_cadasta.basics.errors import (
     COULD_NOT_RUN,
     CadastaError,
     blamed_key,
@@ -20,13 +19,14 @@ from pytest_cadasta.errors import (
     explained_key,
     gone_key,
 )
-from pytest_cadasta.ids import NOTE, SUITE, SYSTEM, not_for_a_producer
-from pytest_cadasta.locations import AppLocations, Location
-from pytest_cadasta.protocol import run_check
+from pytest_cadasta.basics.ids import NOTE, SUITE, SYSTEM, not_for_a_producer
+from pytest_cadasta.basics.protocol import run_check
+from pytest_cadasta.checks import Check, iter_checks, system_checks
+from pytest_cadasta.reporting.locations import AppLocations, Location
 
 if TYPE_CHECKING:
-    from pytest_cadasta.loader import LoadedApp
-    from pytest_cadasta.protocol import CheckState
+    from pytest_cadasta.apps.loader import LoadedApp
+    from pytest_cadasta.basics.protocol import CheckState
     from pytest_cadasta.settings import Settings
 
 #: Celery warns, with a traceback, of each task the worker could not run or

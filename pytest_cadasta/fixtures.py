@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from pytest_cadasta.errors import CadastaError
-from pytest_cadasta.ids import SYSTEM, not_for_a_producer
+from pytest_cadasta.basics.errors import CadastaError
+from pytest_cadasta.basics.ids import SYSTEM, not_for_a_producer
 
 if TYPE_CHECKING:
     from pytest_cadasta.audit.state import AuditRun
-    from pytest_cadasta.harness import Harness
-    from pytest_cadasta.platform_view import Platform
-    from pytest_cadasta.protocol import CheckState
-    from pytest_cadasta.resultdb import ResultDatabase
-    from pytest_cadasta.run import Run
-    from pytest_cadasta.sqs import MockSQS
-    from pytest_cadasta.worker import InProcessWorker
+    from pytest_cadasta.basics.protocol import CheckState
+    from pytest_cadasta.model.platform_view import Platform
+    from pytest_cadasta.running.harness import Harness
+    from pytest_cadasta.running.run import Run
+    from pytest_cadasta.services.resultdb import ResultDatabase
+    from pytest_cadasta.services.sqs import MockSQS
+    from pytest_cadasta.services.worker import InProcessWorker
 
 T = TypeVar("T")
 
@@ -144,7 +144,7 @@ def _cadasta_checks_worker(_cadasta_state: Any, request: pytest.FixtureRequest) 
     infrastructure gone, none: the check is an error saying so."""
     gone = _cadasta_state.gone()
     if gone is not None:
-        from pytest_cadasta.errors import gone_key
+        from pytest_cadasta.basics.errors import gone_key
 
         request.node.stash[gone_key] = gone
         return None

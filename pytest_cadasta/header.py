@@ -8,7 +8,7 @@ from pytest_cadasta.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_cadasta.audit.target import AppTarget
-    from pytest_cadasta.run import LoadedApp
+    from pytest_cadasta.running.run import LoadedApp
 
 
 def _consumes(settings: Settings, loaded: LoadedApp) -> str:
@@ -43,7 +43,7 @@ def _broker_replaced(loaded: LoadedApp, whose: str) -> str | None:
 
 def _least_privilege(loaded: LoadedApp, whose: str) -> list[str]:
     """What the run does with an app's least-privilege SQS settings."""
-    from pytest_cadasta.wiring import STS_OPTIONS
+    from pytest_cadasta.apps.wiring import STS_OPTIONS
 
     options = loaded.app.conf.broker_transport_options or {}
     lines = []
@@ -83,7 +83,7 @@ def header_lines(settings: Settings, apps: list[LoadedApp],
         f"cadasta: result database: {database}",
     ]
     if settings.result_db is None:
-        from pytest_cadasta.postgres import files_elsewhere
+        from pytest_cadasta.services.postgres import files_elsewhere
 
         elsewhere = files_elsewhere()
         if elsewhere is not None:

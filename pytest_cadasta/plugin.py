@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pytest_cadasta.errors import COULD_NOT_RUN, could_not_run_key, explained_key
+from pytest_cadasta.basics.errors import COULD_NOT_RUN, could_not_run_key, explained_key
 from pytest_cadasta.fixtures import *  # noqa: F403  (pytest finds the fixtures here)
 from pytest_cadasta.settings import add_options
 from pytest_cadasta.using import apps_given, given
@@ -82,7 +82,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     session = run_state(config)
     if session is None or not session.apps or config.getoption("dist") != "load":
         return None
-    from pytest_cadasta.distribution import scheduling_by_app
+    from pytest_cadasta.basics.distribution import scheduling_by_app
 
     return scheduling_by_app(config, log, session.settings.is_system)
 

@@ -8,19 +8,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_cadasta.interrupts import Interrupts
+from pytest_cadasta.basics.interrupts import Interrupts
+from pytest_cadasta.reporting.verdict import POSTGRESQL_VERSION
 from pytest_cadasta.settings import Settings, read_settings
 from pytest_cadasta.using import STATE_KEY
-from pytest_cadasta.verdict import POSTGRESQL_VERSION
 
 if TYPE_CHECKING:
+    from pytest_cadasta.apps.loader import LoadedApp
     from pytest_cadasta.audit.state import AuditRun
     from pytest_cadasta.audit.target import AppTarget
-    from pytest_cadasta.loader import LoadedApp
-    from pytest_cadasta.postgres import StartingPostgres
-    from pytest_cadasta.run import Run
-    from pytest_cadasta.sqs import MotoServer
-    from pytest_cadasta.summary import Summary
+    from pytest_cadasta.reporting.summary import Summary
+    from pytest_cadasta.running.run import Run
+    from pytest_cadasta.services.postgres import StartingPostgres
+    from pytest_cadasta.services.sqs import MotoServer
 
 SUMMARY_PLUGIN = "cadasta-summary"
 
@@ -110,7 +110,7 @@ class CadastaSession:
             self.stack.enter_context(read_only_aws())
             self.read_only = True
             return
-        from pytest_cadasta.sqs import local_aws
+        from pytest_cadasta.services.sqs import local_aws
 
         self.server = self.stack.enter_context(local_aws(moto_endpoint_given(self.config)))
 
@@ -120,21 +120,22 @@ class CadastaSession:
         config = self.config
         config.addinivalue_line("markers",
                                 "cadasta: a Cadasta conformance check (pytest-cadasta)")
-        from pytest_cadasta.worker import KOMBU_CURL_WARNINGS
+        from pytest_cadasta.services.worker import KOMBU_CURL_WARNINGS
 
         for message in KOMBU_CURL_WARNINGS:
             config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
         settings = self.settings = read_settings(config)
-        from pytest_cadasta import imports
+        from pytest_cadasta.basics import imports
 
         imports.release()  # what an earlier run in this process kept
         if not settings.apps:
             return
-        from pytest_cadasta import loader, mirakuru_sweep
-        from pytest_cadasta.distribution import is_xdist_controller
-        from pytest_cadasta.sending import UNDELIVERABLE_WARNING
-        from pytest_cadasta.sqs import local_aws
-        from pytest_cadasta.summary import Summary
+        from pytest_cadasta.apps import loader
+        from pytest_cadasta.apps.sending import UNDELIVERABLE_WARNING
+        from pytest_cadasta.basics.distribution import is_xdist_controller
+        from pytest_cadasta.reporting.summary import Summary
+        from pytest_cadasta.services import mirakuru_sweep
+        from pytest_cadasta.services.sqs import local_aws
 
         self.interrupts.install()
         mirakuru_sweep.narrow()  # as this run ends, no one else's server is killed
@@ -154,7 +155,7 @@ class CadastaSession:
         # Every app needs the database: the workers for their results, every
         # app for the platform's Task table.
         if settings.result_db is None and settings.pg_ctl is not None and runs_checks:
-            from pytest_cadasta.postgres import StartingPostgres
+            from pytest_cadasta.services.postgres import StartingPostgres
 
             # initdb (or a copy of the cached cluster) and pg_ctl start run while
             # pytest collects; the first check that needs the database waits.
@@ -169,10 +170,10 @@ class CadastaSession:
     def _configure_audit(self) -> None:
         """An audit: the apps loaded with the real environment, what each audit
         will contact worked out; no moto, no PostgreSQL started."""
-        from pytest_cadasta import loader
+        from pytest_cadasta.apps import loader
         from pytest_cadasta.audit.guard import read_only_aws
         from pytest_cadasta.audit.target import target_of
-        from pytest_cadasta.summary import Summary
+        from pytest_cadasta.reporting.summary import Summary
 
         if not self.read_only:  # the option was not seen early
             self.stack.enter_context(read_only_aws())
@@ -198,7 +199,7 @@ class CadastaSession:
 
             self.run = AuditRun(self.settings, self.apps, self.targets)
             return self.run
-        from pytest_cadasta.run import Run
+        from pytest_cadasta.running.run import Run
 
         self.run = Run(self.settings, self.apps, self.server, self.postgres,
                        self.tooling_modules)
@@ -267,7 +268,7 @@ class CadastaSession:
         process from exiting: end the process anyway, with the run's exit code."""
         if self.threads_before is None:
             return
-        from pytest_cadasta import threads
+        from pytest_cadasta.basics import threads
 
         lingering = threads.lingering(self.threads_before)
         if lingering:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pytest_cadasta.errors import NotConfigured, UsageError
-from pytest_cadasta.ids import SYSTEM
+from pytest_cadasta.basics.errors import NotConfigured, UsageError
+from pytest_cadasta.basics.ids import SYSTEM
 
 #: name -> (help, ini type). The option is --cadasta-<name with dashes>,
 #: its dest and ini key cadasta_<name>; one help text serves both.
@@ -233,7 +233,7 @@ def read_settings(config: pytest.Config) -> Settings:
         if not schema_path.is_file():
             raise UsageError(f"{spelled['result_schema']}={schema!r}: no such file "
                              f"({schema_path})")
-        from pytest_cadasta.result_table import schema_problem
+        from pytest_cadasta.model.result_table import schema_problem
 
         problem = schema_problem(schema_path.read_text(errors="replace"))
         if problem is not None:
@@ -242,7 +242,7 @@ def read_settings(config: pytest.Config) -> Settings:
                              "cadasta_toolbox.schema.SCHEMA_SQL)")
     pg_ctl = values["pg_ctl"]
     if apps and result_db is None and not audit:
-        from pytest_cadasta.postgres import find_pg_ctl
+        from pytest_cadasta.services.postgres import find_pg_ctl
 
         try:  # a missing PostgreSQL is a usage error now, not a failure later
             pg_ctl = find_pg_ctl(pg_ctl, spelled["pg_ctl"])

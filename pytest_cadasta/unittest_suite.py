@@ -7,14 +7,14 @@ import unittest
 import warnings
 from typing import Any
 
-from pytest_cadasta.app_state import AppState
+from pytest_cadasta.basics.ids import not_for_a_producer
+from pytest_cadasta.basics.protocol import run_check
+from pytest_cadasta.basics.topology import Topology
 from pytest_cadasta.checks import Check, iter_checks
-from pytest_cadasta.harness import Harness
-from pytest_cadasta.ids import not_for_a_producer
-from pytest_cadasta.protocol import run_check
+from pytest_cadasta.running.app_state import AppState
+from pytest_cadasta.running.harness import Harness
+from pytest_cadasta.services.worker import KOMBU_CURL_WARNINGS
 from pytest_cadasta.settings import Settings
-from pytest_cadasta.topology import Topology
-from pytest_cadasta.worker import KOMBU_CURL_WARNINGS
 
 RESULT_DB_VARIABLE = "CADASTA_RESULT_DB"
 #: How a unittest user says the app runs no worker.

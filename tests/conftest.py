@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_cadasta.postgres import EphemeralPostgres, find_pg_ctl
+from pytest_cadasta.services.postgres import EphemeralPostgres, find_pg_ctl
 
 collect_ignore = ["examples"]
 
@@ -221,7 +221,7 @@ def shared_pg_url():
 def shared_moto():
     """One moto server for the inner runs of this session, one after another:
     each resets it as it starts (no run pays for starting moto)."""
-    from pytest_cadasta.sqs import MotoServer
+    from pytest_cadasta.services.sqs import MotoServer
 
     server = MotoServer().start()
     try:

@@ -1,7 +1,8 @@
 """The package's shape: no import cycles among its modules (imports written
-inside functions counted; those under ``if TYPE_CHECKING:`` aside), each
-module's job in the first line of its docstring, and ``plugin.py`` holding
-hooks only."""
+inside functions counted; those under ``if TYPE_CHECKING:`` aside), its layers
+as folders with no import from a layer up to a higher one (``TYPE_CHECKING``
+imports counted too), no folder of more than twelve modules, each module's job
+in the first line of its docstring, and ``plugin.py`` holding hooks only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("pytest_cadasta", "cadasta_toolbox")
+
+#: The layers, from the ground up: a module imports from its own layer and the
+#: layers under it, never from one above. A folder is a layer; the few modules
+#: at the top of ``pytest_cadasta`` are placed one by one (``result_reading`` is
+#: a public module whose path users import, so it stays where it was).
+LAYERS = (
+    ("cadasta_toolbox",),
+    ("pytest_cadasta.basics", "pytest_cadasta.result_reading"),
+    ("pytest_cadasta.services",),
+    ("pytest_cadasta.model",),
+    ("pytest_cadasta.settings",),
+    ("pytest_cadasta.apps",),
+    ("pytest_cadasta.audit",),
+    ("pytest_cadasta.reporting",),
+    ("pytest_cadasta.running",),
+    ("pytest_cadasta.checks",),
+    ("pytest_cadasta.collection", "pytest_cadasta.unittest_suite", "pytest_cadasta.header",
+     "pytest_cadasta.using"),
+    ("pytest_cadasta.session",),
+    ("pytest_cadasta", "pytest_cadasta.fixtures", "pytest_cadasta.plugin"),
+)
+#: The most modules a folder holds (its ``__init__.py`` counted).
+MOST_MODULES = 12
 
 
 def _modules() -> dict[str, Path]:
@@ -30,14 +54,16 @@ def _is_type_checking(node: ast.If) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package's modules that ``name`` imports, anywhere in its code."""
+def _imports(name: str, path: Path, modules: dict[str, Path],
+             type_checking: bool = False) -> set[str]:
+    """The package's modules that ``name`` imports, anywhere in its code (and
+    under ``if TYPE_CHECKING:`` when ``type_checking``)."""
     tree = ast.parse(path.read_text(), str(path))
     is_package = path.name == "__init__.py"
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
             for child in node.orelse:
                 visit(child)
             return
@@ -115,6 +141,39 @@ def test_no_module_of_the_package_imports_itself_back():
         graph[name] = {t for t in graph[name] if not name.startswith(t + ".")}
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def _layer(name: str) -> int:
+    """The index in LAYERS of the layer holding module ``name`` (the longest
+    prefix that names it)."""
+    best = (-1, -1)
+    for index, layer in enumerate(LAYERS):
+        for place in layer:
+            if name == place or name.startswith(place + "."):
+                best = max(best, (len(place), index))
+    assert best[1] >= 0, f"{name} is in no layer: place it in LAYERS"
+    return best[1]
+
+
+def test_no_module_imports_from_a_layer_above_its_own():
+    modules = _modules()
+    upward = []
+    for name, path in modules.items():
+        for target in sorted(_imports(name, path, modules, type_checking=True)):
+            if _layer(target) > _layer(name):
+                upward.append(f"{name} -> {target}")
+    assert not upward, "imports up the layers:\n" + "\n".join(upward)
+
+
+def test_each_layer_folder_holds_at_most_twelve_modules():
+    crowded = {}
+    for package in PACKAGES:
+        inner = (path.parent for path in (ROOT / package).rglob("*/__init__.py"))
+        for folder in [ROOT / package, *inner]:
+            count = len(list(folder.glob("*.py")))
+            if count > MOST_MODULES:
+                crowded[str(folder.relative_to(ROOT))] = count
+    assert not crowded, crowded
 
 
 @pytest.mark.parametrize("name", sorted(_modules()))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cadasta_toolbox.schema import RESULT_SEQUENCES, RESULT_TABLES
-from pytest_cadasta.errors import NotReached
+from pytest_cadasta.basics.errors import NotReached
 
 if TYPE_CHECKING:
     from pytest_cadasta.audit.target import DatabaseTarget
@@ -90,7 +90,7 @@ class WorkerRole:
         return f"{self.target.where} as role {self.target.role!r}"
 
     def _why(self, exc: BaseException) -> str:
-        from pytest_cadasta.postgres import Server, why_unusable
+        from pytest_cadasta.services.postgres import Server, why_unusable
 
         target = self.target
         return why_unusable(exc, Server(target.host, target.port, target.role,

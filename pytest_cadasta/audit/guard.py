@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pytest_cadasta.errors import WouldChange
+from pytest_cadasta.basics.errors import WouldChange
 
 #: The services whose every other call is refused (botocore's service ids).
 GUARDED_SERVICES = ("sqs", "sns")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.errors import NotReached
+from pytest_cadasta.basics.errors import NotReached
 
 if TYPE_CHECKING:
     from pytest_cadasta.audit.target import SqsTarget

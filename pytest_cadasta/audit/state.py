@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from pytest_cadasta.audit.database import RoleFacts, WorkerRole
 from pytest_cadasta.audit.queues import DeployedQueues
 from pytest_cadasta.audit.target import AppTarget, SqsTarget
-from pytest_cadasta.errors import NotConfigured, NotReached
-from pytest_cadasta.protocol import CheckSkipped
+from pytest_cadasta.basics.errors import NotConfigured, NotReached
+from pytest_cadasta.basics.protocol import CheckSkipped
 
 if TYPE_CHECKING:
-    from pytest_cadasta.loader import LoadedApp
+    from pytest_cadasta.apps.loader import LoadedApp
+    from pytest_cadasta.basics.topology import Topology
     from pytest_cadasta.settings import Settings
-    from pytest_cadasta.topology import Topology
 
 #: What an audit starts to stand on, for the check protocol's messages.
 NO_WORKER = "no worker (an audit runs none)"

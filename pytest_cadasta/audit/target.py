@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cadasta_toolbox.masking import mask_url
-from pytest_cadasta.sqs import sqs_queue_name
-from pytest_cadasta.topology import DEFAULT_REGION
+from pytest_cadasta.basics.topology import DEFAULT_REGION
+from pytest_cadasta.services.sqs import sqs_queue_name
 
 if TYPE_CHECKING:
-    from pytest_cadasta.loader import LoadedApp
+    from pytest_cadasta.apps.loader import LoadedApp
 
 #: How long the audit waits for an endpoint or a database to answer, in
 #: seconds, and how often it asks (once: not the clients' default retries).

@@ -7,6 +7,7 @@ says what fails in production without it; document it in the README. The
 checks of an audit (``--cadasta-audit``) are in ``deployment``.
 """
 
+from pytest_cadasta.basics.ids import GROUPS
 from pytest_cadasta.checks import (  # noqa: F401
     chord,
     deployment,
@@ -18,6 +19,5 @@ from pytest_cadasta.checks import (  # noqa: F401
     system,
 )
 from pytest_cadasta.checks.registry import Check, Phase, all_checks, iter_checks, system_checks
-from pytest_cadasta.ids import GROUPS
 
 __all__ = ["GROUPS", "Check", "Phase", "all_checks", "iter_checks", "system_checks"]

@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta import events
+from pytest_cadasta.apps.probes import ELSEWHERE_ERRBACK
+from pytest_cadasta.apps.sending import undeliverable
+from pytest_cadasta.basics.messages import CHORD_UNLOCK
+from pytest_cadasta.basics.protocol import TOOLBOX, fail
 from pytest_cadasta.checks.common import row_text
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.events import DONE
-from pytest_cadasta.messages import CHORD_UNLOCK
-from pytest_cadasta.probes import ELSEWHERE_ERRBACK
-from pytest_cadasta.protocol import TOOLBOX, fail
-from pytest_cadasta.sending import undeliverable
+from pytest_cadasta.services import events
+from pytest_cadasta.services.events import DONE
 
 if TYPE_CHECKING:
-    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.running.app_state import AppState
 
 
 @check("chord", phase=Phase.WITH_WORKER)

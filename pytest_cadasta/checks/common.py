@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_cadasta.protocol import TOOLBOX, fail
-from pytest_cadasta.topology import sqs_queue_name
+from pytest_cadasta.basics.protocol import TOOLBOX, fail
+from pytest_cadasta.basics.topology import sqs_queue_name
 
 if TYPE_CHECKING:
-    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.running.app_state import AppState
 
 __all__ = ["KOMBU_VISIBILITY_TIMEOUT", "add_platform_queue_fix", "describe", "monitor_fix",
            "retry_delay", "row_text"]

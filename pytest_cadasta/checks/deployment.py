@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.apps.routes import routed_queue
 from pytest_cadasta.audit.queues import days, redrive
+from pytest_cadasta.basics.errors import NotReached
+from pytest_cadasta.basics.ids import DEPLOYMENT, SYSTEM
+from pytest_cadasta.basics.protocol import TOOLBOX, CheckSkipped, fail
 from pytest_cadasta.checks.registry import check
-from pytest_cadasta.errors import NotReached
-from pytest_cadasta.ids import DEPLOYMENT, SYSTEM
-from pytest_cadasta.protocol import TOOLBOX, CheckSkipped, fail
-from pytest_cadasta.result_table import GROUP_TABLE, TASK_TABLE, column_fault, written_columns
-from pytest_cadasta.routes import routed_queue
-from pytest_cadasta.sqs import sqs_queue_name
+from pytest_cadasta.model.result_table import GROUP_TABLE, TASK_TABLE, column_fault, written_columns
+from pytest_cadasta.services.sqs import sqs_queue_name
 
 if TYPE_CHECKING:
     from pytest_cadasta.audit.database import RoleFacts
@@ -70,7 +70,7 @@ def _missing_queue(queues: DeployedQueues, name: str, sqs_name: str) -> str:
 def _create_fix(queues: DeployedQueues, sqs_name: str, attributes: str = "") -> str:
     predefined = dict(queues.target.predefined)
     if predefined and sqs_name not in predefined:
-        from pytest_cadasta.topology import Predefined
+        from pytest_cadasta.basics.topology import Predefined
 
         return (f"add {Predefined(tuple(predefined.items())).entry_for(sqs_name)} to "
                 "broker_transport_options['predefined_queues'] (and create the queue at that "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.basics.protocol import TOOLBOX, fail
 from pytest_cadasta.checks.registry import check
-from pytest_cadasta.protocol import TOOLBOX, fail
 
 if TYPE_CHECKING:
-    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.running.app_state import AppState
 
 
 @check("exchange")

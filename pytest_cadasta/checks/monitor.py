@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.apps.probes import ELSEWHERE_ERRBACK
+from pytest_cadasta.basics.messages import SERIALIZER_FIX
+from pytest_cadasta.basics.protocol import TOOLBOX, fail
 from pytest_cadasta.checks.common import (
     add_platform_queue_fix,
     describe,
@@ -12,12 +15,9 @@ from pytest_cadasta.checks.common import (
     monitor_fix,
 )
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.messages import SERIALIZER_FIX
-from pytest_cadasta.probes import ELSEWHERE_ERRBACK
-from pytest_cadasta.protocol import TOOLBOX, fail
 
 if TYPE_CHECKING:
-    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.running.app_state import AppState
 
 PLATFORM_HEADERS = ("id", "task", "root_id", "parent_id")
 

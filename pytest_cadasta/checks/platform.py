@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.basics.messages import ACCEPTED, SERIALIZER_FIX
+from pytest_cadasta.basics.protocol import fail
 from pytest_cadasta.checks.common import monitor_fix
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.events import FINISHED
-from pytest_cadasta.messages import ACCEPTED, SERIALIZER_FIX
-from pytest_cadasta.protocol import fail
+from pytest_cadasta.model.sync_rules import TYPE_LENGTH
 from pytest_cadasta.result_reading import Unreadable, read_result, unread
-from pytest_cadasta.sync_rules import TYPE_LENGTH
+from pytest_cadasta.services.events import FINISHED
 
 if TYPE_CHECKING:
-    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.running.app_state import AppState
 
 #: How many problems a failure lists before it counts the rest.
 SHOWN = 5

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_cadasta.ids import ALL_GROUPS, AUDIT_GROUPS, SYSTEM
+from pytest_cadasta.basics.ids import ALL_GROUPS, AUDIT_GROUPS, SYSTEM
 
 
 class Phase(enum.IntEnum):

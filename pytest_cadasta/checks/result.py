@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cadasta_toolbox.masking import mask_url
+from pytest_cadasta.apps.probes import PROBE_FAILURE_MESSAGE
+from pytest_cadasta.basics.protocol import TOOLBOX, fail
 from pytest_cadasta.checks.common import row_text
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.probes import PROBE_FAILURE_MESSAGE
-from pytest_cadasta.protocol import TOOLBOX, fail
 
 if TYPE_CHECKING:
-    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.running.app_state import AppState
 
 
 @check("result")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.apps.routes import effective_route
+from pytest_cadasta.basics.protocol import TOOLBOX, fail
 from pytest_cadasta.checks.common import KOMBU_VISIBILITY_TIMEOUT, retry_delay
 from pytest_cadasta.checks.registry import check
-from pytest_cadasta.protocol import TOOLBOX, fail
-from pytest_cadasta.routes import effective_route
 
 if TYPE_CHECKING:
-    from pytest_cadasta.app_state import AppState
+    from pytest_cadasta.running.app_state import AppState
 
 CELERY_TASKS = ("celery.chord_unlock", "celery.chord", "celery.group", "celery.chain",
                 "celery.map", "celery.starmap", "celery.chunks", "celery.accumulate",

@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from pytest_cadasta.apps.deployment import AGREED
+from pytest_cadasta.apps.probes import FAILING
+from pytest_cadasta.apps.routes import effective_route
+from pytest_cadasta.basics.ids import SYSTEM
+from pytest_cadasta.basics.protocol import TOOLBOX, fail
 from pytest_cadasta.checks.common import row_text
 from pytest_cadasta.checks.registry import Phase, check
-from pytest_cadasta.deployment import AGREED
-from pytest_cadasta.ids import SYSTEM
-from pytest_cadasta.probes import FAILING
-from pytest_cadasta.protocol import TOOLBOX, fail
-from pytest_cadasta.routes import effective_route
-from pytest_cadasta.system_state import ERRBACK, FOLLOWUP, SENDS
+from pytest_cadasta.running.system_state import ERRBACK, FOLLOWUP, SENDS
 
 if TYPE_CHECKING:
-    from pytest_cadasta.loader import LoadedApp
-    from pytest_cadasta.system_state import SystemState
+    from pytest_cadasta.apps.loader import LoadedApp
+    from pytest_cadasta.running.system_state import SystemState
 
 
 
@@ -188,7 +188,7 @@ def _pairs(s: SystemState) -> list[tuple[LoadedApp, LoadedApp]]:
 
 def _sqs(loaded: LoadedApp, queue: str | None) -> str:
     """Where ``loaded`` puts (or reads) ``queue``: its SQS name and region."""
-    from pytest_cadasta.sqs import sqs_queue_name
+    from pytest_cadasta.services.sqs import sqs_queue_name
 
     topology = loaded.topology
     name = sqs_queue_name(topology.queue_name_prefix, queue or "")

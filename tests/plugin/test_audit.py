@@ -17,7 +17,7 @@ import pytest
 
 from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
 from pytest_cadasta.checks import iter_checks, system_checks
-from pytest_cadasta.sqs import MotoServer
+from pytest_cadasta.services.sqs import MotoServer
 
 REGION = "us-west-2"
 PREFIX = "staging"
@@ -81,7 +81,7 @@ def test_the_guard_refuses_every_change_before_it_leaves_and_lets_reads_out(clos
     from botocore.exceptions import EndpointConnectionError
 
     from pytest_cadasta.audit.guard import read_only_aws
-    from pytest_cadasta.errors import WouldChange
+    from pytest_cadasta.basics.errors import WouldChange
 
     def client():
         return boto3.session.Session().client(
@@ -113,8 +113,8 @@ def test_the_guard_refuses_every_change_before_it_leaves_and_lets_reads_out(clos
 def test_an_audits_verdict_says_it_judged_a_deployment_and_keeps_what_was_reported():
     from types import SimpleNamespace
 
-    from pytest_cadasta.ids import NOTE
-    from pytest_cadasta.verdict import Outcomes
+    from pytest_cadasta.basics.ids import NOTE
+    from pytest_cadasta.reporting.verdict import Outcomes
 
     outcomes = Outcomes(["worker"], set(), audit=True)
     ids = ["cadasta::deployment::monitor_queue_exists",

@@ -568,7 +568,7 @@ def test_what_the_worker_consumes_is_told_once_as_the_check_judges_it(
     assert topology["consumes"] == consumed
     failed = "platform.fifo" in consumed
     assert result.ret == (pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK)
-    from pytest_cadasta.markdown_report import picture
+    from pytest_cadasta.reporting.markdown_report import picture
 
     drawn = picture(report)
     assert ("✗ consumed" in drawn) is failed

@@ -127,9 +127,9 @@ def test_the_harness_quickens_chord_unlock_and_puts_the_apps_own_setting_back(sh
     from celery.signals import before_task_publish
 
     from cadasta_toolbox.config import Config
-    from pytest_cadasta.harness import Harness
+    from pytest_cadasta.apps.wiring import CHORD_UNLOCK_TEST_DELAY
+    from pytest_cadasta.running.harness import Harness
     from pytest_cadasta.settings import Settings
-    from pytest_cadasta.wiring import CHORD_UNLOCK_TEST_DELAY
 
     app = Celery("chords", set_as_current=False)
     app.config_from_object(Config())

@@ -11,7 +11,7 @@ import sys
 
 STRESS = r"""
 import gc, os, random, signal, threading, time
-from pytest_cadasta.interrupts import Interrupts
+from pytest_cadasta.basics.interrupts import Interrupts
 
 def busy(seconds):
     end = time.perf_counter() + seconds

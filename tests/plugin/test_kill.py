@@ -82,7 +82,7 @@ def test_the_next_run_removes_what_a_dead_run_left_and_never_a_live_runs(
     """When the watchdog died with its run (the whole process group killed),
     the next run stops the dead run's server and removes its files; a live
     run's are left alone."""
-    from pytest_cadasta.pg_watchdog import OWNER_FILE, start_time
+    from pytest_cadasta.services.pg_watchdog import OWNER_FILE, start_time
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -128,8 +128,8 @@ def test_a_dead_runs_stale_pid_file_never_stops_the_process_that_took_its_pid(op
     """pids come round again (32768 of them, on many machines): the pid in a
     dead run's postmaster.pid may be any process's by now, another run's
     PostgreSQL included. Only the postmaster of that directory is stopped."""
-    from pytest_cadasta.pg_watchdog import OWNER_FILE
-    from pytest_cadasta.postgres import remove_dead_runs
+    from pytest_cadasta.services.pg_watchdog import OWNER_FILE
+    from pytest_cadasta.services.postgres import remove_dead_runs
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

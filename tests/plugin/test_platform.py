@@ -9,9 +9,10 @@ import pickle
 
 import pytest
 
+from pytest_cadasta.basics.messages import decode
 from pytest_cadasta.checks import all_checks
-from pytest_cadasta.messages import decode
-from pytest_cadasta.platform_view import family_status
+from pytest_cadasta.model.platform_view import family_status
+from pytest_cadasta.model.sync_rules import Record, Refusal, read
 from pytest_cadasta.result_reading import (
     Unreadable,
     Withheld,
@@ -19,7 +20,6 @@ from pytest_cadasta.result_reading import (
     read_result,
     would_run,
 )
-from pytest_cadasta.sync_rules import Record, Refusal, read
 
 APP = "--cadasta-app=toolbox_app:app"
 SCHEMAS = "schemas"
@@ -208,7 +208,7 @@ def test_results_the_platform_cannot_unpickle_fail_their_own_check(run_inner, py
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     holds = ("json, not a pickle (as 'msg.cadasta_probe* stored b'{*"
              if app == "json_results" else
-             "a pickled pytest_cadasta.probes.ProbeFailure, a class of the worker's code that "
+             "a pickled pytest_cadasta.apps.probes.ProbeFailure, a class of the worker's code that "
              "the platform cannot import (as 'msg.cadasta_probe_fails' (FAILURE) stored *")
     result.stdout.fnmatch_lines([
         "*_ cadasta::platform::every_result_reads_as_the_platform_unpickles_it _*",

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pytest_cadasta import postgres
-from pytest_cadasta.errors import PortTaken
+from pytest_cadasta.basics.errors import PortTaken
+from pytest_cadasta.services import postgres
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_no_process_of_the_server_carries_a_mark_mirakurus_exit_sweep_reads(
 SWEEP = """
 import os, subprocess, sys, time
 import mirakuru.base
-from pytest_cadasta import mirakuru_sweep
+from pytest_cadasta.services import mirakuru_sweep
 
 quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 own = subprocess.Popen(["sleep", "60"], env={"mirakuru_uuid": f"{os.getpid()}:own"}, **quiet)
@@ -184,7 +184,7 @@ def test_a_run_ending_kills_only_what_its_own_mirakuru_started(tmp_path):
     import subprocess
     import sys
 
-    from pytest_cadasta.process_handle import alive
+    from pytest_cadasta.basics.process_handle import alive
 
     done = subprocess.run([sys.executable, "-c", SWEEP], capture_output=True, text=True,
                           timeout=60)
@@ -233,7 +233,7 @@ def test_a_server_that_took_a_dead_servers_pid_survives_that_servers_stop_and_cl
     processes: the one that took its pid keeps answering."""
     import signal
 
-    from pytest_cadasta.pg_watchdog import OWNER_FILE
+    from pytest_cadasta.services.pg_watchdog import OWNER_FILE
 
     monkeypatch.setattr(postgres.tempfile, "tempdir", open_tmpdir)
     pg_ctl = postgres.find_pg_ctl(None)

@@ -18,7 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pytest_cadasta.reports import SCHEMA_FILE
+from pytest_cadasta.reporting.reports import SCHEMA_FILE
 
 SYSTEM = ("--cadasta-app=export_worker", "--cadasta-app=msg_worker",
           "--cadasta-producer=platform_app", "--cadasta-queues=export_worker=export,celery",
@@ -440,8 +440,8 @@ def _odd_document() -> dict:
     meaning to, one of them failing: made by the functions the plugin uses."""
     from types import SimpleNamespace
 
-    from pytest_cadasta.deployment import deployment
-    from pytest_cadasta.topology import Binding, Results, Topology
+    from pytest_cadasta.apps.deployment import deployment
+    from pytest_cadasta.basics.topology import Binding, Results, Topology
 
     def app(label: str, queues: tuple[str, ...], is_worker: bool) -> SimpleNamespace:
         bindings = tuple(Binding(q, "tasks", "topic", q) for q in queues)
@@ -472,7 +472,7 @@ def _odd_document() -> dict:
 
 
 def test_odd_names_are_shown_as_they_are_in_markdown_and_in_the_picture(browser):
-    from pytest_cadasta.markdown_report import markdown
+    from pytest_cadasta.reporting.markdown_report import markdown
 
     text = markdown(_odd_document())
     failure = text[text.index("### What failed"):]
@@ -488,7 +488,7 @@ def test_odd_names_are_shown_as_they_are_in_markdown_and_in_the_picture(browser)
 
 
 def test_the_schemas_groups_are_the_plugins():
-    from pytest_cadasta.ids import ALL_GROUPS, SYSTEM
+    from pytest_cadasta.basics.ids import ALL_GROUPS, SYSTEM
 
     schema = json.loads(SCHEMA_FILE.read_text())
     groups = schema["properties"]["checks"]["items"]["properties"]["group"]["enum"]

@@ -5,9 +5,9 @@ import psycopg
 import pytest
 
 from cadasta_toolbox.schema import SCHEMA_SQL, apply_result_schema
-from pytest_cadasta.postgres import server_from_url
-from pytest_cadasta.resultdb import ResultDatabase
-from pytest_cadasta.task_table import TASK_TABLE_SQL
+from pytest_cadasta.model.task_table import TASK_TABLE_SQL
+from pytest_cadasta.services.postgres import server_from_url
+from pytest_cadasta.services.resultdb import ResultDatabase
 
 
 @pytest.fixture

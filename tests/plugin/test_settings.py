@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pytest_cadasta import postgres
-from pytest_cadasta.errors import NotConfigured
+from pytest_cadasta.basics.errors import NotConfigured
+from pytest_cadasta.services import postgres
 
 
 @pytest.fixture

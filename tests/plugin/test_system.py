@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from pytest_cadasta.basics.ids import SYSTEM
 from pytest_cadasta.checks import all_checks, iter_checks, system_checks
-from pytest_cadasta.ids import SYSTEM
 
 
 class _Loaded:
@@ -236,10 +236,10 @@ def test_stopping_one_apps_worker_leaves_the_others_running(shared_pg_url, monke
     from contextlib import ExitStack
     from pathlib import Path
 
-    from pytest_cadasta.loader import load_apps
-    from pytest_cadasta.run import Run
+    from pytest_cadasta.apps.loader import load_apps
+    from pytest_cadasta.running.run import Run
+    from pytest_cadasta.services.sqs import local_aws
     from pytest_cadasta.settings import AppEntry, Settings
-    from pytest_cadasta.sqs import local_aws
 
     monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples" / "system"))
     for name in ("system_base", "export_worker", "msg_worker"):

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from pytest_cadasta.sqs import MotoServer, Tap
+from pytest_cadasta.services.sqs import MotoServer, Tap
 
 REGION = "us-west-2"
 QUEUE = "dev-platform.fifo"

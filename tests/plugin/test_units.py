@@ -9,10 +9,10 @@ from kombu import Exchange, Queue
 
 from cadasta_toolbox.config import Config
 from cadasta_toolbox.masking import mask_secrets, mask_url
-from pytest_cadasta.messages import decode
-from pytest_cadasta.sqs import sqs_queue_name
-from pytest_cadasta.topology import Binding, Results, Topology
-from pytest_cadasta.wiring import result_driver
+from pytest_cadasta.apps.wiring import result_driver
+from pytest_cadasta.basics.messages import decode
+from pytest_cadasta.basics.topology import Binding, Results, Topology
+from pytest_cadasta.services.sqs import sqs_queue_name
 
 
 @pytest.mark.parametrize(("prefix", "name", "expected"), [
@@ -123,7 +123,7 @@ def test_topology_of_a_handwritten_app_reads_task_queues():
 def test_a_run_keeps_what_it_imported_out_of_the_collector_until_the_next_run():
     import gc
 
-    from pytest_cadasta import imports
+    from pytest_cadasta.basics import imports
 
     kept = object.__new__(type("Kept", (), {}))
     try:

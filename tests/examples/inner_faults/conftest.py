@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from _pytest import junitxml  # the JUnit writer's class, to pause it
 
-from pytest_cadasta import events, postgres, resultdb, worker
+from pytest_cadasta.services import events, postgres, resultdb, worker
 
 FAULT = os.environ.get("FAULT", "")
 AT = os.environ.get("FAULT_AT", "")
