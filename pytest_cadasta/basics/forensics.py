@@ -22,7 +22,7 @@ SERIALIZATION_ERRORS = ("EncodeError", "DecodeError", "ContentDisallowed",
 def _library_dirs() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    dirs.add(str(Path(__file__).parent))  # this plugin
+    dirs.add(str(Path(__file__).resolve().parents[1]))  # this plugin
     return tuple(str(Path(d).resolve()) + "/" for d in dirs)
 
 

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from pytest_cadasta.basics.errors import InfrastructureError
+from pytest_cadasta.model.task_table import TASK_TABLE_SQL
 from pytest_cadasta.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,7 +84,6 @@ class Infrastructure:
 
     def _make_result_db(self) -> ResultDatabase:
         if self._database is None:
-            from pytest_cadasta.model.task_table import TASK_TABLE_SQL
             from pytest_cadasta.services.resultdb import ResultDatabase
 
             server = self._postgres_server()

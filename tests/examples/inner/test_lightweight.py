@@ -3,8 +3,8 @@ import sys
 #: What an idle run (no --cadasta-* option, no ini key) may import of the
 #: package: what registers the options and ini keys, and the fixtures' names.
 IDLE = {"pytest_cadasta", "pytest_cadasta.plugin", "pytest_cadasta.settings",
-        "pytest_cadasta.using", "pytest_cadasta.fixtures", "pytest_cadasta.basics.errors",
-        "pytest_cadasta.basics.ids"}
+        "pytest_cadasta.using", "pytest_cadasta.fixtures", "pytest_cadasta.basics",
+        "pytest_cadasta.basics.errors", "pytest_cadasta.basics.ids"}
 
 
 def test_nothing_heavy_is_imported():
