@@ -9,7 +9,8 @@ name. ``Config`` selects it for ``db+`` URLs (Celery's ``override_backends``).
 
 Celery before 5.7 reads the column through SQLAlchemy's ``PickleType``, a bare
 ``pickle.loads`` this backend does not replace: upgrade to read results
-safely (the README's security section says what each reader trusts).
+safely (the manual's security page, docs/security.rst, says what each reader
+trusts).
 """
 
 from __future__ import annotations

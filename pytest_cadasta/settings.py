@@ -1,6 +1,7 @@
 """The plugin's settings: each a command-line option and an ini key, read once
 into a frozen value. To add a setting: an entry in ``OPTIONS``, a field in
-``Settings``, its check in ``read_settings``, a row in the README's table."""
+``Settings``, its check in ``read_settings`` (the manual's settings page is
+written from ``OPTIONS``)."""
 
 from __future__ import annotations
 
@@ -108,6 +109,10 @@ def option_name(name: str) -> str:
     return "--cadasta-" + name.replace("_", "-")
 
 
+def ini_name(name: str) -> str:
+    return f"cadasta_{name}"
+
+
 @dataclass(frozen=True)
 class AppEntry:
     """One app of the run, as the user named it."""
@@ -184,7 +189,7 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(option_name(name), action="store", default=None,
                             dest=f"cadasta_{name}", metavar=name.upper(),
                             help=help_text)
-        parser.addini(f"cadasta_{name}", help_text, type=ini_type, default=None)
+        parser.addini(ini_name(name), help_text, type=ini_type, default=None)
 
 
 def _read(config: pytest.Config, name: str) -> tuple[Any, str]:

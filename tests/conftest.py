@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mermaid_browser import browser  # noqa: F401 (the tests that render Mermaid)
 
 from pytest_cadasta.services.postgres import EphemeralPostgres, find_pg_ctl
 

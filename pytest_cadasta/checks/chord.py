@@ -21,7 +21,10 @@ if TYPE_CHECKING:
 @check("chord", phase=Phase.WITH_WORKER)
 def chord_unlock_retries_are_bounded(c: AppState, _: Any) -> None:
     """Unbounded, celery.chord_unlock polls forever for a chord whose part was lost
-    (celery/celery#2725)."""
+    (celery/celery#2725).
+
+    Evidence: *worker*: ``celery.chord_unlock`` has an integer ``max_retries`` once the
+    worker has started."""
     c.require_worker()
     limit = c.app.tasks["celery.chord_unlock"].max_retries
     if not isinstance(limit, int) or isinstance(limit, bool):
@@ -70,7 +73,9 @@ def send_chord(c: AppState, header: list, body: Any) -> Any:
 @check("chord", phase=Phase.WITH_WORKER)
 def chord_completes(c: AppState, _: Any) -> None:
     """With the database backend a chord needs its route's queue to send
-    chord_unlock; without it every chord raises KeyError: 'queue'."""
+    chord_unlock; without it every chord raises KeyError: 'queue'.
+
+    Evidence: *worker*: a chord of probes completes through the database backend."""
     from celery import signature
 
     probe = c.probes.probe(c.probes.home)
@@ -90,7 +95,11 @@ def chord_completes(c: AppState, _: Any) -> None:
 @check("chord", phase=Phase.WITH_WORKER)
 def failed_part_reaches_the_body_errback(c: AppState, _: Any) -> None:
     """When a chord's part fails, the platform hears of it only through the body's
-    errback (an e-mail task in another worker): lost, the user waits forever."""
+    errback (an e-mail task in another worker): lost, the user waits forever.
+
+    Evidence: *worker*: a chord whose second part fails: the part's FAILURE row, the
+    body's FAILURE row, and the body's errback (a task of another worker) once in its
+    queue and once in the monitor."""
     from celery import signature
 
     home = c.probes.home

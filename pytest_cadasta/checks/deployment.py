@@ -91,7 +91,10 @@ def _create_fix(queues: DeployedQueues, sqs_name: str, attributes: str = "") -> 
 def sqs_endpoint_answers_the_workers_credentials(c: AppAudit, _: Any) -> None:
     """A worker whose broker is not SQS, or whose SQS endpoint does not answer
     its credentials in its region, consumes nothing the platform sends and
-    sends nothing the platform's monitor sees."""
+    sends nothing the platform's monitor sees.
+
+    Evidence: the broker is SQS (else it fails naming the transport); one ``ListQueues``
+    under the prefix, answered, with the worker's credentials."""
     sqs = c.target.sqs
     try:
         c.reach_queues()
@@ -114,7 +117,11 @@ def work_queue_exists_under_the_prefix(c: AppAudit, queue: str) -> list[str]:
     """A work queue missing from the deployment is made by whichever worker or
     producer declares it first, with kombu's defaults (a 30-minute visibility
     timeout, no redrive policy), and only if its credentials may create
-    queues; otherwise every task routed there is lost."""
+    queues; otherwise every task routed there is lost.
+
+    Evidence: each work queue's SQS name (kombu's: prefix, dots to dashes) among the
+    queues listed; a miss names the queues there are and a queue of the same name
+    without the prefix. Reports its retention, redrive policy and visibility timeout."""
     queues = c.queues()
     sqs_name = dict(c.target.sqs.queues)[queue]
     if queues.url(sqs_name) is None:
@@ -131,7 +138,10 @@ def work_queue_exists_under_the_prefix(c: AppAudit, queue: str) -> list[str]:
 @check(DEPLOYMENT, shared=True)
 def monitor_queue_exists(c: AppAudit | SystemAudit, _: Any) -> list[str]:
     """Without the monitor queue, the platform's sync-tasks reads nothing: no
-    task sent is ever recorded, and the platform shows none of them."""
+    task sent is ever recorded, and the platform shows none of them.
+
+    Evidence: the monitor's SQS name among the queues listed (with several apps, each
+    distinct monitor once). Reports its retention and redrive policy."""
     missing, notes = [], []
     for monitor in c.monitors():
         if monitor.queues.url(monitor.sqs_name) is None:
@@ -153,7 +163,9 @@ def monitor_queue_exists(c: AppAudit | SystemAudit, _: Any) -> list[str]:
 def monitor_queue_is_fifo(c: AppAudit | SystemAudit, _: Any) -> None:
     """A monitor that is not a FIFO queue hands sync-tasks a task's messages
     out of order and, at times, twice: a follow-up recorded before its parent,
-    a task recorded twice."""
+    a task recorded twice.
+
+    Evidence: the monitor's ``FifoQueue`` attribute."""
     present = [m for m in c.monitors() if m.queues.url(m.sqs_name) is not None]
     if not present:
         raise CheckSkipped("not judged: no monitor queue (see monitor_queue_exists)")
@@ -204,7 +216,12 @@ def visibility_timeout_outlasts_acks_late_time_limits(c: AppAudit, queue: str) -
     """An acks_late task still running when its queue's visibility timeout ends
     is handed to another worker and runs twice (kombu sets the timeout only
     when it creates a queue: the deployed queue's own attribute is what
-    counts)."""
+    counts).
+
+    Evidence: *worker*: the queue's own ``VisibilityTimeout`` (kombu sets it only when
+    it creates a queue) against the longest hard time limit (``time_limit``, else
+    ``task_time_limit``) of the app's ``acks_late`` tasks routed there (Celery's own
+    left out)."""
     tasks = {name: limit for name, (routed, limit) in _acks_late(c).items()
              if routed == queue and limit is not None}
     if not tasks:
@@ -231,7 +248,12 @@ def visibility_timeout_outlasts_the_retry_delays(c: AppAudit, queue: str) -> lis
     to another worker while the first still holds it, and runs twice. kombu
     sets a queue's visibility timeout only when it creates the queue: a
     deployed queue keeps its own, whatever the app's ``visibility_timeout``
-    says (reported beside the queue's)."""
+    says (reported beside the queue's).
+
+    Evidence: *worker*, per work queue: the queue's own ``VisibilityTimeout``
+    (``GetQueueAttributes``) against the retry delay of each task routed to it that
+    retries; the app's ``visibility_timeout`` reported beside it when it differs (kombu
+    applies it only to the queues it creates)."""
     from pytest_cadasta.checks.common import retry_delay
 
     queues, sqs_name, timeout = _deployed_visibility_timeout(c, queue)
@@ -257,7 +279,9 @@ def visibility_timeout_outlasts_the_retry_delays(c: AppAudit, queue: str) -> lis
 @check(DEPLOYMENT, judges_worker=True)
 def acks_late_tasks_have_a_time_limit(c: AppAudit, _: Any) -> None:
     """An acks_late task with no time limit can outlast any visibility timeout:
-    a long run is handed to another worker and runs twice, again and again."""
+    a long run is handed to another worker and runs twice, again and again.
+
+    Evidence: *worker*: each ``acks_late`` task of the app, and its time limit."""
     unbounded = [f"{name} (queue {routed})" for name, (routed, limit) in _acks_late(c).items()
                  if limit is None]
     if unbounded:
@@ -276,7 +300,11 @@ def acks_late_tasks_have_a_time_limit(c: AppAudit, _: Any) -> None:
 def result_database_accepts_the_workers_role(c: AppAudit, _: Any) -> None:
     """A worker whose result_backend is not the platform's PostgreSQL, or whose
     role it does not let in, stores no result: every task stays PENDING in
-    the platform's eyes."""
+    the platform's eyes.
+
+    Evidence: *worker*: ``result_backend`` is Celery's database backend on PostgreSQL
+    (else it fails naming it), and a connection as its role, host, database and role
+    named."""
     database = c.target.database
     try:
         c.reach_role()
@@ -306,7 +334,11 @@ def _sequence_usable(facts: RoleFacts, sequence: str) -> bool:
 def role_writes_and_reads_results(c: AppAudit, _: Any) -> None:
     """A role that may not INSERT, UPDATE and SELECT celery_taskmeta (and
     number its rows) makes every result store fail: tasks run, and the
-    platform shows them PENDING forever."""
+    platform shows them PENDING forever.
+
+    Evidence: *worker*: SELECT, INSERT (of a row with every column this Celery writes)
+    and UPDATE on ``celery_taskmeta``, each tried in one transaction that is rolled
+    back; USAGE on ``task_id_sequence`` from the catalog."""
     role, facts = c.role()
     if TASK_TABLE not in facts.found:
         fail(saw=f"no table {TASK_TABLE} on the search path of {role.named}",
@@ -334,7 +366,11 @@ def role_writes_and_reads_results(c: AppAudit, _: Any) -> None:
 @check(DEPLOYMENT, judges_worker=True)
 def result_table_has_every_column_celery_writes(c: AppAudit, _: Any) -> None:
     """A column this Celery writes that celery_taskmeta lacks makes every
-    result store fail (the restricted role cannot add it)."""
+    result store fail (the restricted role cannot add it).
+
+    Evidence: *worker*: the columns of ``celery_taskmeta`` (from ``pg_attribute``)
+    against those the app's Celery writes, ``children`` and the ``result_extended`` ones
+    included; a missing one is named with its ``ALTER TABLE``."""
     role, facts = c.role()
     if TASK_TABLE not in facts.found:
         raise CheckSkipped(f"not judged: no table {TASK_TABLE} (see "
@@ -366,7 +402,13 @@ def stored_results_read_as_the_platform_unpickles_them(c: AppAudit, _: Any) -> N
     worker's code: rows already stored that it cannot read are tasks whose
     pages fail now (json results of Celery 5.7 and later, exceptions pickled
     as the worker's own classes). Judged from their bytes: nothing is
-    unpickled."""
+    unpickled.
+
+    Evidence: *worker*: the 50 newest rows of ``celery_taskmeta`` that hold a result (a
+    ``SELECT`` in a read-only transaction), judged from their bytes as the platform's
+    ``pickle.loads`` would read them, without unpickling anything: json (Celery 5.7 and
+    later store ``result_serializer``'s bytes), bytes that are no pickle, a class or
+    function of a worker's code."""
     from pytest_cadasta.result_reading import judge_result, unread
 
     role, rows = _stored_results(c)
@@ -388,7 +430,10 @@ def stored_results_read_as_the_platform_unpickles_them(c: AppAudit, _: Any) -> N
 @check(DEPLOYMENT, judges_worker=True)
 def group_table_and_its_sequence_are_usable(c: AppAudit, _: Any) -> None:
     """Without a usable celery_tasksetmeta and its sequence, every chord (and
-    group result) the worker saves fails."""
+    group result) the worker saves fails.
+
+    Evidence: *worker*: ``celery_tasksetmeta`` exists with SELECT, INSERT and UPDATE,
+    and ``taskset_id_sequence`` with USAGE."""
     role, facts = c.role()
     problems, fixes = [], []
     if GROUP_TABLE not in facts.found:
@@ -416,7 +461,12 @@ def group_table_and_its_sequence_are_usable(c: AppAudit, _: Any) -> None:
 @check(DEPLOYMENT, judges_worker=True)
 def role_touches_nothing_but_the_result_tables(c: AppAudit, _: Any) -> None:
     """A worker's credentials that reach other tables turn one leaked worker
-    into a leaked platform: they must touch the result tables alone."""
+    into a leaked platform: they must touch the result tables alone.
+
+    Evidence: *worker*: every table, view and sequence of the database (the result
+    tables and their own sequences aside) on which the role holds any privilege,
+    directly, through a role it belongs to or through PUBLIC; each named with its
+    privileges and the ``REVOKE`` that takes them away."""
     role, facts = c.role()
     if facts.others:
         seen = [f"{o.kind} {o.name} ({', '.join(o.privileges)}"
@@ -436,7 +486,9 @@ def role_touches_nothing_but_the_result_tables(c: AppAudit, _: Any) -> None:
 @check(DEPLOYMENT, judges_worker=True)
 def role_is_not_a_superuser(c: AppAudit, _: Any) -> None:
     """A superuser's password in every worker is the whole database in every
-    worker: it may read, change and drop anything."""
+    worker: it may read, change and drop anything.
+
+    Evidence: *worker*: ``rolsuper`` of the role."""
     role, facts = c.role()
     if facts.superuser:
         fail(saw=f"role {facts.role!r} on {role.target.where} is a superuser",
@@ -449,7 +501,11 @@ def role_is_not_a_superuser(c: AppAudit, _: Any) -> None:
 def role_creates_no_tables_schemas_or_roles(c: AppAudit, _: Any) -> None:
     """A worker role that may create tables, schemas, databases or roles lets a
     leaked worker change the platform's database (Celery's own create_all
-    included)."""
+    included).
+
+    Evidence: *worker*: ``CREATE`` on each schema and on the database,
+    ``rolcreaterole``, ``rolcreatedb`` (temporary tables, which every role may make by
+    default, aside)."""
     role, facts = c.role()
     may, fixes = [], []
     if facts.create_in:
@@ -491,7 +547,10 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 def workers_share_one_result_database(s: SystemAudit, _: Any) -> None:
     """Workers whose results go to different databases leave the tasks of all
     but one PENDING in the platform's eyes: the platform reads one Result
-    table."""
+    table.
+
+    Evidence: *two workers or more, in an audit*: each worker's result database (host,
+    port, database) from its ``result_backend``."""
     where = {}
     for audit in s.audits:
         if not audit.loaded.entry.is_worker or audit.target.database.problem is not None:
@@ -512,7 +571,12 @@ def stored_results_run_nothing_when_the_platform_reads_them(c: AppAudit, _: Any)
     whatever a row names as it loads: a row naming os.system runs it in the
     platform. Any role that may write the result table (every worker's, a
     leaked password) can store one. Judged from the rows' bytes: nothing is
-    unpickled."""
+    unpickled.
+
+    Evidence: *worker*: the same rows, judged from their bytes without unpickling
+    anything: each global a row's pickle names that is not a data type (or a built-in
+    exception, as Celery's ``pickle`` serializer stores a failure) is named, with the
+    row's task id ("would run ``posix.system`` in the platform when read")."""
     from pytest_cadasta.result_reading import would_run
 
     role, rows = _stored_results(c)

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 @check("exchange")
 def default_exchange_is_topic(c: AppState, _: Any) -> None:
     """Without a topic exchange the monitor queue's '#' binding matches nothing: the
-    platform never learns of the worker's tasks."""
+    platform never learns of the worker's tasks.
+
+    Evidence: the setting, and the type the exchange gets on a broker connection when
+    the app's queues are declared."""
     name, kind = c.topology.exchange, c.topology.exchange_type
     if kind != "topic":
         fail(saw=f"the default exchange {name!r} is a {kind!r} exchange "
@@ -35,7 +38,9 @@ def default_exchange_is_topic(c: AppState, _: Any) -> None:
 @check("exchange")
 def queues_are_bound_to_the_default_exchange(c: AppState, _: Any) -> None:
     """A queue bound elsewhere gets nothing the app sends through the default
-    exchange: its tasks never run, or never reach the monitor."""
+    exchange: its tasks never run, or never reach the monitor.
+
+    Evidence: the exchange of each work queue and of the monitor queue."""
     name = c.topology.exchange
     queues = c.app.amqp.queues
     problems = []

@@ -25,7 +25,10 @@ PLATFORM_HEADERS = ("id", "task", "root_id", "parent_id")
 @check("monitor")
 def platform_queue_is_a_fifo_queue_bound_with_hash(c: AppState, _: Any) -> None:
     """Without the monitor queue, bound with '#', the platform's sync-tasks never
-    sees the tasks and the Task table stays empty."""
+    sees the tasks and the Task table stays empty.
+
+    Evidence: the queue in ``task_queues`` (bound with ``#``), and the SQS queue's
+    ``FifoQueue`` attribute."""
     name = c.topology.exchange
     platform = c.topology.platform_queue
     queue = c.app.amqp.queues.get(platform)
@@ -59,7 +62,11 @@ def platform_queue_is_a_fifo_queue_bound_with_hash(c: AppState, _: Any) -> None:
 @check("monitor", judges_worker=True)
 def worker_does_not_consume_the_monitor_queue(c: AppState, _: Any) -> None:
     """A worker that consumes the monitor queue deletes the platform's copies of
-    the tasks and runs each of its own tasks a second time under the same id."""
+    the tasks and runs each of its own tasks a second time under the same id.
+
+    Evidence: *worker*: the queues ``celery worker`` consumes as production starts it:
+    the ``-Q`` queues (``--cadasta-queues``), else Celery's default (every queue in
+    ``task_queues``), less what the app's ``celeryd_after_setup`` handlers deselect."""
     consumed = c.topology.in_production
     platform = c.topology.platform_queue
     if platform in consumed:
@@ -76,7 +83,13 @@ def worker_does_not_consume_the_monitor_queue(c: AppState, _: Any) -> None:
 @check("monitor", per_queue=True)
 def task_lands_once_in_its_queue_and_once_in_the_monitor(c: AppState, queue: str) -> None:
     """A task message missing from the monitor is a task the platform never tracks;
-    one missing from its queue never runs; a duplicate runs twice."""
+    one missing from its queue never runs; a duplicate runs twice.
+
+    Evidence: a probe per work queue sent from a fresh connection and read back from
+    SQS: once in its queue, once in the monitor, with headers ``id``, ``task``,
+    ``root_id``, ``parent_id`` and a body that decodes to (args, kwargs, embed). A queue
+    whose SQS name SQS refuses (``QUEUES=('导出',)``: ASCII letters, digits, ``-`` and
+    ``_`` only) fails here, unsent."""
     refused = c.sqs.refused(queue)
     if refused is not None:
         fail(saw=refused, needs="every work queue named as SQS names queues: a worker "
@@ -119,7 +132,10 @@ def task_lands_once_in_its_queue_and_once_in_the_monitor(c: AppState, queue: str
 @check("monitor", phase=Phase.WITH_WORKER)
 def followups_scheduled_in_the_worker_reach_the_monitor(c: AppState, _: Any) -> None:
     """Tasks a worker schedules itself (follow-ups, chords) are invisible to the
-    platform unless the worker's own connections fan out too."""
+    platform unless the worker's own connections fan out too.
+
+    Evidence: *worker*: a probe schedules a follow-up task and a chord from inside the
+    worker; all of them reach the monitor."""
     scheduler = c.probes.scheduler(c.probes.home)
     result, ended = c.run_in_worker(scheduler)
     if ended.info.get("state") != "SUCCESS":
@@ -149,7 +165,11 @@ def each_task_family_is_in_one_message_group_of_the_monitor(c: AppState, _: Any)
     reading the monitor in order; a FIFO queue keeps order only within one
     message group. A child sent in a group of its own can reach the platform
     before its parent on SQS (moto delivers in order regardless): lost for
-    good."""
+    good.
+
+    Evidence: *worker*: every copy the monitor received, as SQS handed it over with its
+    attributes (``MessageGroupId``, ``SequenceNumber``), is in the same message group as
+    its parent's and its root's (the follow-up probe's family when none has run yet)."""
     copies = c.monitor()
     if not any(m.headers.get("parent_id") for m in copies):  # run alone: a family now
         c.run_in_worker(c.probes.scheduler(c.probes.home))
@@ -178,7 +198,10 @@ def each_task_family_is_in_one_message_group_of_the_monitor(c: AppState, _: Any)
 @check("monitor", phase=Phase.WITH_WORKER)
 def errback_for_another_worker_is_forwarded(c: AppState, _: Any) -> None:
     """An errback that lives in another worker must be sent there (and to the
-    monitor), not run here and lost as NotRegistered (celery/celery#4022)."""
+    monitor), not run here and lost as NotRegistered (celery/celery#4022).
+
+    Evidence: *worker*: a failing probe whose errback lives in another worker's queue:
+    the errback reaches that queue and the monitor, and is not run here."""
     from celery import signature
 
     target = c.routed_queue(ELSEWHERE_ERRBACK)

@@ -38,7 +38,15 @@ def _as_json(value: Any) -> Any:
 def every_task_sent_is_recorded_by_the_platform(c: AppState, _: Any) -> None:
     """A task the platform's sync-tasks cannot record (a body it may not decode,
     a name too long for its Task table, a parent it never saw) is lost to the
-    platform for good: no Task row, nothing for its result to join."""
+    platform for good: no Task row, nothing for its result to join.
+
+    Evidence: what the run's own sync-tasks recorded in the platform's Task table
+    (``tasks_backgroundtask``) from the monitor queue: every task the checks sent, from
+    the test and from inside the worker (follow-ups, chord parts and bodies,
+    ``celery.chord_unlock``, errbacks), recorded once with its name, input, parent and
+    root as sent; a task it could not record is named with the platform's reason (a body
+    neither json nor pickle, a missing header, a name too long, a parent or root it
+    never recorded) and the fix."""
     for queue in c.topology.work_queues:
         if c.sqs.refused(queue) is None:
             c.landing(queue)  # the probes from a fresh connection, sent once for the run
@@ -131,7 +139,12 @@ def _ended(c: AppState) -> dict[str, tuple[str, str]]:
 def results_join_their_tasks_as_the_worker_stored_them(c: AppState, _: Any) -> None:
     """The platform shows a task's status from the result row that joins its
     Task row by task_id (none: PENDING): a result stored where the platform
-    does not join it is a task that never ends in its eyes."""
+    does not join it is a task that never ends in its eyes.
+
+    Evidence: *worker*: each task the worker ran, as the platform shows it (its Task row
+    joined by ``task_id`` to its result row): the status the worker stored (SUCCESS;
+    FAILURE with its traceback; STARTED while it ran, which the started probe read in
+    that very row)."""
     c.fail_if_results_cannot_land()
     # The outcomes first, then the view: a row is stored before its run ends, so
     # the view read after holds every outcome read before.
@@ -185,7 +198,20 @@ def every_result_reads_as_the_platform_unpickles_it(c: AppState, _: Any) -> None
     that has its own code and not the worker's: a row it cannot read fails
     every page that shows the task, its status included. Celery 5.7 and later
     store a result in the app's result_serializer (json, by default: no
-    pickle); an exception pickled as itself needs the worker's code to read."""
+    pickle); an exception pickled as itself needs the worker's code to read.
+
+    Evidence: *worker*: every result row the worker stored for the checks' tasks
+    (values, a failure, the started probe's), read as the platform's Result model reads
+    it: ``pickle.loads``, in a process that has the platform's code and libraries (the
+    standard library, Celery, kombu, Django), never the worker's. Celery before 5.7
+    pickled every result into that column; 5.7 and later store it in
+    ``result_serializer``, so json results are no pickle at all, and ``pickle`` stores
+    an exception as its own class. ``Config`` stores results in ``'cadasta-pickle'``
+    (``cadasta_toolbox.results``): a pickle that holds no class or function of the
+    worker's code. The check reads the rows of the probes' tasks, not your tasks': an
+    argument of your exception that only your code can read is stored as its ``repr``,
+    and (from Celery 5.7, which stores results through the serializer) a return value of
+    a class of your own fails its task with an ``EncodeError`` naming the class."""
     c.fail_if_results_cannot_land()
     ended = _ended(c)
     stored = [task for task in c.platform.tasks()
@@ -205,7 +231,11 @@ def every_result_reads_as_the_platform_unpickles_it(c: AppState, _: Any) -> None
 @check("platform", judges_worker=True)
 def every_task_of_the_worker_stores_its_result(c: AppState, _: Any) -> None:
     """A task that stores no result has no row for the platform to join: it
-    shows PENDING forever, however it ended."""
+    shows PENDING forever, however it ended.
+
+    Evidence: *worker*: ``ignore_result`` of every task the worker registers (app-wide:
+    ``task_ignore_result``); names those that store nothing. Celery's own tasks
+    (``celery.chord_unlock``) aside: the platform leaves them out of a family's status."""
     ignored = sorted(name for name in c.own_tasks() if c.app.tasks[name].ignore_result)
     if ignored:
         app_wide = bool(c.app.conf.task_ignore_result)
@@ -223,7 +253,10 @@ def every_task_of_the_worker_stores_its_result(c: AppState, _: Any) -> None:
 def every_task_is_sent_as_the_platform_decodes(c: AppState, _: Any) -> None:
     """A task whose own settings send it in a serializer the platform's
     sync-tasks does not accept (or compressed as kombu cannot undo) is lost
-    to the platform with every message, whatever the app's defaults."""
+    to the platform with every message, whatever the app's defaults.
+
+    Evidence: the serializer and compression of every task the app registers (its own
+    ``serializer=``, ``task_annotations``, else the app's defaults)."""
     from kombu.compression import get_encoder
 
     def known(compression: str) -> bool:
@@ -253,7 +286,10 @@ def every_task_is_sent_as_the_platform_decodes(c: AppState, _: Any) -> None:
 @check("platform")
 def task_names_fit_the_task_table(c: AppState, _: Any) -> None:
     """A task whose name is longer than the Task table's type column is a task
-    the platform can never record."""
+    the platform can never record.
+
+    Evidence: the length of every task name the app registers, against the Task table's
+    ``type`` (128 characters)."""
     long = [name for name in c.own_tasks() if len(name) > TYPE_LENGTH]
     if long:
         shown = ", ".join(f"{name[:40]!r}... ({len(name)} characters)" for name in long[:SHOWN])
@@ -267,5 +303,13 @@ def task_names_fit_the_task_table(c: AppState, _: Any) -> None:
 def results_fit_the_platforms_result_table(c: AppState, _: Any) -> None:
     """A result table that lacks a column this Celery writes (``children``, or
     the ``result_extended`` ones, which the platform's never had) fails every
-    result store: every task stays PENDING on the platform."""
+    result store: every task stays PENDING on the platform.
+
+    Evidence: *worker*: the columns the app's Celery writes to ``celery_taskmeta``
+    (``children``; with ``result_extended``, six more) against the table the result
+    schema made, ``celery_tasksetmeta`` and the sequences; names what is missing with
+    the ``ALTER TABLE`` (or ``CREATE``) the platform's operator runs, or
+    ``result_extended`` as the setting that asks for columns the platform never had. The
+    worker checks that store results say the same at once instead of waiting for
+    Celery's retries."""
     c.fail_if_results_cannot_land()

@@ -7,11 +7,15 @@ check is defined."""
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_cadasta.basics.ids import ALL_GROUPS, AUDIT_GROUPS, SYSTEM
+
+#: How a check's docstring opens the paragraph saying what it looks at.
+EVIDENCE = "Evidence:"
 
 
 class Phase(enum.IntEnum):
@@ -63,8 +67,22 @@ class Check:
     def doc(self) -> str:
         """The docstring's first paragraph, on one line: the failure in
         production the check protects against."""
-        paragraph = (self.func.__doc__ or "").strip().split("\n\n")[0]
-        return " ".join(paragraph.split())
+        paragraphs = self._paragraphs()
+        return paragraphs[0] if paragraphs else ""
+
+    @property
+    def evidence(self) -> str:
+        """What the check looks at: its docstring's paragraph that opens with
+        ``Evidence:``, on one line, without that word ('' if it has none). The
+        manual's reference of the checks is made of this and ``doc``."""
+        for paragraph in self._paragraphs():
+            if paragraph.startswith(EVIDENCE):
+                return paragraph[len(EVIDENCE):].strip()
+        return ""
+
+    def _paragraphs(self) -> list[str]:
+        text = inspect.cleandoc(self.func.__doc__ or "")
+        return [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
 
     def order(self) -> tuple[int, int]:
         rank = len(ALL_GROUPS) if self.group == SYSTEM else ALL_GROUPS.index(self.group)
@@ -90,6 +108,12 @@ def check(group: str, phase: Phase = Phase.BEFORE_WORKER, per_queue: bool = Fals
                                  applies, shared, audit))
         return func
     return register
+
+
+def every_check() -> list[Check]:
+    """Every registered check, of every kind, in running order (the manual's
+    reference lists them all)."""
+    return sorted(_REGISTERED, key=lambda c: (c.audit, *c.order()))
 
 
 def all_checks(audit: bool = False) -> list[Check]:

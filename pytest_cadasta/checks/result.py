@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 @check("result")
 def backend_is_postgresql_through_the_database_backend(c: AppState, _: Any) -> None:
     """Results written anywhere but the platform's PostgreSQL result table are
-    results the platform never shows."""
+    results the platform never shows.
+
+    Evidence: your ``result_backend`` (shown with the password masked),
+    ``database_table_names`` and ``database_table_schemas``."""
     backend = c.original.get("result_backend")
     shown = mask_url(backend) if isinstance(backend, str) else backend
     if not (isinstance(backend, str) and backend.startswith(("db+postgresql", "db+postgres:"))):
@@ -44,7 +47,10 @@ def backend_is_postgresql_through_the_database_backend(c: AppState, _: Any) -> N
 @check("result", phase=Phase.WITH_WORKER)
 def success_leaves_a_success_row(c: AppState, _: Any) -> None:
     """A worker that cannot write its results (privileges, missing columns) leaves
-    the platform showing tasks that never finish."""
+    the platform showing tasks that never finish.
+
+    Evidence: *worker*: a probe run by the worker leaves a SUCCESS row in
+    ``celery_taskmeta``, written as the restricted role, with no Task row present."""
     result, _ended = c.run_in_worker(c.probes.probe(c.probes.home), args=("result",))
     row = c.row(result.id)
     if row is None or row["status"] != "SUCCESS":
@@ -59,7 +65,9 @@ def success_leaves_a_success_row(c: AppState, _: Any) -> None:
 
 @check("result", phase=Phase.WITH_WORKER)
 def failure_leaves_a_failure_row_with_traceback(c: AppState, _: Any) -> None:
-    """A failure the platform cannot see is a user waiting forever for an export."""
+    """A failure the platform cannot see is a user waiting forever for an export.
+
+    Evidence: *worker*: a failing probe leaves a FAILURE row with its traceback."""
     result, _ended = c.run_in_worker(c.probes.failing(c.probes.home))
     row = c.row(result.id)
     if row is None or row["status"] != "FAILURE" or PROBE_FAILURE_MESSAGE not in (
@@ -72,7 +80,9 @@ def failure_leaves_a_failure_row_with_traceback(c: AppState, _: Any) -> None:
 
 @check("result", phase=Phase.WITH_WORKER)
 def started_state_is_tracked(c: AppState, _: Any) -> None:
-    """Without STARTED the platform cannot tell a running export from a queued one."""
+    """Without STARTED the platform cannot tell a running export from a queued one.
+
+    Evidence: *worker*: while it runs, a probe reads STARTED in its own row."""
     if not c.app.conf.task_track_started:
         fail(saw="task_track_started = False",
              needs="STARTED written when a task begins", fix="task_track_started = True")

@@ -20,7 +20,10 @@ CELERY_TASKS = ("celery.chord_unlock", "celery.chord", "celery.group", "celery.c
 @check("routing")
 def task_names_route_by_their_first_segment(c: AppState, _: Any) -> None:
     """A task that does not route by its prefix lands in another worker's queue, or
-    in one nobody consumes."""
+    in one nobody consumes.
+
+    Evidence: the app's own router on ``<queue>.<task>``: the default exchange, routing
+    key ``<queue>`` (a named queue must be bound with that key)."""
     default = c.topology.exchange
     problems = []
     for queue in c.topology.work_queues:
@@ -44,7 +47,11 @@ def task_names_route_by_their_first_segment(c: AppState, _: Any) -> None:
 @check("routing")
 def every_registered_task_routes_to_an_existing_queue(c: AppState, _: Any) -> None:
     """A task routed to a queue that does not exist waits forever: no worker
-    consumes it."""
+    consumes it.
+
+    Evidence: the route of every task the app registers (not Celery's, not those of
+    pytest plugins such as pytest-celery's shared tasks); names the offenders, and says
+    which of their prefixes no SQS queue can be named after."""
     lost = []
     unnamable = []  # prefixes no SQS queue can be named after
     for name in c.own_tasks():
@@ -68,7 +75,9 @@ def every_registered_task_routes_to_an_existing_queue(c: AppState, _: Any) -> No
 @check("routing")
 def celery_own_tasks_go_to_the_celery_queue(c: AppState, _: Any) -> None:
     """Celery's own tasks (chord_unlock, ...) routed anywhere else never run, and
-    chords never finish."""
+    chords never finish.
+
+    Evidence: the route of ``celery.chord_unlock`` and Celery's other tasks."""
     wrong = []
     for name in CELERY_TASKS:
         if name not in c.app.tasks:
@@ -86,7 +95,11 @@ def celery_own_tasks_go_to_the_celery_queue(c: AppState, _: Any) -> None:
 def worker_registers_tasks_of_its_own(c: AppState, _: Any) -> None:
     """A worker whose task modules were never imported rejects every task it is
     sent as unregistered; one whose task routes to a queue it does not consume
-    leaves that task waiting for another worker."""
+    leaves that task waiting for another worker.
+
+    Evidence: *worker*: the tasks the app registers once its task modules are imported
+    as ``celery worker`` imports them (``imports``, ``include``, autodiscovery), each
+    routed to a queue the worker consumes."""
     own = c.own_tasks()
     if not own:
         modules = ", ".join(c.app.loader.default_modules) or "none"
@@ -130,7 +143,12 @@ def no_task_waits_longer_than_its_queues_visibility_timeout(c: AppState, _: Any)
     """SQS hands a message a worker holds to another worker once the queue's
     visibility timeout ends; kombu holds a task with an ETA, unacknowledged,
     until then. A countdown, an ETA or a retry delay beyond the visibility
-    timeout is a task delivered twice, and run twice."""
+    timeout is a task delivered twice, and run twice.
+
+    Evidence: the retry delay of each of the app's tasks that retries (its own
+    ``default_retry_delay``, or ``retry_backoff_max`` with ``autoretry_for``), and the
+    ETA of every task published in the run so far, against the visibility timeout
+    (``broker_transport_options['visibility_timeout']``, else kombu's 1,800 s)."""
     options = c.app.conf.broker_transport_options or {}
     limit = float(options.get("visibility_timeout") or KOMBU_VISIBILITY_TIMEOUT)
     too_far = [f"{name!r} retries after {delay:g} s ({how})" for name in c.own_tasks()

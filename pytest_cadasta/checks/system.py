@@ -30,7 +30,10 @@ def apps_agree_on_exchange_queues_and_region(s: SystemState, _: Any) -> None:
     """Apps that disagree on the exchange, the platform queue, the region, the
     queue name prefix or QUEUES send tasks where no worker of the others looks,
     and the platform's monitor misses them ("every task consumer is aware of all
-    queues available")."""
+    queues available").
+
+    Evidence: each app's exchange (name, type), platform queue, region, SQS queue name
+    prefix and ``QUEUES``; names the app that differs and its value."""
     differ = []
     blamed: list[str] = []
     for what, value in AGREED:
@@ -80,7 +83,12 @@ def every_app_writes_results_where_the_platform_reads_them(s: SystemState, _: An
     """A worker whose results go to another database (or table) than the
     platform's leaves every one of its tasks PENDING in the platform's eyes;
     the run wires every app to one throwaway database, so only their own
-    settings tell."""
+    settings tell.
+
+    Evidence: each app's own ``result_backend`` (host, port, database; the password
+    masked) and result table, against the platform app's (with no producer, the other
+    workers'); names the worker that differs. The run wires every app to one throwaway
+    database, so only the apps' settings tell."""
     where = {loaded.label: _results_at(loaded, s) for loaded in s.apps}
     # The platform reads its Result table through its own database settings; a
     # producer with a Celery result backend on a database says where that is.
@@ -114,7 +122,12 @@ def _consumers(s: SystemState) -> dict[str, list[str]]:
 def every_queue_has_exactly_one_consumer(s: SystemState, _: Any) -> None:
     """A task routed to a queue that no worker consumes waits forever; one routed
     to a queue two workers consume runs in whichever takes it first, where it may
-    not be registered."""
+    not be registered.
+
+    Evidence: the route of every task each app registers, against the queues each worker
+    consumes as production starts it. ``celery`` may have several consumers (Celery's
+    own tasks run anywhere); a queue served outside the run is named with
+    ``--cadasta-external-queues``."""
     consumers = _consumers(s)
     external = set(s.external_queues)
     routed: dict[str, list[str]] = {}
@@ -162,7 +175,9 @@ def _route_text(route: tuple[Any, Any, Any]) -> str:
 def no_task_name_has_two_routes(s: SystemState, _: Any) -> None:
     """A task registered by two apps that route it differently goes to one queue
     when one app sends it and to another when the other does: its follow-ups and
-    errbacks get lost."""
+    errbacks get lost.
+
+    Evidence: every task name registered by two apps, with each app's route."""
     routes: dict[str, dict[str, str]] = {}
     for loaded in s.apps:
         c = s.of(loaded)
@@ -239,7 +254,12 @@ def _after(s: SystemState, task_id: str, name: str, receiver: LoadedApp,
 def followups_and_errbacks_cross_workers(s: SystemState, _: Any) -> None:
     """A worker's follow-up or errback that lives in another worker must run
     there, once, seen by the monitor, its result where the platform reads it;
-    run in the wrong worker it is lost as NotRegistered."""
+    run in the wrong worker it is lost as NotRegistered.
+
+    Evidence: *two workers or more*: each worker, in a ring, schedules from inside a
+    task a follow-up that lives in the next worker only, and fails a task whose errback
+    lives there; the next worker (and only it) takes both, the monitor sees each once,
+    and each leaves a SUCCESS row."""
     from celery import signature
 
     problems = []
@@ -277,7 +297,10 @@ def followups_and_errbacks_cross_workers(s: SystemState, _: Any) -> None:
        applies=lambda apps: len({loaded.entry.is_worker for loaded in apps}) == 2)
 def producer_tasks_reach_a_worker(s: SystemState, _: Any) -> None:
     """A task the platform sends that no worker runs, or whose result is not
-    where the platform reads it, is a request that never completes."""
+    where the platform reads it, is a request that never completes.
+
+    Evidence: *with a producer*: a task each producer sends to each worker, run there
+    once, seen once by the monitor, with its SUCCESS row."""
     problems = []
     for producer in s.producers:
         for worker in s.workers:

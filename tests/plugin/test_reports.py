@@ -5,18 +5,13 @@ the npm registry); GitHub Actions' job summary; where a failure points."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import re
-import shutil
-import subprocess
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 import jsonschema
 import pytest
+from mermaid_browser import links_and_hidden
 
 from pytest_cadasta.reporting.reports import SCHEMA_FILE
 
@@ -27,8 +22,6 @@ SYSTEM = ("--cadasta-app=export_worker", "--cadasta-app=msg_worker",
 DRIFTING = ("--cadasta-app=export_worker", "--cadasta-app=msg_worker_other_queues",
             "--cadasta-producer=platform_app", "--cadasta-queues=export_worker=export,celery",
             "--cadasta-queues=msg_worker_other_queues=msg,celery")
-BROWSER = Path(__file__).parents[1] / "browser"
-MERMAID = BROWSER / "node_modules" / "mermaid" / "dist" / "mermaid.min.js"
 #: How a failure is drawn (markdown_report.FAILED_LINK and the class 'failed').
 RED = "stroke:#c53030"
 
@@ -61,139 +54,10 @@ def links(source: str) -> dict[tuple[str, str], str]:
     return found
 
 
-def links_and_hidden(source: str) -> list[tuple[str, str]]:
-    """(start, end) of every arrow of a Mermaid flowchart, hidden ones too."""
-    return [(m.group(1), m.group(2)) for m in re.finditer(
-        r"^\s*(\w+) (?:[-=.~]+>?|-\. .*? \.-x)(?:\|.*\|)? (\w+)$", source, re.M)]
-
-
 def node_ids(source: str) -> dict[str, str]:
     """Node id -> its label's first line."""
     return {match.group(1): match.group(2) for match in
             re.finditer(r'^\s*(\w+)[\[({]+"([^"<]*)', source, re.M)}
-
-
-# -- the browser ---------------------------------------------------------------------
-def unavailable(reason: str) -> None:
-    """Skip a test that needs the browser, except in CI (where CI is set):
-    there .ci/install test provides it, and its absence is a failure."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; in CI, bash .ci/install test installs Chromium (apt-get) and "
-                    "mermaid (npm ci in tests/browser)", pytrace=False)
-    pytest.skip(f"{reason}: the reports' pictures are not rendered (bash .ci/install test "
-                "installs what it takes)")
-
-
-class _Svg(HTMLParser):
-    """What a page rendered: its title, the error shown, the picture's arrows
-    (id -> style), nodes (id -> classes) and text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.title = self.error = ""
-        self.edges: dict[str, str] = {}
-        self.nodes: dict[str, str] = {}
-        #: node id -> the x of its centre, as drawn
-        self.x: dict[str, float] = {}
-        self.text: list[str] = []
-        self._in: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        found = dict(attrs)
-        if tag in ("title", "pre"):
-            self._in = tag
-        if found.get("data-edge") == "true":
-            self.edges[found.get("data-id", "")] = found.get("style") or ""
-        classes = (found.get("class") or "").split()
-        if tag == "g" and "node" in classes:
-            # picture-flowchart-<node id>-<n>
-            node = re.sub(r"^picture-flowchart-(.*)-\d+$", r"\1", found.get("id", ""))
-            self.nodes[node] = " ".join(classes)
-            moved = re.match(r"translate\(([-\d.]+)", found.get("transform") or "")
-            if moved:
-                self.x[node] = float(moved.group(1))
-
-    def backwards(self, source: str) -> list[str]:
-        """The arrows of ``source`` drawn from right to left."""
-        return [f"{start} -> {end}" for start, end in links_and_hidden(source)
-                if self.x.get(start, 0) >= self.x.get(end, 0)]
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == self._in:
-            self._in = None
-
-    def handle_data(self, data: str) -> None:
-        if self._in == "title":
-            self.title += data
-        elif self._in == "pre":
-            self.error += data
-        elif data.strip():
-            self.text.append(data.strip())
-
-
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><script src="{mermaid}"></script></head>
-<body><pre id="error"></pre><div id="shown"></div>
-<script>
-const source = {source};
-mermaid.initialize({{startOnLoad: false, securityLevel: "strict"}});
-(async () => {{
-  try {{
-    await mermaid.parse(source);
-    const {{svg}} = await mermaid.render("picture", source);
-    document.getElementById("shown").innerHTML = svg;
-    document.title = "rendered";
-  }} catch (error) {{
-    document.getElementById("error").textContent = String(error && error.message || error);
-    document.title = "failed";
-  }}
-}})();
-</script></body></html>
-"""
-
-
-@dataclass
-class Browser:
-    """Headless Chromium showing a Mermaid picture as GitHub's renderer does."""
-
-    chromium: str
-    workdir: Path
-
-    def render(self, source: str, name: str) -> _Svg:
-        page = self.workdir / f"{name}.html"
-        page.write_text(PAGE.format(mermaid=MERMAID.as_uri(),
-                                    source=json.dumps(source).replace("</", "<\\/")))
-        profile = self.workdir / f"{name}-profile"
-        dom = subprocess.run(
-            [self.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=20000",
-             "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=120, check=True).stdout
-        shown = _Svg()
-        shown.feed(dom)
-        assert shown.title == "rendered", f"mermaid refused the picture: {shown.error}"
-        return shown
-
-
-@pytest.fixture(scope="session")
-def browser(tmp_path_factory) -> Browser:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        unavailable("no chromium on PATH")
-    if not MERMAID.is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            unavailable("mermaid is not installed in tests/browser, and there is no npm")
-        with open(BROWSER / ".npm-install.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one install, whatever runs in parallel
-            if not MERMAID.is_file():
-                done = subprocess.run([npm, "ci", "--prefix", str(BROWSER), "--no-audit",
-                                       "--no-fund", "--loglevel=error"],
-                                      capture_output=True, text=True, timeout=600)
-                if done.returncode != 0:
-                    unavailable(f"npm ci in tests/browser failed: {done.stderr.strip()[-300:]}")
-    return Browser(chromium, tmp_path_factory.mktemp("browser"))
 
 
 # -- the reports ----------------------------------------------------------------------
