@@ -27,8 +27,16 @@ def apps(pytester):
     return pytester
 
 
-def run(pytester, *args):
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+@pytest.fixture
+def run(apps, shared_moto):
+    """pytest run as a user runs it, in a process of its own, among the sample
+    apps; SQS on the session's shared moto server (each run resets it): what
+    these runs judge is the app given, not how moto starts."""
+
+    def run_(*args):
+        return apps.runpytest_subprocess("-p", "no:cacheprovider",
+                                         f"--cadasta-moto-endpoint={shared_moto}", *args)
+    return run_
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -71,48 +79,48 @@ def run(pytester, *args):
                            "autodiscovery) raised ModuleNotFoundError: No module named "
                            "'cadasta_not_installed'"),
 ])
-def test_bad_app_is_a_usage_error(apps, value, expected):
-    result = run(apps, f"--cadasta-app={value}")
+def test_bad_app_is_a_usage_error(apps, run, value, expected):
+    result = run(f"--cadasta-app={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {expected}"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
-def test_good_app_from_the_ini_file(apps):
+def test_good_app_from_the_ini_file(apps, run):
     apps.makeini("[pytest]\ncadasta_app = no_app_here:worker_app\n")
     apps.makepyfile(test_header="def test_nothing(): pass")
-    result = run(apps, "--cadasta-result-db=postgresql://u@localhost/postgres",
+    result = run("--cadasta-result-db=postgresql://u@localhost/postgres",
                  "--collect-only")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["cadasta: app no_app_here:worker_app (one), role: worker"])
 
 
-def test_command_line_beats_the_ini_file(apps):
+def test_command_line_beats_the_ini_file(apps, run):
     apps.makeini("[pytest]\ncadasta_app = no_app_here:not_an_app\n")
     apps.makepyfile(test_header="def test_nothing(): pass")
-    result = run(apps, "--cadasta-app=no_app_here:other_app",
+    result = run("--cadasta-app=no_app_here:other_app",
                  "--cadasta-result-db=postgresql://u@localhost/postgres", "--collect-only")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["cadasta: app no_app_here:other_app (two)*"])
 
 
-def test_ini_value_is_checked_like_the_option(apps):
+def test_ini_value_is_checked_like_the_option(apps, run):
     apps.makeini("[pytest]\ncadasta_app = toolbox app\n")
-    result = run(apps)
+    result = run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='toolbox app': expected*"])
 
 
-def test_an_ini_app_that_fails_says_it_came_from_the_ini(apps):
+def test_an_ini_app_that_fails_says_it_came_from_the_ini(apps, run):
     apps.makeini("[pytest]\ncadasta_app = no_app_here:missing\n")
-    result = run(apps)
+    result = run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: cadasta_app (ini)='no_app_here:missing': module*"])
 
 
 @pytest.mark.parametrize("spec", ["proj", "proj.celery", "proj:app", "proj.celery:app"])
-def test_the_app_is_found_as_celery_a_finds_it(apps, spec):
-    result = run(apps, f"--cadasta-app={spec}",
+def test_the_app_is_found_as_celery_a_finds_it(apps, run, spec):
+    result = run(f"--cadasta-app={spec}",
                  "--cadasta-result-db=postgresql://u@localhost/postgres", "--collect-only")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines([f"cadasta: app {spec} (proj), role: worker"])
