@@ -15,13 +15,22 @@ def project(pytester):
     return pytester
 
 
-def run(pytester, *args):
-    """A run that only reports (the header, usage errors): no checks executed."""
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", *args)
+@pytest.fixture
+def run(shared_moto):
+    """A run that only reports (the header, usage errors): no checks executed.
+    One given an app on the command line uses the session's shared moto server
+    (each run resets it): no test here judges how moto starts, and a run given
+    no --cadasta-* option stays one that does not use the plugin."""
+
+    def run_(pytester, *args):
+        if any(arg.startswith("--cadasta-app=") for arg in args):
+            args = (f"--cadasta-moto-endpoint={shared_moto}", *args)
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", *args)
+    return run_
 
 
 @pytest.mark.parametrize("spelling", ["option", "ini"])
-def test_producer_only_in_both_spellings(project, spelling):
+def test_producer_only_in_both_spellings(project, spelling, run):
     args = ["--cadasta-app=toolbox_app:app", "--cadasta-result-db=postgresql://u@h/p"]
     if spelling == "option":
         args.append("--cadasta-producer-only")
@@ -33,7 +42,7 @@ def test_producer_only_in_both_spellings(project, spelling):
 
 @pytest.mark.parametrize("spelling", ["option", "ini"])
 def test_reports_in_both_spellings_each_file_in_the_format_its_extension_names(project,
-                                                                                spelling):
+                                                                                spelling, run):
     args = ["--cadasta-app=toolbox_app:app", "--cadasta-result-db=postgresql://u@h/p"]
     if spelling == "option":
         args += ["--cadasta-report=verdict.json", "--cadasta-report=verdict.md"]
@@ -47,7 +56,7 @@ def test_reports_in_both_spellings_each_file_in_the_format_its_extension_names(p
     assert markdown.startswith("## ⚠️ Cadasta conformance: not judged (no check ran)\n")
 
 
-def test_header_names_queues_and_masks_the_database_password(project):
+def test_header_names_queues_and_masks_the_database_password(project, run):
     result = run(project, "--cadasta-app=toolbox_app:app",
                  "--cadasta-result-db=postgresql://admin:hunter2@db.example:5432/postgres")
     result.stdout.fnmatch_lines([
@@ -59,7 +68,7 @@ def test_header_names_queues_and_masks_the_database_password(project):
     assert "hunter2" not in result.stdout.str()
 
 
-def test_no_header_and_no_checks_without_an_app(project):
+def test_no_header_and_no_checks_without_an_app(project, run):
     result = run(project)
     assert "cadasta:" not in result.stdout.str()
     result.stdout.fnmatch_lines(["collected 1 item", "*<Function test_nothing>"])
@@ -72,13 +81,13 @@ def test_no_header_and_no_checks_without_an_app(project):
     (["--cadasta-app=toolbox_app:app", "--cadasta-pg-ctl=/nonexistent/pg_ctl"],
      "ERROR: --cadasta-pg-ctl='/nonexistent/pg_ctl': not an executable file"),
 ])
-def test_bad_values_are_usage_errors(project, args, expected):
+def test_bad_values_are_usage_errors(project, args, expected, run):
     result = run(project, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
 
 
-def test_a_bad_database_url_is_a_usage_error_that_hides_its_password(project):
+def test_a_bad_database_url_is_a_usage_error_that_hides_its_password(project, run):
     result = run(project, "--cadasta-result-db=mysql://root:hunter2@db/x")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
@@ -141,7 +150,7 @@ def test_pg_ctl_prefers_path_then_the_newest_install(monkeypatch, tmp_path):
     ("cadasta_app = toolbox_app:app\ncadasta_pg_ctl = /nonexistent/pg_ctl",
      "ERROR: cadasta_pg_ctl (ini)='/nonexistent/pg_ctl': not an executable file"),
 ])
-def test_ini_spellings_are_checked_too(project, ini, expected):
+def test_ini_spellings_are_checked_too(project, ini, expected, run):
     project.makeini(f"[pytest]\n{ini}\n")
     result = run(project)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -164,7 +173,7 @@ def test_schema_option_is_relative_to_the_invocation_directory(project):
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
 
 
-def test_a_broker_other_than_sqs_is_replaced_and_the_header_says_so(project):
+def test_a_broker_other_than_sqs_is_replaced_and_the_header_says_so(project, run):
     project.makepyfile(amqp_app="""
         from celery import Celery
 
@@ -214,7 +223,7 @@ def test_a_result_schema_with_an_sql_error_names_the_file_and_the_line(run_inner
                        "a queue of that very name"),
     ("export celery", "'export celery' has a space in it*"),
 ])
-def test_malformed_production_queues_are_usage_errors(project, queues, problem):
+def test_malformed_production_queues_are_usage_errors(project, queues, problem, run):
     result = run(project, "--cadasta-app=toolbox_app:app",
                  "--cadasta-result-db=postgresql://u@h/p", f"--cadasta-queues={queues}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -224,7 +233,7 @@ def test_malformed_production_queues_are_usage_errors(project, queues, problem):
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
-def test_malformed_queues_in_the_ini_say_they_came_from_the_ini(project):
+def test_malformed_queues_in_the_ini_say_they_came_from_the_ini(project, run):
     project.makeini("[pytest]\ncadasta_app = toolbox_app:app\n"
                     "cadasta_result_db = postgresql://u@h/p\ncadasta_queues = msg,msg\n")
     result = run(project)
