@@ -34,9 +34,9 @@ def test_shared_tasks_of_a_pytest_plugin_are_not_the_apps(run_inner, pytester):
 
 
 @pytest.fixture
-def cached_run(pytester, shared_pg_url):
+def cached_run(pytester, shared_pg_url, shared_moto):
     """Runs with pytest's cache (--lf, --sw need it) on an app that fails one
-    check until ``fix()`` is called."""
+    check until ``fix()`` is called; the session's PostgreSQL and moto server."""
     for example in ("apps/toolbox_app.py", "apps/no_monitor_queue.py", "apps/handwritten.py"):
         pytester.copy_example(example)
     app = pytester.path / "app_under_test.py"
@@ -45,7 +45,8 @@ def cached_run(pytester, shared_pg_url):
     def run(*args):
         return pytester.runpytest_subprocess(
             "-p", "cacheprovider", f"--cadasta-result-db={shared_pg_url}",
-            "--cadasta-app=app_under_test:app", *args, timeout=240)
+            f"--cadasta-moto-endpoint={shared_moto}", "--cadasta-app=app_under_test:app",
+            *args, timeout=240)
 
     run.fix = lambda: app.write_text("from toolbox_app import app  # noqa: F401\n")
     return run
