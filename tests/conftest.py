@@ -284,21 +284,23 @@ def _children():
 
 
 @pytest.fixture
-def leftovers(open_tmpdir, shared_pg_url, shared_moto):
+def leftovers(open_tmpdir, shared_pg_url, shared_moto, warm_python):
     """What an inner run given ``TMPDIR=open_tmpdir`` left behind, as a dict,
     empty when it left nothing: files in its TMPDIR, processes naming that
     directory, and processes reparented to this one, alive or zombies (the
     shared PostgreSQL made this session a subreaper: an inner run's orphans,
-    '[postgres] <defunct>' included, come here, not to PID 1)."""
+    '[postgres] <defunct>' included, come here, not to PID 1). The session's
+    own fork server, started with its first inner run, is no leftover."""
     children = set(_children())
 
     def find():
         processes = subprocess.run(["pgrep", "-af", open_tmpdir], capture_output=True,
                                    text=True).stdout.strip()
+        ours = children | ({warm_python.server.pid} if warm_python.server else set())
         found = {"temp files": sorted(os.listdir(open_tmpdir)),
                  "processes using them": processes,
                  "children left": {pid: what for pid, what in _children().items()
-                                   if pid not in children}}
+                                   if pid not in ours}}
         return {what: which for what, which in found.items() if which}
 
     return find
