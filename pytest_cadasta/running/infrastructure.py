@@ -149,11 +149,15 @@ class Infrastructure:
             return (f"moto's SQS server ({self._server.endpoint}) went away: it refuses "
                     "connections")
         if self._database is not None:
+            if self._postgres is not None and self.settings.result_db is None:
+                # The run's own server: its process says, without a session
+                # (a check that needs the worker asks before each: each session
+                # is a backend PostgreSQL forks and authenticates).
+                ended = self._postgres.ended()
+                return None if ended is None else f"the result database went away: {ended}"
             reason = self._database.unreachable()
             if reason is not None:
-                ended = None if self._postgres is None else self._postgres.ended()
-                return f"the result database went away: {reason}" + (
-                    "" if ended is None else f"\n{ended}")
+                return f"the result database went away: {reason}"
         return None
 
     def close(self) -> None:
