@@ -8,6 +8,11 @@ from pathlib import Path
 # checks' reference and the settings from the plugin's code.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import cadasta_toolbox  # noqa: E402 (the path above: the checkout's own)
+
+release = cadasta_toolbox.__version__
+
 project = "pytest-cadasta"
 author = "the pytest-cadasta developers"
 extensions = ["cadasta_reference"]

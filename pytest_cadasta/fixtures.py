@@ -142,7 +142,7 @@ def _cadasta_checks_worker(_cadasta_state: Any, request: pytest.FixtureRequest) 
     """The worker(s) a check that needs one stands on: its app's (with the result
     database), or, for the system's, one per worker app. With its
     infrastructure gone, none: the check is an error saying so."""
-    gone = _cadasta_state.gone()
+    gone = _cadasta_state.gone(quick=True)
     if gone is not None:
         from pytest_cadasta.basics.errors import gone_key
 

@@ -33,7 +33,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "(default: start an ephemeral server)", "string"),
     "result_schema": (
         "a SQL file creating the result tables, used instead of the toolbox's "
-        "schema (test against your platform's real DDL)", "string"),
+        "schema (test against your platform's real DDL); it must create "
+        "celery_taskmeta with task_id", "string"),
     "queues": (
         "the queues the worker consumes in production, as 'celery worker -Q' takes "
         "them, e.g. 'export,celery' (default: no -Q, Celery's default: every queue in "
@@ -54,9 +55,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "path of the pg_ctl of the PostgreSQL to start (its initdb and postgres are run; "
         "default: PATH, then /usr/lib/postgresql/*/bin)", "string"),
     "moto_endpoint": (
-        "a moto server already running on this machine, e.g. http://127.0.0.1:5000, "
-        "used instead of starting one (it is reset as the run starts: one run at a time "
-        "on it, so not with -n)", "string"),
+        "a moto server already running on this machine, e.g. http://127.0.0.1:5000 "
+        "(loopback only: never AWS), used instead of starting one; it is reset as the "
+        "run starts and left running after it: one run at a time on it, so not with -n",
+        "string"),
     "audit": (
         "audit the real deployment the apps' own settings name, read-only: their SQS "
         "queues and monitor, each worker's own result-database role (nothing is sent, "

@@ -136,16 +136,36 @@ class Browser:
         assert shown.title == "rendered", f"mermaid refused the picture: {shown.error}"
         return shown
 
+    def renderer(self) -> str:
+        """What draws: mermaid's version and Chromium's (the sizes in a picture
+        come from the fonts and the layout of that Chromium)."""
+        mermaid = json.loads((MERMAID.parents[1] / "package.json").read_text())["version"]
+        chromium = subprocess.run([self.chromium, "--version"], capture_output=True, text=True,
+                                  timeout=120).stdout.strip()
+        return f"mermaid {mermaid}, {chromium}"
+
     def svg_file(self, source: str, name: str) -> str:
         """The text of a standalone SVG file of ``source``: mermaid's markup (its
-        root with xmlns, its style sheet inside) as XML, the same every time."""
+        root with xmlns, its style sheet inside) as XML, the same every time,
+        saying what drew it in a comment (``RENDERER``)."""
         # The cylinders are drawn by rough.js, whose curves take random control
         # points unless seeded: seeded, one source makes one file.
         svg = self.render(source, name, handDrawnSeed=1).svg
         # HTML leaves the <br> of the labels open; XML closes them.
-        text = f'<?xml version="1.0" encoding="UTF-8"?>\n{svg.replace("<br>", "<br/>")}\n'
+        text = (f'<?xml version="1.0" encoding="UTF-8"?>\n'
+                f"<!-- {RENDERER}{self.renderer()} -->\n{svg.replace('<br>', '<br/>')}\n")
         ElementTree.fromstring(text.encode())  # raises ParseError if it is not XML
         return text
+
+
+#: How a drawn SVG file says what drew it (the comment after its declaration).
+RENDERER = "drawn by "
+
+
+def drawn_by(svg: str) -> str | None:
+    """What drew an SVG file ``svg_file`` wrote (None: it does not say)."""
+    found = re.search(rf"<!-- {RENDERER}(.*?) -->", svg)
+    return found.group(1) if found else None
 
 
 def unavailable(reason: str) -> NoReturn:

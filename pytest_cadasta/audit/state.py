@@ -105,7 +105,7 @@ class AppAudit:
     def start_workers(self) -> Any:
         raise NotConfigured("an audit runs no worker")
 
-    def gone(self) -> str | None:
+    def gone(self, quick: bool = False) -> str | None:
         return None
 
     def close(self) -> None:
@@ -148,7 +148,7 @@ class SystemAudit:
     def start_workers(self) -> Any:
         raise NotConfigured("an audit runs no worker")
 
-    def gone(self) -> str | None:
+    def gone(self, quick: bool = False) -> str | None:
         return None
 
 

@@ -57,9 +57,10 @@ class CheckState(Protocol):
     def start_workers(self) -> Any:
         """Start what a check that needs a worker stands on."""
 
-    def gone(self) -> str | None:
+    def gone(self, quick: bool = False) -> str | None:
         """What of the infrastructure no longer answers, in one line (None: all
-        of it answers)."""
+        of it answers); ``quick``: only what can be known without a session
+        (a process of the run's own that ended), for asking before each check."""
 
 
 class Runnable(Protocol):

@@ -38,7 +38,8 @@ def _as_json(value: Any) -> Any:
 def every_task_sent_is_recorded_by_the_platform(c: AppState, _: Any) -> None:
     """A task the platform's sync-tasks cannot record (a body it may not decode,
     a name too long for its Task table, a parent it never saw) is lost to the
-    platform for good: no Task row, nothing for its result to join.
+    platform for good: its consumer logs the failure and acknowledges the
+    message; no Task row, nothing for its result to join.
 
     Evidence: what the run's own sync-tasks recorded in the platform's Task table
     (``tasks_backgroundtask``) from the monitor queue: every task the checks sent, from

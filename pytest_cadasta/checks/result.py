@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 @check("result")
 def backend_is_postgresql_through_the_database_backend(c: AppState, _: Any) -> None:
     """Results written anywhere but the platform's PostgreSQL result table are
-    results the platform never shows.
+    results the platform never shows (its Result model reads celery_taskmeta
+    where its search path finds it).
 
     Evidence: your ``result_backend`` (shown with the password masked),
     ``database_table_names`` and ``database_table_schemas``."""
@@ -46,8 +47,9 @@ def backend_is_postgresql_through_the_database_backend(c: AppState, _: Any) -> N
 
 @check("result", phase=Phase.WITH_WORKER)
 def success_leaves_a_success_row(c: AppState, _: Any) -> None:
-    """A worker that cannot write its results (privileges, missing columns) leaves
-    the platform showing tasks that never finish.
+    """A worker that cannot write its results (privileges, missing columns, a
+    foreign key to the Task table) leaves the platform showing tasks that never
+    finish.
 
     Evidence: *worker*: a probe run by the worker leaves a SUCCESS row in
     ``celery_taskmeta``, written as the restricted role, with no Task row present."""

@@ -93,9 +93,9 @@ class AppState:
         self._landings: dict[str, Landing] | None = None
         self._fault: Fault | None | bool = False  # not worked out yet
 
-    def gone(self) -> str | None:
+    def gone(self, quick: bool = False) -> str | None:
         """What of the infrastructure no longer answers (``Infrastructure.gone``)."""
-        return self.harness.gone()
+        return self.harness.gone(quick)
 
     # -- infrastructure on demand ------------------------------------------
     @property

@@ -173,9 +173,9 @@ class Harness:
         """The worker if it started; asking starts nothing and changes nothing."""
         return self._worker
 
-    def gone(self) -> str | None:
+    def gone(self, quick: bool = False) -> str | None:
         """What of the shared infrastructure no longer answers (``Infrastructure.gone``)."""
-        return self.infra.gone()
+        return self.infra.gone(quick)
 
     def on_close(self, callback: Any, *args: Any) -> None:
         """Run ``callback(*args)`` when the harness closes (last in, first out)."""

@@ -141,20 +141,25 @@ class Infrastructure:
         self._stack.callback(pg.stop)
         return pg.start()
 
-    def gone(self) -> str | None:
+    def gone(self, quick: bool = False) -> str | None:
         """What of the infrastructure started so far no longer answers, in one
         line (None: all of it answers). A check that went wrong asks, so that
-        a server gone away is reported as such, not as a verdict on the app."""
+        a server gone away is reported as such, not as a verdict on the app.
+        ``quick`` (asked before each check that needs the worker): the run's
+        own PostgreSQL is asked of its process only; otherwise a session is
+        opened too (a server up but refusing sessions has gone away as well)."""
         if self._server is not None and not self._server.answers():
             return (f"moto's SQS server ({self._server.endpoint}) went away: it refuses "
                     "connections")
         if self._database is not None:
-            if self._postgres is not None and self.settings.result_db is None:
-                # The run's own server: its process says, without a session
-                # (a check that needs the worker asks before each: each session
-                # is a backend PostgreSQL forks and authenticates).
-                ended = self._postgres.ended()
-                return None if ended is None else f"the result database went away: {ended}"
+            own = self._postgres if self.settings.result_db is None else None
+            ended = None if own is None else own.ended()
+            if ended is not None:
+                return f"the result database went away: {ended}"
+            if quick and own is not None:
+                # Running: a session each time would be a backend PostgreSQL
+                # forks and authenticates, before every check.
+                return None
             reason = self._database.unreachable()
             if reason is not None:
                 return f"the result database went away: {reason}"

@@ -70,9 +70,9 @@ class SystemState:
     def close(self) -> None:
         self.events.disconnect()
 
-    def gone(self) -> str | None:
+    def gone(self, quick: bool = False) -> str | None:
         """What of the shared infrastructure no longer answers."""
-        return self._infra.gone()
+        return self._infra.gone(quick)
 
     def of(self, loaded: LoadedApp) -> AppState:
         return self.states[loaded.label]

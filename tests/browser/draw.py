@@ -1,5 +1,5 @@
 """Write the SVG file of a Mermaid picture as the tests render it (headless
-Chromium, the mermaid of tests/browser): ``python tests/browser/draw.py
+Chromium, the mermaid of tests/browser): ``.venv/bin/python tests/browser/draw.py
 docs/deployment.mmd docs/deployment.svg`` from the repository's root."""
 
 from __future__ import annotations
