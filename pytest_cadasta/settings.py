@@ -112,6 +112,7 @@ def option_name(name: str) -> str:
 
 
 def ini_name(name: str) -> str:
+    """The setting's ini key, which is also its option's dest."""
     return f"cadasta_{name}"
 
 
@@ -182,33 +183,33 @@ def add_options(parser: pytest.Parser) -> None:
     for name, (help_text, ini_type) in OPTIONS.items():
         if ini_type == "bool":
             group.addoption(option_name(name), action="store_true", default=None,
-                            dest=f"cadasta_{name}", help=help_text)
+                            dest=ini_name(name), help=help_text)
         elif ini_type == "linelist":
             group.addoption(option_name(name), action="append", default=None,
-                            dest=f"cadasta_{name}", metavar=name.upper(),
+                            dest=ini_name(name), metavar=name.upper(),
                             help=help_text)
         else:
             group.addoption(option_name(name), action="store", default=None,
-                            dest=f"cadasta_{name}", metavar=name.upper(),
+                            dest=ini_name(name), metavar=name.upper(),
                             help=help_text)
         parser.addini(ini_name(name), help_text, type=ini_type, default=None)
 
 
 def _read(config: pytest.Config, name: str) -> tuple[Any, str]:
     """(value, spelling): command line, else ini, else (None, the option)."""
-    value = config.getoption(f"cadasta_{name}")
+    value = config.getoption(ini_name(name))
     if value is not None:
         return value, option_name(name)
-    value = config.getini(f"cadasta_{name}")
+    value = config.getini(ini_name(name))
     if value == "" or value == []:
         value = None
-    return value, f"cadasta_{name} (ini)"
+    return value, f"{ini_name(name)} (ini)"
 
 
 def _where_written(config: pytest.Config, name: str, value: str) -> Path:
     """A relative path is relative to where it was written: the invocation
     directory for the option, the ini file's directory for the ini key."""
-    from_cli = config.getoption(f"cadasta_{name}") is not None
+    from_cli = config.getoption(ini_name(name)) is not None
     base = (config.invocation_params.dir if from_cli or config.inipath is None
             else config.inipath.parent)
     return Path(base, value)

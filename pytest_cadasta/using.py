@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_cadasta.settings import OPTIONS
+from pytest_cadasta.settings import OPTIONS, ini_name
 
 #: Where the run's state (``session.CadastaSession``) is kept in the config.
 STATE_KEY = pytest.StashKey[Any]()
@@ -31,10 +31,10 @@ def apps_given(config: pytest.Config) -> bool:
 def given(config: pytest.Config) -> bool:
     """Whether any of the plugin's options or ini keys is set."""
     for name in OPTIONS:
-        if getattr(config.option, f"cadasta_{name}", None) is not None:
+        if getattr(config.option, ini_name(name), None) is not None:
             return True
         try:
-            value = config.getini(f"cadasta_{name}")
+            value = config.getini(ini_name(name))
         except ValueError:
             continue
         if value not in ("", [], False, None):
