@@ -28,15 +28,11 @@ def apps(pytester):
 
 
 @pytest.fixture
-def run(apps, shared_moto):
-    """pytest run as a user runs it, in a process of its own, among the sample
-    apps; SQS on the session's shared moto server (each run resets it): what
-    these runs judge is the app given, not how moto starts."""
-
-    def run_(*args):
-        return apps.runpytest_subprocess("-p", "no:cacheprovider",
-                                         f"--cadasta-moto-endpoint={shared_moto}", *args)
-    return run_
+def run(apps, run_inner):
+    """``run_inner`` among the sample apps: the session's moto server and
+    PostgreSQL, as these runs judge the app given, not how either starts (a
+    test's own --cadasta-result-db comes later and wins)."""
+    return run_inner
 
 
 @pytest.mark.parametrize(("value", "expected"), [
