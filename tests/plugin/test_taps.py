@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from pytest_cadasta.services.moto_process import remembering_hosts
 from pytest_cadasta.services.sqs import MotoServer, Tap
 
 REGION = "us-west-2"
@@ -74,3 +75,24 @@ def test_the_moto_process_counts_each_actions_requests(server):
     added = {action: after[action] - before.get(action, 0) for action in after
              if after[action] != before.get(action, 0)}
     assert added == {"CreateQueue": 1, "SendMessage": 3}
+
+
+def test_the_moto_process_asks_moto_once_per_host_which_backend_serves_it():
+    """moto's own lookup lists its package directory on every request; the
+    moto process gives the same answers, asking once per host."""
+    from moto.moto_server import werkzeug_app
+
+    asked = []
+
+    class Asked(werkzeug_app.DomainDispatcherApplication):
+        def get_backend_for_host(self, host):
+            asked.append(host)
+            return super().get_backend_for_host(host)
+
+    remembering = remembering_hosts(Asked)(werkzeug_app.create_backend_app)
+    plain = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+    hosts = [f"sqs.{REGION}.amazonaws.com", "moto_api", None] * 2
+    answers = [remembering.get_backend_for_host(host) for host in hosts]
+    assert answers == [plain.get_backend_for_host(host) for host in hosts]
+    assert answers[0] == "sqs"
+    assert asked == hosts[:3]
