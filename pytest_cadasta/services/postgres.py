@@ -46,6 +46,9 @@ STOP_SIGNALS = ((signal.SIGINT, 60.0), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 
 #: A throwaway cluster need not survive a crash of the machine.
 SPEED_OPTIONS = ("-c", "fsync=off", "-c", "synchronous_commit=off",
                  "-c", "full_page_writes=off")
+#: NO_UNIX_SOCKET: the run reaches its server over TCP only, so the server
+#: listens on no Unix-domain socket: one in its directory under a long TMPDIR
+#: would pass the 107 bytes a socket's path may take, and the server would not start.
 UNPRIVILEGED_USERS = ("postgres", "nobody")
 PG_CTL_GLOBS = ("/usr/lib/postgresql/*/bin/pg_ctl", "/usr/local/pgsql/bin/pg_ctl",
                 "/usr/pgsql-*/bin/pg_ctl", "/opt/homebrew/bin/pg_ctl")
@@ -285,7 +288,7 @@ class EphemeralPostgres:
         self.process = subprocess.Popen(
             [postgres, "-D", str(datadir), "-p", str(port),
              "-c", "listen_addresses=127.0.0.1",
-             "-c", f"unix_socket_directories={run_as.home}",
+             "-c", "unix_socket_directories=",  # TCP only: see NO_UNIX_SOCKET
              "-c", "logging_collector=off", *SPEED_OPTIONS],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             **run_as.popen_kwargs())

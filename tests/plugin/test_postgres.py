@@ -49,6 +49,25 @@ def test_a_taken_port_costs_a_retry_not_the_run(monkeypatch, squatters, listen):
     assert not workdir.exists()
 
 
+def test_a_long_tmpdir_is_no_obstacle(monkeypatch, open_tmpdir):
+    """A Unix-domain socket's path may take 107 bytes; the server's directory
+    under this TMPDIR is longer than that, and the server starts."""
+    deep = Path(open_tmpdir, "a-temporary-directory-of-a-long-name" * 3)
+    deep.mkdir(mode=0o755)
+    assert len(str(deep)) > 107
+    monkeypatch.setattr(postgres.tempfile, "tempdir", str(deep))
+    server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    try:
+        info = server.start()
+        assert str(server.workdir).startswith(str(deep))
+        with psycopg.connect(host=info.host, port=info.port, user=info.user,
+                             dbname="postgres") as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.stop()
+    assert os.listdir(deep) == []
+
+
 def test_ports_taken_at_every_try_are_a_port_taken_error_naming_them(
         monkeypatch, squatters, open_tmpdir):
     monkeypatch.setattr(postgres.tempfile, "tempdir", open_tmpdir)
