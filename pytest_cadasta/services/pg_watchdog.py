@@ -102,6 +102,38 @@ def stop_servers(workdir: Path) -> bool:
     return found
 
 
+def release_shared_memory(workdir: Path) -> None:
+    """Remove the System V shared memory segment of each server under
+    ``workdir`` that was killed (its ``postmaster.pid`` is still there): a
+    postmaster removes it as it stops, and a killed one leaves it, for good,
+    since nothing will start a server in that directory again. Only the
+    segment of the key and id the pid file names (Linux: /proc/sysvipc/shm),
+    never one whose id was reused since. (Its dynamic shared memory lives in
+    its directory: ``dynamic_shared_memory_type=mmap``.)"""
+    try:
+        table = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except OSError:
+        return
+    existing = {(fields[0], fields[1]) for fields in map(str.split, table) if len(fields) > 1}
+    for pidfile in workdir.glob("**/postmaster.pid"):
+        try:
+            key, shmid = pidfile.read_text().split("\n")[6].split()
+        except (OSError, IndexError, ValueError):
+            continue
+        if (key, shmid) in existing:
+            _remove_segment(int(shmid))
+
+
+def _remove_segment(shmid: int) -> None:
+    import ctypes
+
+    ipc_rmid = 0
+    try:
+        ctypes.CDLL(None, use_errno=True).shmctl(shmid, ipc_rmid, None)
+    except (OSError, AttributeError):
+        pass
+
+
 def kept_log(workdir: Path) -> Path:
     """Where a run's server log is kept beside its directory (a hard link to
     the log inside): what removes the directory while the server runs cannot
@@ -117,6 +149,7 @@ def clean(workdir: Path, settle: float = SETTLE) -> None:
     while time.monotonic() < deadline:
         if workdir.exists():
             stop_servers(workdir)
+            release_shared_memory(workdir)
             shutil.rmtree(workdir, ignore_errors=True)
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= settle:

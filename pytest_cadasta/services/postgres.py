@@ -28,7 +28,13 @@ from typing import Any
 
 from pytest_cadasta.basics.errors import CadastaError, InfrastructureError, NotConfigured, PortTaken
 from pytest_cadasta.basics.process_handle import ProcessHandle
-from pytest_cadasta.services.pg_watchdog import clean, kept_log, mark_owner, owner_alive
+from pytest_cadasta.services.pg_watchdog import (
+    clean,
+    kept_log,
+    mark_owner,
+    owner_alive,
+    release_shared_memory,
+)
 from pytest_cadasta.services.pgtemplate import ClusterTemplate
 
 SUPERUSER = "postgres"
@@ -46,6 +52,9 @@ STOP_SIGNALS = ((signal.SIGINT, 60.0), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 
 #: A throwaway cluster need not survive a crash of the machine.
 SPEED_OPTIONS = ("-c", "fsync=off", "-c", "synchronous_commit=off",
                  "-c", "full_page_writes=off")
+#: A killed server's dynamic shared memory goes with its directory, not left in
+#: /dev/shm for good (its System V segment: ``release_shared_memory``).
+LEAVE_NOTHING_OPTIONS = ("-c", "dynamic_shared_memory_type=mmap")
 #: NO_UNIX_SOCKET: the run reaches its server over TCP only, so the server
 #: listens on no Unix-domain socket: one in its directory under a long TMPDIR
 #: would pass the 107 bytes a socket's path may take, and the server would not start.
@@ -289,7 +298,7 @@ class EphemeralPostgres:
             [postgres, "-D", str(datadir), "-p", str(port),
              "-c", "listen_addresses=127.0.0.1",
              "-c", "unix_socket_directories=",  # TCP only: see NO_UNIX_SOCKET
-             "-c", "logging_collector=off", *SPEED_OPTIONS],
+             "-c", "logging_collector=off", *SPEED_OPTIONS, *LEAVE_NOTHING_OPTIONS],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             **run_as.popen_kwargs())
         # Unreaped, the child keeps its pid, whatever happens next: held now.
@@ -339,6 +348,7 @@ class EphemeralPostgres:
                     _collect_orphans(self.workdir)
         finally:
             if self.workdir is not None:
+                release_shared_memory(self.workdir)  # a killed server's
                 kept_log(self.workdir).unlink(missing_ok=True)
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None

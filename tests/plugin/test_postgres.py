@@ -1,6 +1,7 @@
 """The ephemeral PostgreSQL: it starts (as root too) and survives a taken port."""
 
 import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -66,6 +67,31 @@ def test_a_long_tmpdir_is_no_obstacle(monkeypatch, open_tmpdir):
     finally:
         server.stop()
     assert os.listdir(deep) == []
+
+
+def _segments():
+    """The System V shared memory segments: (key, id) of each."""
+    rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return {tuple(row.split()[:2]) for row in rows}
+
+
+@pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="Linux's /proc/sysvipc")
+def test_a_killed_server_leaves_no_shared_memory_behind():
+    """A postmaster SIGKILLed (the OOM killer, say) never removes its shared
+    memory; the run does, as it removes the server's directory."""
+    server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    try:
+        server.start()
+        (pidfile,) = server.workdir.glob("**/postmaster.pid")
+        segment = tuple(pidfile.read_text().split("\n")[6].split())
+        assert segment in _segments()
+        assert os.listdir(pidfile.parent / "pg_dynshmem")  # not in /dev/shm
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(60)
+        assert segment in _segments()  # the postmaster could not remove it
+    finally:
+        server.stop()
+    assert segment not in _segments()
 
 
 def test_ports_taken_at_every_try_are_a_port_taken_error_naming_them(
