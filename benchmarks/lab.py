@@ -6,7 +6,8 @@ the directory.
 Every child runs in a session of its own with ``TMPDIR`` inside the lab, so
 whatever it starts (PostgreSQL daemonizes out of its process group) leaves a
 ``postmaster.pid`` under the lab, and the lab can stop it by that id even when
-the child was killed before its own teardown ran.
+the child was killed before its own teardown ran. (The own tests run without
+a TMPDIR, as the README's test command does; their session removes its own.)
 """
 
 from __future__ import annotations
@@ -123,11 +124,14 @@ class Lab:
         return path
 
     def pytest(self, args: Sequence[str], cwd: Path,
-               env: Mapping[str, str] | None = None) -> Run:
+               env: Mapping[str, str] | None = None, lab_tmpdir: bool = True) -> Run:
         """Wall time of ``python -m pytest *args`` in ``cwd``; stopped (and its
-        PostgreSQL with it) at the timeout or on Ctrl-C."""
+        PostgreSQL with it) at the timeout or on Ctrl-C. ``lab_tmpdir=False``:
+        with no TMPDIR at all, as a command typed in a shell without one."""
         log = self.root / "last-run.log"
         child_env = {**os.environ, "TMPDIR": str(self.tmp), **(env or {})}
+        if not lab_tmpdir:
+            del child_env["TMPDIR"]
         command = [sys.executable, "-m", "pytest", "--color=no", *args]
         with log.open("w") as out:
             start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import selectors
@@ -17,7 +18,12 @@ from pathlib import Path
 import pytest
 from mermaid_browser import browser  # noqa: F401 (the tests that render Mermaid)
 
-from pytest_cadasta.services.postgres import EphemeralPostgres, find_pg_ctl
+from pytest_cadasta.services.postgres import (
+    WORKDIR_PREFIX,
+    EphemeralPostgres,
+    find_pg_ctl,
+    remove_dead_runs,
+)
 
 collect_ignore = ["examples"]
 
@@ -41,8 +47,8 @@ os.environ["PYTEST_ADDOPTS"] = " ".join(
 #: sixth of the suite's CPU (the README's test command, 2 cores: 204 s on /tmp's
 #: ext4, 177 s here).
 MEMORY_FS, MEMORY_ROOM = Path("/dev/shm"), 4 << 30
-SESSION_TMP_PREFIX = "pytest-cadasta-tests-"
-_session_tmp = pytest.StashKey[str]()
+SESSION_TMP_PREFIX, SESSION_LOCK = "pytest-cadasta-tests-", "session.lock"
+_session_tmp = pytest.StashKey[tuple[str, int]]()
 
 
 def _memory_backed() -> bool:
@@ -58,11 +64,26 @@ def _memory_backed() -> bool:
 
 
 def _remove_dead_sessions_tmp():
-    """What a session killed before it could clean up left (memory, on a tmpfs)."""
+    """What a session killed before it could clean up left (memory, on a
+    tmpfs): each live session holds a lock on its directory's lock file (a
+    lock, not a pid, tells across pid namespaces sharing /dev/shm). The
+    servers its runs left are stopped first, their shared memory released."""
     for path in MEMORY_FS.glob(f"{SESSION_TMP_PREFIX}*"):
-        pid = path.name[len(SESSION_TMP_PREFIX):].split("-")[0]
-        if pid.isdigit() and not Path("/proc", pid).exists():
+        try:
+            lock = os.open(path / SESSION_LOCK, os.O_RDWR)
+        except OSError:
+            continue  # being made, or not a session's
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)
+            continue  # its session runs
+        try:
+            for base in {found.parent for found in path.rglob(f"{WORKDIR_PREFIX}*")}:
+                remove_dead_runs(base)
             shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(lock)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -74,19 +95,22 @@ def pytest_configure(config):
     if hasattr(config, "workerinput") or os.environ.get("TMPDIR") or not _memory_backed():
         return
     _remove_dead_sessions_tmp()
-    path = tempfile.mkdtemp(prefix=f"{SESSION_TMP_PREFIX}{os.getpid()}-", dir=MEMORY_FS)
+    path = tempfile.mkdtemp(prefix=SESSION_TMP_PREFIX, dir=MEMORY_FS)
+    lock = os.open(Path(path, SESSION_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # held until the session ends, or dies
     os.chmod(path, 0o755)  # the unprivileged PostgreSQL must reach its files
     os.environ["TMPDIR"] = path
     tempfile.tempdir = None
-    config.stash[_session_tmp] = path
+    config.stash[_session_tmp] = (path, lock)
 
 
 def pytest_unconfigure(config):
-    path = config.stash.get(_session_tmp, None)
+    path, lock = config.stash.get(_session_tmp, (None, None))
     if path is not None:
-        del os.environ["TMPDIR"]
+        os.environ.pop("TMPDIR", None)
         tempfile.tempdir = None
         shutil.rmtree(path, ignore_errors=True)
+        os.close(lock)
 
 
 class WarmPython:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,8 @@ from pytest_cadasta.basics.process_handle import ProcessHandle
 
 #: The file in a run's directory naming the run: its pid and start time.
 OWNER_FILE = "owner"
+#: The file a postmaster keeps in its data directory while it runs.
+PID_FILE = "postmaster.pid"
 #: How long a postmaster gets to go after SIGQUIT (immediate shutdown).
 QUIT_GRACE = 3.0
 #: After a clean pass, how long the directory must stay gone (a ``pg_ctl
@@ -74,6 +77,27 @@ def _works_in(pid: int, datadir: Path) -> bool:
         return False
 
 
+def pid_file(datadir: Path) -> list[str]:
+    """The lines of the ``postmaster.pid`` in ``datadir`` (the postmaster's pid,
+    its directory, start time, port, socket directory, address, shared memory
+    key and id, status); none without one. A postmaster removes it as it
+    stops: one left behind names a server that runs, or was killed."""
+    try:
+        return (datadir / PID_FILE).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _servers(workdir: Path) -> list[tuple[Path, list[str]]]:
+    """Each data directory under ``workdir`` with a pid file, and its lines."""
+    found = []
+    for pidfile in workdir.glob(f"**/{PID_FILE}"):
+        lines = pid_file(pidfile.parent)
+        if lines and lines[0].strip().isdigit():
+            found.append((pidfile.parent, lines))
+    return found
+
+
 def stop_servers(workdir: Path) -> bool:
     """Stop every postmaster whose data directory is under ``workdir``:
     immediate shutdown (SIGQUIT), then SIGKILL if it lingers, each sent to the
@@ -81,11 +105,8 @@ def stop_servers(workdir: Path) -> bool:
     work in that directory), never to a pid that changed hands since. Whether
     there was one."""
     found = False
-    for pidfile in workdir.glob("**/postmaster.pid"):
-        try:
-            pid = int(pidfile.read_text().split("\n", 1)[0])
-        except (OSError, ValueError):
-            continue
+    for datadir, lines in _servers(workdir):
+        pid = int(lines[0])
         if pid <= 1:
             continue
         process = ProcessHandle.open(pid)
@@ -93,7 +114,7 @@ def stop_servers(workdir: Path) -> bool:
             continue
         try:
             # Checked once held: the hold keeps the process it was checked on.
-            if not _works_in(pid, pidfile.parent):
+            if not _works_in(pid, datadir):
                 continue
             found = True
             process.end(((signal.SIGQUIT, QUIT_GRACE), (signal.SIGKILL, QUIT_GRACE)))
@@ -103,35 +124,54 @@ def stop_servers(workdir: Path) -> bool:
 
 
 def release_shared_memory(workdir: Path) -> None:
-    """Remove the System V shared memory segment of each server under
-    ``workdir`` that was killed (its ``postmaster.pid`` is still there): a
-    postmaster removes it as it stops, and a killed one leaves it, for good,
-    since nothing will start a server in that directory again. Only the
-    segment of the key and id the pid file names (Linux: /proc/sysvipc/shm),
-    never one whose id was reused since. (Its dynamic shared memory lives in
-    its directory: ``dynamic_shared_memory_type=mmap``.)"""
+    """Remove the System V shared memory segment of each killed server under
+    ``workdir`` (Linux): a postmaster removes it as it stops; a killed one
+    leaves it for good, since no server will start in that directory again.
+    Only a segment its pid file names, made by that postmaster (the segment's
+    creator is the pid the file names, and no longer runs) as the user the
+    file belongs to: never one whose id was reused since, nor one a pid file
+    someone else wrote names. (Its dynamic shared memory lives in its
+    directory: ``dynamic_shared_memory_type=mmap``.)"""
     try:
-        table = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+        table = Path("/proc/sysvipc/shm").read_text().splitlines()
     except OSError:
         return
-    existing = {(fields[0], fields[1]) for fields in map(str.split, table) if len(fields) > 1}
-    for pidfile in workdir.glob("**/postmaster.pid"):
+    columns = table[0].split() if table else []
+    rows = [dict(zip(columns, row.split())) for row in table[1:]]
+    for datadir, lines in _servers(workdir):
         try:
-            key, shmid = pidfile.read_text().split("\n")[6].split()
-        except (OSError, IndexError, ValueError):
+            key, shmid = (int(field) for field in lines[6].split())
+            owner = (datadir / PID_FILE).stat()
+        except (IndexError, ValueError, OSError):
             continue
-        if (key, shmid) in existing:
-            _remove_segment(int(shmid))
+        pid = lines[0].strip()
+        for row in rows:
+            if (row.get("shmid") == str(shmid) and row.get("cpid") == pid
+                    and row.get("cuid") == str(owner.st_uid)
+                    # PostgreSQL writes the key unsigned, Linux signed
+                    and int(row.get("key", "0")) & 0xFFFFFFFF == key & 0xFFFFFFFF
+                    and not Path("/proc", pid).exists()):
+                _remove_segment(shmid, owner.st_uid, owner.st_gid)
 
 
-def _remove_segment(shmid: int) -> None:
+def _remove_segment(shmid: int, uid: int, gid: int) -> None:
+    """IPC_RMID segment ``shmid``: as this process, or, as root without the
+    right to remove another user's segment (CAP_SYS_ADMIN, which containers
+    drop), as its owner with ``ipcrm``."""
     import ctypes
 
     ipc_rmid = 0
     try:
-        ctypes.CDLL(None, use_errno=True).shmctl(shmid, ipc_rmid, None)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.shmctl(shmid, ipc_rmid, None) == 0:
+            return
     except (OSError, AttributeError):
-        pass
+        return
+    ipcrm = shutil.which("ipcrm")
+    if os.geteuid() == 0 and uid != 0 and ipcrm is not None:
+        subprocess.run([ipcrm, "-m", str(shmid)], user=uid, group=gid, cwd="/",
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False, timeout=QUIT_GRACE)
 
 
 def kept_log(workdir: Path) -> Path:

@@ -33,12 +33,13 @@ from pytest_cadasta.services.pg_watchdog import (
     kept_log,
     mark_owner,
     owner_alive,
+    pid_file,
     release_shared_memory,
 )
 from pytest_cadasta.services.pgtemplate import ClusterTemplate
 
 SUPERUSER = "postgres"
-#: The start of the name of every run's directory (a cluster, its socket, logs).
+#: The start of the name of every run's directory (a cluster, its logs).
 WORKDIR_PREFIX = "pytest-cadasta-pg-"
 #: How long a watchdog released after a normal stop may take to exit.
 WATCHDOG_EXIT = 5.0
@@ -53,11 +54,13 @@ STOP_SIGNALS = ((signal.SIGINT, 60.0), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 
 SPEED_OPTIONS = ("-c", "fsync=off", "-c", "synchronous_commit=off",
                  "-c", "full_page_writes=off")
 #: A killed server's dynamic shared memory goes with its directory, not left in
-#: /dev/shm for good (its System V segment: ``release_shared_memory``).
+#: /dev/shm for good (its System V segment: ``release_shared_memory``). Files
+#: a throwaway server's light load barely touches, wherever TMPDIR lies.
 LEAVE_NOTHING_OPTIONS = ("-c", "dynamic_shared_memory_type=mmap")
-#: NO_UNIX_SOCKET: the run reaches its server over TCP only, so the server
-#: listens on no Unix-domain socket: one in its directory under a long TMPDIR
-#: would pass the 107 bytes a socket's path may take, and the server would not start.
+#: The run reaches its server over TCP only, so the server listens on no
+#: Unix-domain socket: one in its directory under a long TMPDIR would pass the
+#: 107 bytes a socket's path may take, and the server would not start.
+NO_UNIX_SOCKET = ("-c", "unix_socket_directories=")
 UNPRIVILEGED_USERS = ("postgres", "nobody")
 PG_CTL_GLOBS = ("/usr/lib/postgresql/*/bin/pg_ctl", "/usr/local/pgsql/bin/pg_ctl",
                 "/usr/pgsql-*/bin/pg_ctl", "/opt/homebrew/bin/pg_ctl")
@@ -297,7 +300,7 @@ class EphemeralPostgres:
         self.process = subprocess.Popen(
             [postgres, "-D", str(datadir), "-p", str(port),
              "-c", "listen_addresses=127.0.0.1",
-             "-c", "unix_socket_directories=",  # TCP only: see NO_UNIX_SOCKET
+             *NO_UNIX_SOCKET,
              "-c", "logging_collector=off", *SPEED_OPTIONS, *LEAVE_NOTHING_OPTIONS],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             **run_as.popen_kwargs())
@@ -496,17 +499,8 @@ def _wait_until_ready(postgres: EphemeralPostgres, datadir: Path) -> None:
             time.sleep(READY_POLL)
 
 
-def _pid_file(datadir: Path) -> list[str]:
-    """The lines of the server's ``postmaster.pid`` (pid, directory, start time,
-    port, socket directory, address, shared memory key, status)."""
-    try:
-        return (datadir / "postmaster.pid").read_text().splitlines()
-    except OSError:
-        return []
-
-
 def _status(datadir: Path) -> str | None:
-    lines = _pid_file(datadir)
+    lines = pid_file(datadir)
     return lines[7].strip() if len(lines) > 7 else None
 
 

@@ -1,4 +1,5 @@
-"""The ephemeral PostgreSQL: it starts (as root too) and survives a taken port."""
+"""The ephemeral PostgreSQL: it starts (as root too, under any TMPDIR), survives
+a taken port, and leaves nothing behind however it ends."""
 
 import os
 import signal
@@ -10,7 +11,7 @@ import psycopg
 import pytest
 
 from pytest_cadasta.basics.errors import PortTaken
-from pytest_cadasta.services import postgres
+from pytest_cadasta.services import pg_watchdog, postgres
 
 
 @pytest.fixture
@@ -70,9 +71,9 @@ def test_a_long_tmpdir_is_no_obstacle(monkeypatch, open_tmpdir):
 
 
 def _segments():
-    """The System V shared memory segments: (key, id) of each."""
+    """The ids of the System V shared memory segments."""
     rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
-    return {tuple(row.split()[:2]) for row in rows}
+    return {int(row.split()[1]) for row in rows}
 
 
 @pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="Linux's /proc/sysvipc")
@@ -83,7 +84,7 @@ def test_a_killed_server_leaves_no_shared_memory_behind():
     try:
         server.start()
         (pidfile,) = server.workdir.glob("**/postmaster.pid")
-        segment = tuple(pidfile.read_text().split("\n")[6].split())
+        segment = int(pidfile.read_text().split("\n")[6].split()[1])
         assert segment in _segments()
         assert os.listdir(pidfile.parent / "pg_dynshmem")  # not in /dev/shm
         os.kill(server.process.pid, signal.SIGKILL)
@@ -92,6 +93,28 @@ def test_a_killed_server_leaves_no_shared_memory_behind():
     finally:
         server.stop()
     assert segment not in _segments()
+
+
+@pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="Linux's /proc/sysvipc")
+def test_a_pid_file_naming_a_segment_its_postmaster_did_not_make_removes_nothing(tmp_path):
+    """A directory that looks like a dead run's (in a shared /tmp anyone may
+    write one) cannot make the cleaning remove a segment of another program."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    shmid = libc.shmget(0, 4096, 0o1000 | 0o600)  # IPC_PRIVATE, IPC_CREAT
+    assert shmid >= 0
+    try:
+        datadir = tmp_path / "run" / "data"
+        datadir.mkdir(parents=True)
+        dead = 2 ** 22 + 1  # above Linux's highest pid_max: no process has it
+        (datadir / "postmaster.pid").write_text(
+            f"{dead}\n{datadir}\n0\n5432\n\n127.0.0.1\n        0 {shmid:9d}\nready\n")
+        pg_watchdog.release_shared_memory(tmp_path)
+        assert shmid in _segments()
+    finally:
+        libc.shmctl(shmid, 0, None)  # IPC_RMID
+    assert shmid not in _segments()
 
 
 def test_ports_taken_at_every_try_are_a_port_taken_error_naming_them(
