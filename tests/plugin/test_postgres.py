@@ -2,8 +2,11 @@
 a taken port, and leaves nothing behind however it ends."""
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -93,6 +96,29 @@ def test_a_killed_server_leaves_no_shared_memory_behind():
     finally:
         server.stop()
     assert segment not in _segments()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv")
+                    or not Path("/proc/sysvipc/shm").exists(),
+                    reason="root, util-linux's setpriv and Linux's /proc/sysvipc")
+def test_root_without_cap_sys_admin_still_removes_a_killed_servers_segment():
+    """As a container's root, which may not remove the segment of PostgreSQL's
+    unprivileged user: the segment's owner removes it."""
+    server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
+    try:
+        server.start()
+        (pidfile,) = server.workdir.glob("**/postmaster.pid")
+        segment = int(pidfile.read_text().split("\n")[6].split()[1])
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(60)
+        cleaning = ("import sys; from pathlib import Path; from pytest_cadasta.services."
+                    "pg_watchdog import release_shared_memory as r; r(Path(sys.argv[1]))")
+        subprocess.run(["setpriv", "--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin",
+                        sys.executable, "-c", cleaning, str(server.workdir)],
+                       check=True, timeout=60)
+        assert segment not in _segments()
+    finally:
+        server.stop()
 
 
 @pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="Linux's /proc/sysvipc")
