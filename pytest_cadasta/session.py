@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 SUMMARY_PLUGIN = "cadasta-summary"
 
 
-def moto_endpoint_given(config: pytest.Config) -> str | None:
+def moto_endpoint_given(config: pytest.Config) -> tuple[str | None, bool]:
     """The moto server the user named (--cadasta-moto-endpoint, or the ini key),
-    read early like ``apps_given``; None when none, or one that cannot be (the
-    settings say why, as pytest configures)."""
+    read early like ``apps_given``, and whether it is refused (the settings say
+    why, as pytest configures: a usage error)."""
     from pytest_cadasta.settings import moto_endpoint_problem, shared_by_xdist
 
     value = getattr(config.known_args_namespace, "cadasta_moto_endpoint", None)
@@ -37,10 +37,9 @@ def moto_endpoint_given(config: pytest.Config) -> str | None:
             value = config.getini("cadasta_moto_endpoint") or None
         except ValueError:
             value = None
-    if value is None or moto_endpoint_problem(value) is not None \
-            or shared_by_xdist(config) is not None:
-        return None
-    return value
+    refused = value is not None and (moto_endpoint_problem(value) is not None
+                                     or shared_by_xdist(config) is not None)
+    return value, refused
 
 
 def audit_given(config: pytest.Config) -> bool:
@@ -110,9 +109,13 @@ class CadastaSession:
             self.stack.enter_context(read_only_aws())
             self.read_only = True
             return
-        from pytest_cadasta.services.sqs import local_aws
+        from pytest_cadasta.services.sqs import NOWHERE, local_aws, pinned_aws_environment
 
-        self.server = self.stack.enter_context(local_aws(moto_endpoint_given(self.config)))
+        endpoint, refused = moto_endpoint_given(self.config)
+        if refused:  # a usage error as pytest configures: no moto started for it
+            self.stack.enter_context(pinned_aws_environment(NOWHERE))
+            return
+        self.server = self.stack.enter_context(local_aws(endpoint))
 
     def configure(self) -> None:
         """Read the settings; with apps to check, load them (moto listening),

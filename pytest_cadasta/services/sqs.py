@@ -59,6 +59,11 @@ def _no_proxy_with_loopback(current: str | None) -> str:
     return ",".join([*LOOPBACK_HOSTS, *(e for e in entries if e not in LOOPBACK_HOSTS)])
 
 
+#: Where AWS is pinned while a run that is a usage error configures (no moto
+#: started for it): loopback's discard port, never AWS.
+NOWHERE = "http://127.0.0.1:9"
+
+
 @contextmanager
 def pinned_aws_environment(endpoint: str) -> Iterator[None]:
     """Fake credentials, every AWS endpoint pinned to ``endpoint`` (reached

@@ -183,7 +183,10 @@ def test_a_moto_endpoint_given_is_reset_used_and_left_running(run_inner, shared_
     "http://sqs.us-west-2.amazonaws.com", "https://127.0.0.1:5000", "http://10.0.0.1:5000",
     "http://127.0.0.1", "127.0.0.1:5000"])
 def test_a_moto_endpoint_off_this_machine_is_a_usage_error(pytester, endpoint):
+    """Refused before anything starts: no moto process for a run that ends in
+    its usage error, and AWS pinned to loopback while conftests are imported."""
     pytester.copy_example(TOOLBOX_APP)
+    pytester.makeconftest(CONFTEST_SEEING_MOTO)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", APP,
                                            f"--cadasta-moto-endpoint={endpoint}",
                                            "--cadasta-result-db=postgresql://u@h/p")
@@ -191,6 +194,31 @@ def test_a_moto_endpoint_off_this_machine_is_a_usage_error(pytester, endpoint):
     result.stderr.fnmatch_lines([f"ERROR: --cadasta-moto-endpoint={endpoint!r}: expected "
                                  "http://127.0.0.1:PORT (or localhost): a moto server on this "
                                  "machine, never AWS"])
+    moto_processes, aws = (pytester.path / "seen").read_text().split()
+    assert moto_processes == "0"
+    assert aws.startswith("http://127.0.0.1:")
+
+
+#: A conftest writing, as it is imported, how many moto processes the run has
+#: started, and where AWS is.
+CONFTEST_SEEING_MOTO = """
+import os
+from pathlib import Path
+
+def _moto_processes():
+    found = 0
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+            command = Path("/proc", entry, "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2:].split()[1])
+        found += parent == os.getpid() and b"moto_process" in command
+    return found
+
+Path("seen").write_text(f"{_moto_processes()} {os.environ.get('AWS_ENDPOINT_URL')}")
+"""
 
 
 def test_a_moto_endpoint_with_xdist_is_a_usage_error_and_is_left_as_it_was(pytester,
