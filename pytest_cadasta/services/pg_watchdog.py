@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -157,8 +156,10 @@ def release_shared_memory(workdir: Path) -> None:
 def _remove_segment(shmid: int, uid: int, gid: int) -> None:
     """IPC_RMID segment ``shmid``: as this process, or, as root without the
     right to remove another user's segment (CAP_SYS_ADMIN, which containers
-    drop), as its owner with ``ipcrm``."""
+    drop), as its owner with ``ipcrm``. (Imported here: the watchdog's every
+    start needs neither.)"""
     import ctypes
+    import subprocess
 
     ipc_rmid = 0
     try:

@@ -349,9 +349,9 @@ class EphemeralPostgres:
                     process.wait()
                 if process.returncode != 0 and self.workdir is not None:
                     _collect_orphans(self.workdir)
+                    release_shared_memory(self.workdir)  # a killed server leaves it
         finally:
             if self.workdir is not None:
-                release_shared_memory(self.workdir)  # a killed server's
                 kept_log(self.workdir).unlink(missing_ok=True)
                 shutil.rmtree(self.workdir, ignore_errors=True)
                 self.workdir = None
