@@ -79,46 +79,47 @@ def _segments():
     return {int(row.split()[1]) for row in rows}
 
 
-@pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="Linux's /proc/sysvipc")
-def test_a_killed_server_leaves_no_shared_memory_behind():
-    """A postmaster SIGKILLed (the OOM killer, say) never removes its shared
-    memory; the run does, as it removes the server's directory."""
+@pytest.fixture
+def killed_server():
+    """A server SIGKILLed as it ran (the OOM killer, say), and the id of the
+    System V segment it named; stopped after the test."""
     server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
     try:
         server.start()
         (pidfile,) = server.workdir.glob("**/postmaster.pid")
         segment = int(pidfile.read_text().split("\n")[6].split()[1])
-        assert segment in _segments()
-        assert os.listdir(pidfile.parent / "pg_dynshmem")  # not in /dev/shm
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(60)
-        assert segment in _segments()  # the postmaster could not remove it
+        yield server, segment
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="Linux's /proc/sysvipc")
+def test_a_killed_server_leaves_no_shared_memory_behind(killed_server):
+    """A postmaster SIGKILLed never removes its shared memory; the run does,
+    as it removes the server's directory."""
+    server, segment = killed_server
+    assert segment in _segments()  # the postmaster could not remove it
+    (dynamic,) = server.workdir.glob("**/pg_dynshmem")
+    assert os.listdir(dynamic)  # its dynamic shared memory: there, not in /dev/shm
+    server.stop()
     assert segment not in _segments()
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv")
                     or not Path("/proc/sysvipc/shm").exists(),
                     reason="root, util-linux's setpriv and Linux's /proc/sysvipc")
-def test_root_without_cap_sys_admin_still_removes_a_killed_servers_segment():
+def test_root_without_cap_sys_admin_still_removes_a_killed_servers_segment(killed_server):
     """As a container's root, which may not remove the segment of PostgreSQL's
     unprivileged user: the segment's owner removes it."""
-    server = postgres.EphemeralPostgres(postgres.find_pg_ctl(None))
-    try:
-        server.start()
-        (pidfile,) = server.workdir.glob("**/postmaster.pid")
-        segment = int(pidfile.read_text().split("\n")[6].split()[1])
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait(60)
-        cleaning = ("import sys; from pathlib import Path; from pytest_cadasta.services."
-                    "pg_watchdog import release_shared_memory as r; r(Path(sys.argv[1]))")
-        subprocess.run(["setpriv", "--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin",
-                        sys.executable, "-c", cleaning, str(server.workdir)],
-                       check=True, timeout=60)
-        assert segment not in _segments()
-    finally:
-        server.stop()
+    server, segment = killed_server
+    cleaning = ("import sys; from pathlib import Path; from pytest_cadasta.services."
+                "pg_watchdog import release_shared_memory as r; r(Path(sys.argv[1]))")
+    subprocess.run(["setpriv", "--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin",
+                    sys.executable, "-c", cleaning, str(server.workdir)],
+                   check=True, timeout=60)
+    assert segment not in _segments()
 
 
 @pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="Linux's /proc/sysvipc")
